@@ -1,0 +1,76 @@
+// Command sesame makes SSH logins with Kerberos or keys painless and safe:
+// MIT-compatible kinit/klist/kdestroy, an SSH agent that offers each server
+// only its own key, and a lockable encrypted key store.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// rootCmd is the top of the command tree. Each subcommand lives in its own
+// file and registers itself from an init function, so that commands can be
+// added without touching this file.
+var rootCmd = &cobra.Command{
+	Use:           "sesame",
+	Short:         "Kerberos tickets and per-host SSH keys, without lockouts",
+	SilenceUsage:  true,
+	SilenceErrors: true,
+	PersistentPreRun: func(cmd *cobra.Command, args []string) {
+		setupLogging(cmd.ErrOrStderr())
+	},
+}
+
+var debugFlag bool
+
+func init() {
+	rootCmd.PersistentFlags().BoolVar(&debugFlag, "debug", false, "log what sesame and its libraries do, to standard error")
+}
+
+// setupLogging is quiet by default; --debug or SESAME_DEBUG=1 switch on
+// structured logs. Secrets are never passed to the logger.
+func setupLogging(w io.Writer) {
+	level := slog.LevelWarn
+	if debugFlag || os.Getenv("SESAME_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})))
+}
+
+// exitError carries an exit status without a message (klist -s, a command
+// run under `sesame renew --`).
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// hinter is implemented by library errors that know what the user can do.
+type hinter interface{ Hint() string }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+// run executes the command line and turns any error into one line on
+// stderr, plus a hint line where the error offers one.
+func run(args []string, stderr io.Writer) int {
+	rootCmd.SetArgs(args)
+	err := rootCmd.Execute()
+	if err == nil {
+		return 0
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	fmt.Fprintf(stderr, "sesame: %v\n", err)
+	var h hinter
+	if errors.As(err, &h) && h.Hint() != "" {
+		fmt.Fprintf(stderr, "sesame: hint: %s\n", h.Hint())
+	}
+	return 1
+}
