@@ -1,0 +1,50 @@
+// Package agent is sesame's SSH agent server: the socket, per-connection
+// state, session-bind, and the hooks through which the per-host pin policy
+// and the lock decide what each connection may see and sign.
+package agent
+
+import "golang.org/x/crypto/ssh"
+
+// Bind is one verified session-bind@openssh.com on a connection: the host
+// key of a server the client is talking to and that session's id.
+type Bind struct {
+	HostKey    ssh.PublicKey
+	SessionID  []byte
+	Forwarding bool // is_forwarding: this hop forwards the agent onward
+}
+
+// ConnInfo is what the policy knows about one agent connection.
+type ConnInfo struct {
+	UID, PID int
+	// Binds in the order received: the last is the destination the client
+	// is authenticating to, earlier ones are hops through which the agent
+	// was forwarded. Empty for ssh-add and clients without session-bind.
+	Binds []Bind
+}
+
+// Destination is the last bind, or nil when the connection is unbound.
+func (c *ConnInfo) Destination() *Bind {
+	if len(c.Binds) == 0 {
+		return nil
+	}
+	return &c.Binds[len(c.Binds)-1]
+}
+
+// Identity is a loaded key as the policy sees it (never the private half).
+type Identity struct {
+	Key     ssh.PublicKey
+	Comment string
+}
+
+// Policy decides, per connection, which identities are offered and which
+// signatures are allowed. A nil Policy offers and signs everything, like
+// ssh-agent.
+type Policy interface {
+	// Offer returns the identities to list on this connection, in order.
+	Offer(c *ConnInfo, ids []Identity) []Identity
+	// CheckSign returns nil when key may sign data on this connection, or
+	// an error saying why not.
+	CheckSign(c *ConnInfo, key ssh.PublicKey, data []byte) error
+	// Signed is told about every successful signature (to learn pins).
+	Signed(c *ConnInfo, key ssh.PublicKey, data []byte)
+}
