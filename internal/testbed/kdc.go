@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -16,7 +15,7 @@ const Realm = "SESAME.TEST"
 
 // KDC is a running MIT krb5kdc with its own database, config and log.
 type KDC struct {
-	t       testing.TB
+	t       T
 	Dir     string
 	Port    int
 	Realm   string
@@ -38,7 +37,7 @@ type KDCOptions struct {
 
 // NewKDC creates a realm, starts krb5kdc on a free port, and stops it when
 // the test ends.
-func NewKDC(t testing.TB, opt KDCOptions) *KDC {
+func NewKDC(t T, opt KDCOptions) *KDC {
 	t.Helper()
 	paths := Need(t, "krb5kdc", "kdb5_util", "kadmin.local")
 	if opt.MaxLife == "" {

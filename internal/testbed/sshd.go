@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -15,7 +14,7 @@ import (
 // key, authorized_keys file and log. Logins are as the current user (root
 // in CI), so nothing under /etc or any home directory is touched.
 type SSHD struct {
-	t              testing.TB
+	t              T
 	Dir            string
 	Port           int
 	Config         string
@@ -35,7 +34,7 @@ type SSHDOptions struct {
 }
 
 // NewSSHD starts sshd and stops it when the test ends.
-func NewSSHD(t testing.TB, opt SSHDOptions) *SSHD {
+func NewSSHD(t T, opt SSHDOptions) *SSHD {
 	t.Helper()
 	NeedRoot(t)
 	paths := Need(t, "sshd", "ssh-keygen", "ssh")

@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"testing"
 	"time"
 )
 
@@ -25,7 +24,7 @@ var sbinDirs = []string{"/usr/sbin", "/usr/local/sbin", "/sbin", "/usr/bin", "/u
 
 // Need returns the full path of each named program, or fails (under CI) or
 // skips the test when one is missing.
-func Need(t testing.TB, names ...string) []string {
+func Need(t T, names ...string) []string {
 	t.Helper()
 	var out []string
 	for _, n := range names {
@@ -39,7 +38,7 @@ func Need(t testing.TB, names ...string) []string {
 }
 
 // Path is Need for a single program.
-func Path(t testing.TB, name string) string {
+func Path(t T, name string) string {
 	t.Helper()
 	return Need(t, name)[0]
 }
@@ -58,7 +57,7 @@ func lookPath(name string) (string, error) {
 }
 
 // Missing reports an unmet prerequisite: a failure under CI, a skip elsewhere.
-func Missing(t testing.TB, why string) {
+func Missing(t T, why string) {
 	t.Helper()
 	if os.Getenv("CI") != "" {
 		t.Fatalf("prerequisite missing under CI: %s", why)
@@ -67,7 +66,7 @@ func Missing(t testing.TB, why string) {
 }
 
 // NeedRoot requires uid 0 (sshd refuses to run otherwise).
-func NeedRoot(t testing.TB) {
+func NeedRoot(t T) {
 	t.Helper()
 	if os.Getuid() != 0 {
 		Missing(t, "sshd must run as root")
@@ -76,7 +75,7 @@ func NeedRoot(t testing.TB) {
 
 // FreePort returns a port that is free on 127.0.0.1 for both TCP and UDP at
 // the time of the call.
-func FreePort(t testing.TB) int {
+func FreePort(t T) int {
 	t.Helper()
 	for i := 0; i < 50; i++ {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -114,7 +113,7 @@ func WaitTCP(addr string, timeout time.Duration) error {
 
 // run executes a command with env added to the current environment and
 // fails the test with its output if it does not succeed.
-func run(t testing.TB, env []string, stdin string, name string, args ...string) string {
+func run(t T, env []string, stdin string, name string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -131,7 +130,7 @@ func run(t testing.TB, env []string, stdin string, name string, args ...string) 
 }
 
 // CountLines counts the lines of file that contain substr.
-func CountLines(t testing.TB, file, substr string) int {
+func CountLines(t T, file, substr string) int {
 	t.Helper()
 	b, err := os.ReadFile(file)
 	if err != nil && !os.IsNotExist(err) {
