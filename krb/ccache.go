@@ -48,10 +48,10 @@ const (
 	TktFlagEncPARep             uint32 = 0x00010000
 	TktFlagAnonymous            uint32 = 0x00008000
 
-	// ConfigRealm and ConfigPrefix mark MIT cache configuration entries:
+	// CacheConfigRealm and CacheConfigPrefix mark MIT cache configuration entries:
 	// server principal krb5_ccache_conf_data/<key>[/<principal>]@X-CACHECONF:.
-	ConfigRealm  = "X-CACHECONF:"
-	ConfigPrefix = "krb5_ccache_conf_data"
+	CacheConfigRealm  = "X-CACHECONF:"
+	CacheConfigPrefix = "krb5_ccache_conf_data"
 )
 
 const (
@@ -74,8 +74,8 @@ const (
 	ccNotRegularMsg = "%s is not a regular file"
 )
 
-// flagOrder is MIT klist's flags_string order and letters.
-var flagOrder = []struct {
+// ccFlagOrder is MIT klist's flags_string order and letters.
+var ccFlagOrder = []struct {
 	flag   uint32
 	letter byte
 }{
@@ -98,7 +98,7 @@ var flagOrder = []struct {
 // FlagString renders ticket flags as MIT `klist -f` does, e.g. "FRIA".
 func FlagString(flags uint32) string {
 	var b []byte
-	for _, f := range flagOrder {
+	for _, f := range ccFlagOrder {
 		if flags&f.flag != 0 {
 			b = append(b, f.letter)
 		}
@@ -544,12 +544,12 @@ func ReadCCache(path string) (*CCache, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, &NoCacheError{Path: path, Err: err}
 		}
-		return nil, fmt.Errorf("read credentials cache %s: %w", path, errFromPath(err))
+		return nil, fmt.Errorf("read credentials cache %s: %w", path, ccErrFromPath(err))
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("read credentials cache %s: %w", path, errFromPath(err))
+		return nil, fmt.Errorf("read credentials cache %s: %w", path, ccErrFromPath(err))
 	}
 	if !st.Mode().IsRegular() {
 		return nil, &CCacheFormatError{Path: path, Msg: "not a regular file"}
@@ -557,7 +557,7 @@ func ReadCCache(path string) (*CCache, error) {
 	// Read at most one byte past the cap to tell "too large" apart.
 	data, err := io.ReadAll(io.LimitReader(f, ccMaxFileSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("read credentials cache %s: %w", path, errFromPath(err))
+		return nil, fmt.Errorf("read credentials cache %s: %w", path, ccErrFromPath(err))
 	}
 	if len(data) > ccMaxFileSize {
 		return nil, &CCacheFormatError{Path: path, Msg: fmt.Sprintf("larger than %d MiB", ccMaxFileSize>>20)}
@@ -573,8 +573,8 @@ func ReadCCache(path string) (*CCache, error) {
 	return cc, nil
 }
 
-// errFromPath drops the *fs.PathError wrapper (the caller names the path).
-func errFromPath(err error) error {
+// ccErrFromPath drops the *fs.PathError wrapper (the caller names the path).
+func ccErrFromPath(err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		return pe.Err
@@ -613,7 +613,7 @@ func DestroyCCache(path string) error {
 		if errors.Is(err, fs.ErrNotExist) {
 			return &NoCacheError{Path: path, Err: err}
 		}
-		return fmt.Errorf("destroy credentials cache %s: %w", path, errFromPath(err))
+		return fmt.Errorf("destroy credentials cache %s: %w", path, ccErrFromPath(err))
 	}
 	if fi.Mode().IsRegular() {
 		if err := ccZeroFile(path); err != nil {
@@ -623,7 +623,7 @@ func DestroyCCache(path string) error {
 		return fmt.Errorf("destroy credentials cache %s: "+ccNotRegularMsg, path, path)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("destroy credentials cache %s: %w", path, errFromPath(err))
+		return fmt.Errorf("destroy credentials cache %s: %w", path, ccErrFromPath(err))
 	}
 	return nil
 }
@@ -631,12 +631,12 @@ func DestroyCCache(path string) error {
 func ccZeroFile(path string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return errFromPath(err)
+		return ccErrFromPath(err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return errFromPath(err)
+		return ccErrFromPath(err)
 	}
 	// Zeroing a file with other hard links would destroy content that is
 	// not (only) the cache; unlinking our name is enough then.
@@ -650,12 +650,12 @@ func ccZeroFile(path string) error {
 			n = left
 		}
 		if _, err := f.Write(zeros[:n]); err != nil {
-			return errFromPath(err)
+			return ccErrFromPath(err)
 		}
 		left -= n
 	}
 	if err := f.Sync(); err != nil {
-		return errFromPath(err)
+		return ccErrFromPath(err)
 	}
 	return nil
 }
@@ -807,8 +807,8 @@ func (p Principal) IsTGT(realm string) bool {
 // configuration entry (server krb5_ccache_conf_data/…@X-CACHECONF:)
 // rather than a ticket. klist hides these unless asked.
 func (c *Credential) IsConfigEntry() bool {
-	return c.Server.Realm == ConfigRealm && len(c.Server.Components) >= 2 &&
-		c.Server.Components[0] == ConfigPrefix
+	return c.Server.Realm == CacheConfigRealm && len(c.Server.Components) >= 2 &&
+		c.Server.Components[0] == CacheConfigPrefix
 }
 
 // ConfigKey returns the key of a config entry ("pa_type", "fast_avail",
@@ -838,7 +838,7 @@ func (cc *CCache) ConfigValue(key string) ([]byte, bool) {
 func (cc *CCache) SetConfigValue(key string, value []byte) {
 	cc.Upsert(Credential{
 		Client: cc.DefaultPrincipal,
-		Server: Principal{NameType: ccNameTypeUnknown, Realm: ConfigRealm, Components: []string{ConfigPrefix, key}},
+		Server: Principal{NameType: ccNameTypeUnknown, Realm: CacheConfigRealm, Components: []string{CacheConfigPrefix, key}},
 		Ticket: append([]byte(nil), value...),
 	})
 }

@@ -9,30 +9,34 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jcmturner/gokrb5/v8/client"
+	"github.com/jcmturner/gokrb5/v8/iana/nametype"
+	"github.com/jcmturner/gokrb5/v8/messages"
+	"github.com/jcmturner/gokrb5/v8/types"
 	"github.com/sesame-ssh/sesame/internal/testbed"
 )
 
-// mitRealm is a running MIT KDC with one user, alice, and host/localhost.
-type mitRealm struct {
+// ccMITRealm is a running MIT KDC with one user, alice, and host/localhost.
+type ccMITRealm struct {
 	t   *testing.T
 	kdc *testbed.KDC
 	dir string
 }
 
-const alicePassword = "alice-pw-for-tests"
+const ccAlicePassword = "alice-pw-for-tests"
 
-func newMITRealm(t *testing.T) *mitRealm {
+func newCCMITRealm(t *testing.T) *ccMITRealm {
 	t.Helper()
 	testbed.Need(t, "kinit", "klist", "kvno")
 	kdc := testbed.NewKDC(t, testbed.KDCOptions{})
-	kdc.AddPrincipal("alice", alicePassword)
+	kdc.AddPrincipal("alice", ccAlicePassword)
 	kdc.AddPrincipal("host/localhost", "")
-	return &mitRealm{t: t, kdc: kdc, dir: t.TempDir()}
+	return &ccMITRealm{t: t, kdc: kdc, dir: t.TempDir()}
 }
 
 // run runs an MIT client tool against the realm with the given cache and
 // extra environment, returning its combined output and error.
-func (m *mitRealm) run(ccname, stdin string, env []string, name string, args ...string) (string, error) {
+func (m *ccMITRealm) run(ccname, stdin string, env []string, name string, args ...string) (string, error) {
 	m.t.Helper()
 	cmd := exec.Command(testbed.Path(m.t, name), args...)
 	cmd.Env = append(append(append(os.Environ(), m.kdc.Env()...), "KRB5CCNAME="+ccname, "LC_ALL=C", "TZ=UTC"), env...)
@@ -41,7 +45,7 @@ func (m *mitRealm) run(ccname, stdin string, env []string, name string, args ...
 	return string(out), err
 }
 
-func (m *mitRealm) must(ccname, stdin string, env []string, name string, args ...string) string {
+func (m *ccMITRealm) must(ccname, stdin string, env []string, name string, args ...string) string {
 	m.t.Helper()
 	out, err := m.run(ccname, stdin, env, name, args...)
 	if err != nil {
@@ -50,15 +54,15 @@ func (m *mitRealm) must(ccname, stdin string, env []string, name string, args ..
 	return out
 }
 
-func (m *mitRealm) kinit(ccname string, env []string, args ...string) {
+func (m *ccMITRealm) kinit(ccname string, env []string, args ...string) {
 	m.t.Helper()
-	m.must(ccname, alicePassword+"\n", env, "kinit", append(args, "alice")...)
+	m.must(ccname, ccAlicePassword+"\n", env, "kinit", append(args, "alice")...)
 }
 
 // A cache written by MIT kinit parses, has the TGT with the flags asked
 // for, and marshals back to the very same bytes; MIT accepts the rewrite.
 func TestMITCacheInterop(t *testing.T) {
-	m := newMITRealm(t)
+	m := newCCMITRealm(t)
 	mitPath := filepath.Join(m.dir, "mit")
 	m.kinit("FILE:"+mitPath, nil, "-f", "-r", "3d")
 	// A service ticket too, so the cache holds more than one entry.
@@ -126,7 +130,7 @@ func TestMITCacheInterop(t *testing.T) {
 
 // Changes made through the API show up in MIT klist.
 func TestMITSeesOurChanges(t *testing.T) {
-	m := newMITRealm(t)
+	m := newCCMITRealm(t)
 	p := filepath.Join(m.dir, "cc")
 	m.kinit("FILE:"+p, nil, "-f")
 	m.must("FILE:"+p, "", nil, "kvno", "host/localhost")
@@ -188,7 +192,7 @@ func TestMITSeesOurChanges(t *testing.T) {
 // second file in the KRB5_CONFIG list); we read it and write it back
 // identically, and MIT reads our v4 rewrite.
 func TestMITVersion3Cache(t *testing.T) {
-	m := newMITRealm(t)
+	m := newCCMITRealm(t)
 	extra := filepath.Join(m.dir, "v3.conf")
 	os.WriteFile(extra, []byte("[libdefaults]\n\tccache_type = 3\n"), 0o644)
 	env := []string{"KRB5_CONFIG=" + extra + ":" + m.kdc.Conf}
@@ -220,7 +224,7 @@ func TestMITVersion3Cache(t *testing.T) {
 // A DIR collection made by MIT kinit resolves to the same file MIT uses,
 // and our name for it is what MIT klist prints.
 func TestMITDirCollection(t *testing.T) {
-	m := newMITRealm(t)
+	m := newCCMITRealm(t)
 	dir := filepath.Join(m.dir, "coll")
 	m.kinit("DIR:"+dir, nil)
 	out := m.must("DIR:"+dir, "", nil, "klist")
@@ -255,4 +259,69 @@ func TestMITDirCollection(t *testing.T) {
 	if err != nil || len(members) != 2 {
 		t.Errorf("collection: %v %v", members, err)
 	}
+}
+
+// klist -e's enctype names match ours for both the session key and the
+// ticket.
+func TestMITEnctypeNames(t *testing.T) {
+	m := newCCMITRealm(t)
+	p := filepath.Join(m.dir, "cc")
+	m.kinit("FILE:"+p, nil)
+	out := m.must("FILE:"+p, "", nil, "klist", "-e")
+	cc, err := ReadCCache(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgt, _ := cc.TGT()
+	tn, err := tgt.TicketEncTypeName()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "Etype (skey, tkt): " + tgt.Key.EncTypeName() + ", " + tn
+	if !strings.Contains(out, want) {
+		t.Errorf("klist -e lacks %q:\n%s", want, out)
+	}
+}
+
+// The gokrb5 configuration built from the test realm's krb5.conf (read
+// through KRB5_CONFIG) lets gokrb5 log in, and the TGT it obtains, stored
+// with CredentialFromKDCRep, is accepted by MIT klist and kvno.
+func TestGokrb5ConfigLogsInAndStoresForMIT(t *testing.T) {
+	m := newCCMITRealm(t)
+	t.Setenv("KRB5_CONFIG", m.kdc.Conf)
+	cfg, err := LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DefaultRealm != testbed.Realm || len(cfg.KDCs(testbed.Realm)) != 1 || cfg.UDPPreferenceLimit != 1 {
+		t.Fatalf("test realm config: %+v", cfg)
+	}
+	g := cfg.Gokrb5()
+	cl := client.NewWithPassword("alice", testbed.Realm, ccAlicePassword, g, client.DisablePAFXFAST(true))
+	asReq, err := messages.NewASReqForTGT(testbed.Realm, g, types.NewPrincipalName(nametype.KRB_NT_PRINCIPAL, "alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	asRep, err := cl.ASExchange(testbed.Realm, asReq, 0)
+	if err != nil {
+		t.Fatalf("AS exchange through the converted config: %v", err)
+	}
+	cred, err := CredentialFromKDCRep(asRep.CRealm, asRep.CName, asRep.Ticket, asRep.DecryptedEncPart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := &CCache{DefaultPrincipal: cred.Client}
+	cc.Upsert(cred)
+	p := filepath.Join(m.dir, "gokrb5")
+	if err := WriteCCache(p, cc); err != nil {
+		t.Fatal(err)
+	}
+	out := m.must("FILE:"+p, "", nil, "klist", "-f")
+	if !strings.Contains(out, "Default principal: alice@"+testbed.Realm) || !strings.Contains(out, "krbtgt/"+testbed.Realm) {
+		t.Errorf("klist:\n%s", out)
+	}
+	if !strings.Contains(out, "Flags: "+cred.FlagString()+"\n") {
+		t.Errorf("klist flags differ from ours (%s):\n%s", cred.FlagString(), out)
+	}
+	m.must("FILE:"+p, "", nil, "kvno", "host/localhost")
 }

@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-func sampleCCache() *CCache {
+func ccSample() *CCache {
 	client := Principal{NameType: 1, Realm: "EXAMPLE.ORG", Components: []string{"alice"}}
 	t0 := time.Unix(1_700_000_000, 0)
 	cc := &CCache{
@@ -46,7 +46,7 @@ func sampleCCache() *CCache {
 
 func TestCCacheRoundTrip(t *testing.T) {
 	for _, version := range []int{3, 4} {
-		cc := sampleCCache()
+		cc := ccSample()
 		cc.Version = version
 		if version == 3 {
 			cc.HasKDCOffset, cc.KDCOffset, cc.OtherHeader = false, 0, nil
@@ -69,7 +69,7 @@ func TestCCacheRoundTrip(t *testing.T) {
 }
 
 func TestCCacheAccessors(t *testing.T) {
-	cc := sampleCCache()
+	cc := ccSample()
 	tgt, ok := cc.TGT()
 	if !ok || tgt.Server.String() != "krbtgt/EXAMPLE.ORG@EXAMPLE.ORG" {
 		t.Fatalf("TGT: %v %v", tgt, ok)
@@ -106,7 +106,7 @@ func TestCCacheAccessors(t *testing.T) {
 
 func TestFlagString(t *testing.T) {
 	all := uint32(0)
-	for _, f := range flagOrder {
+	for _, f := range ccFlagOrder {
 		all |= f.flag
 	}
 	if got := FlagString(all); got != "FfPpDdiRIHATOa" {
@@ -156,7 +156,7 @@ func TestPrincipalStrings(t *testing.T) {
 // Every malformed input is an error of type *CCacheFormatError, never a
 // panic, and never a huge allocation.
 func TestParseCCacheHostile(t *testing.T) {
-	good := sampleCCache().Marshal()
+	good := ccSample().Marshal()
 	hugeCount := append([]byte{5, 4, 0, 0}, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff)
 	hugeLen := append([]byte{5, 4, 0, 0}, 0, 0, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xf0)
 	cases := map[string][]byte{
@@ -180,7 +180,7 @@ func TestParseCCacheHostile(t *testing.T) {
 	}
 	// Every prefix that does not end exactly between two entries.
 	boundary := map[int]bool{}
-	part := sampleCCache()
+	part := ccSample()
 	for n := 0; n <= len(part.Credentials); n++ {
 		p := *part
 		p.Credentials = part.Credentials[:n]
@@ -231,7 +231,7 @@ func TestParseCCacheSkipsUnknownHeaderTags(t *testing.T) {
 func TestWriteReadDestroy(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "cc")
-	cc := sampleCCache()
+	cc := ccSample()
 	if err := WriteCCache(p, cc); err != nil {
 		t.Fatal(err)
 	}
@@ -304,8 +304,8 @@ func TestWriteReadDestroy(t *testing.T) {
 // that parse to the same cache and marshal identically (Marshal∘Parse is
 // stable).
 func FuzzParseCCache(f *testing.F) {
-	f.Add(sampleCCache().Marshal())
-	v3 := sampleCCache()
+	f.Add(ccSample().Marshal())
+	v3 := ccSample()
 	v3.Version, v3.HasKDCOffset, v3.OtherHeader = 3, false, nil
 	f.Add(v3.Marshal())
 	f.Add([]byte{5, 4, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1})

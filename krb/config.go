@@ -19,17 +19,17 @@ const DefaultConfigPath = "/etc/krb5.conf"
 
 // MIT library defaults for the values gokrb5 gets wrong or leaves out.
 const (
-	defaultTicketLifetime     = 24 * time.Hour
-	defaultClockskew          = 300 * time.Second
-	defaultUDPPreferenceLimit = 1465
+	cfgDefaultTicketLifetime     = 24 * time.Hour
+	cfgDefaultClockskew          = 300 * time.Second
+	cfgDefaultUDPPreferenceLimit = 1465
 	// MIT refuses UDP for anything larger than this whatever the setting.
-	maxUDPPreferenceLimit = 32700
-	defaultKeytabName     = "FILE:/etc/krb5.keytab"
+	cfgMaxUDPPreferenceLimit = 32700
+	cfgDefaultKeytabName     = "FILE:/etc/krb5.keytab"
 	// Debian's build of MIT krb5 (see `strings libkrb5.so.3`).
-	defaultClientKeytabName = "FILE:/etc/krb5/user/%{euid}/client.keytab"
+	cfgDefaultClientKeytabName = "FILE:/etc/krb5/user/%{euid}/client.keytab"
 	// MIT gives up rather than recurse forever on an include loop; it has
 	// no explicit limit, we stop at a depth no sane setup reaches.
-	maxIncludeDepth = 16
+	cfgMaxIncludeDepth = 16
 )
 
 // Config is the merged krb5.conf as MIT reads it: every file of
@@ -143,10 +143,10 @@ func LoadConfigFiles(paths ...string) (*Config, error) {
 		if err != nil {
 			// MIT's profile library quietly skips a missing or unreadable
 			// entry of the path list; only includes must exist.
-			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) || isDirErr(err) {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) || cfgIsDirErr(err) {
 				continue
 			}
-			return nil, &ConfigError{File: p, Msg: "cannot read: " + errText(err), Err: err}
+			return nil, &ConfigError{File: p, Msg: "cannot read: " + cfgErrText(err), Err: err}
 		}
 		root := &profNode{}
 		pp := profParser{open: os.ReadFile, readDir: os.ReadDir, files: &c.Files}
@@ -177,14 +177,14 @@ func parseConfigWith(name string, data []byte, open func(string) ([]byte, error)
 	return c, nil
 }
 
-func isDirErr(err error) bool {
+func cfgIsDirErr(err error) bool {
 	var pe *fs.PathError
 	return errors.As(err, &pe) && strings.Contains(pe.Err.Error(), "is a directory")
 }
 
-// errText is the lowercase reason of an I/O error without the path, which
+// cfgErrText is the lowercase reason of an I/O error without the path, which
 // the caller already names.
-func errText(err error) string {
+func cfgErrText(err error) string {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		return pe.Err.Error()
@@ -404,23 +404,23 @@ func profDirective(line, word string) (string, bool) {
 }
 
 func (pp *profParser) include(from string, line int, path string, root *profNode, depth int) error {
-	if depth >= maxIncludeDepth {
+	if depth >= cfgMaxIncludeDepth {
 		return &ConfigError{File: from, Line: line, Msg: "includes nested too deeply (include loop?)"}
 	}
 	data, err := pp.open(path)
 	if err != nil {
-		return &ConfigError{File: from, Line: line, Msg: fmt.Sprintf("cannot include %s: %s", path, errText(err)), Err: err}
+		return &ConfigError{File: from, Line: line, Msg: fmt.Sprintf("cannot include %s: %s", path, cfgErrText(err)), Err: err}
 	}
 	return pp.parseFile(path, data, root, depth+1)
 }
 
 func (pp *profParser) includeDir(from string, line int, dir string, root *profNode, depth int) error {
-	if depth >= maxIncludeDepth {
+	if depth >= cfgMaxIncludeDepth {
 		return &ConfigError{File: from, Line: line, Msg: "includes nested too deeply (include loop?)"}
 	}
 	ents, err := pp.readDir(dir)
 	if err != nil {
-		return &ConfigError{File: from, Line: line, Msg: fmt.Sprintf("cannot include directory %s: %s", dir, errText(err)), Err: err}
+		return &ConfigError{File: from, Line: line, Msg: fmt.Sprintf("cannot include directory %s: %s", dir, cfgErrText(err)), Err: err}
 	}
 	names := make([]string, 0, len(ents))
 	for _, e := range ents {
@@ -435,7 +435,7 @@ func (pp *profParser) includeDir(from string, line int, dir string, root *profNo
 		if err != nil {
 			// A directory or unreadable entry in the include dir makes MIT
 			// fail the whole profile, so it does here.
-			return &ConfigError{File: from, Line: line, Msg: fmt.Sprintf("cannot include %s: %s", p, errText(err)), Err: err}
+			return &ConfigError{File: from, Line: line, Msg: fmt.Sprintf("cannot include %s: %s", p, cfgErrText(err)), Err: err}
 		}
 		if err := pp.parseFile(p, data, root, depth+1); err != nil {
 			return err
@@ -615,11 +615,11 @@ func (c *Config) fill() {
 		return def
 	}
 	c.DefaultCCacheName = str("default_ccache_name", "")
-	c.DefaultKeytabName = str("default_keytab_name", defaultKeytabName)
-	c.DefaultClientKeytabName = str("default_client_keytab_name", defaultClientKeytabName)
-	c.TicketLifetime = dur("ticket_lifetime", defaultTicketLifetime)
+	c.DefaultKeytabName = str("default_keytab_name", cfgDefaultKeytabName)
+	c.DefaultClientKeytabName = str("default_client_keytab_name", cfgDefaultClientKeytabName)
+	c.TicketLifetime = dur("ticket_lifetime", cfgDefaultTicketLifetime)
 	c.RenewLifetime = dur("renew_lifetime", 0)
-	c.Clockskew = dur("clockskew", defaultClockskew)
+	c.Clockskew = dur("clockskew", cfgDefaultClockskew)
 	c.Forwardable = boolean("forwardable", false)
 	c.Proxiable = boolean("proxiable", false)
 	c.DNSLookupKDC = boolean("dns_lookup_kdc", true)
@@ -631,10 +631,10 @@ func (c *Config) fill() {
 		n, err := strconv.Atoi(strings.TrimSpace(v))
 		c.KDCTimeSync = err != nil || n != 0
 	}
-	c.UDPPreferenceLimit = defaultUDPPreferenceLimit
+	c.UDPPreferenceLimit = cfgDefaultUDPPreferenceLimit
 	if v, ok := c.Libdefault("udp_preference_limit"); ok {
 		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
-			c.UDPPreferenceLimit = min(n, maxUDPPreferenceLimit)
+			c.UDPPreferenceLimit = min(n, cfgMaxUDPPreferenceLimit)
 		}
 	}
 	c.DNSCanonicalizeHostname = "true"
@@ -724,7 +724,7 @@ func (c *Config) KeytabName() (string, error) {
 	if v := os.Getenv("KRB5_KTNAME"); v != "" {
 		return v, nil
 	}
-	return ExpandPath(c.defaulted(c.DefaultKeytabName, defaultKeytabName))
+	return ExpandPath(c.defaulted(c.DefaultKeytabName, cfgDefaultKeytabName))
 }
 
 // ClientKeytabName is the default client keytab as MIT picks it:
@@ -733,7 +733,7 @@ func (c *Config) ClientKeytabName() (string, error) {
 	if v := os.Getenv("KRB5_CLIENT_KTNAME"); v != "" {
 		return v, nil
 	}
-	return ExpandPath(c.defaulted(c.DefaultClientKeytabName, defaultClientKeytabName))
+	return ExpandPath(c.defaulted(c.DefaultClientKeytabName, cfgDefaultClientKeytabName))
 }
 
 func (c *Config) defaulted(v, def string) string {
@@ -836,7 +836,7 @@ func ExpandPath(s string) (string, error) {
 			return "", fmt.Errorf("path %q: %%{ without a closing }", profClip(s))
 		}
 		tok := s[i+2 : i+j]
-		v, err := expandToken(tok)
+		v, err := cfgExpandToken(tok)
 		if err != nil {
 			return "", err
 		}
@@ -845,14 +845,14 @@ func ExpandPath(s string) (string, error) {
 	}
 }
 
-func expandToken(tok string) (string, error) {
+func cfgExpandToken(tok string) (string, error) {
 	switch tok {
 	case "uid", "USERID":
 		return strconv.Itoa(os.Getuid()), nil
 	case "euid":
 		return strconv.Itoa(os.Geteuid()), nil
 	case "username":
-		return currentUsername()
+		return cfgCurrentUsername()
 	case "TEMP":
 		if t := os.Getenv("TMPDIR"); t != "" {
 			return t, nil
@@ -872,13 +872,13 @@ func expandToken(tok string) (string, error) {
 
 // ccfgUserLookup is replaceable in tests; it maps the effective uid to a
 // user name.
-var ccfgUserLookup = lookupUsername
+var ccfgUserLookup = cfgLookupUsername
 
-func currentUsername() (string, error) {
+func cfgCurrentUsername() (string, error) {
 	return ccfgUserLookup(os.Geteuid())
 }
 
-func lookupUsername(uid int) (string, error) {
+func cfgLookupUsername(uid int) (string, error) {
 	u, err := user.LookupId(strconv.Itoa(uid))
 	if err != nil {
 		return "", fmt.Errorf("cannot find the user name of uid %d: %w", uid, err)

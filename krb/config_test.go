@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-func writeFile(t *testing.T, path, content string) string {
+func cfgTestWriteFile(t *testing.T, path, content string) string {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		t.Fatal(err)
@@ -111,8 +111,8 @@ func TestConfigEmptyIsMITDefaults(t *testing.T) {
 
 func TestConfigPathListPrecedence(t *testing.T) {
 	dir := t.TempDir()
-	a := writeFile(t, filepath.Join(dir, "a.conf"), "[libdefaults]\n default_realm = A.ORG\n[realms]\n A.ORG = {\n  kdc = a1\n }\n")
-	b := writeFile(t, filepath.Join(dir, "b.conf"), "[libdefaults]\n default_realm = B.ORG\n forwardable = true\n[realms]\n A.ORG = {\n  kdc = a2\n }\n")
+	a := cfgTestWriteFile(t, filepath.Join(dir, "a.conf"), "[libdefaults]\n default_realm = A.ORG\n[realms]\n A.ORG = {\n  kdc = a1\n }\n")
+	b := cfgTestWriteFile(t, filepath.Join(dir, "b.conf"), "[libdefaults]\n default_realm = B.ORG\n forwardable = true\n[realms]\n A.ORG = {\n  kdc = a2\n }\n")
 	t.Setenv("KRB5_CONFIG", a+":"+filepath.Join(dir, "nope.conf")+":"+b)
 	if got := ConfigPaths(); len(got) != 3 {
 		t.Fatalf("paths %v", got)
@@ -134,8 +134,8 @@ func TestConfigPathListPrecedence(t *testing.T) {
 
 func TestConfigFinalSection(t *testing.T) {
 	dir := t.TempDir()
-	a := writeFile(t, filepath.Join(dir, "a.conf"), "[realms]*\n A.ORG = {\n  kdc = a1\n }\n")
-	b := writeFile(t, filepath.Join(dir, "b.conf"), "[realms]\n A.ORG = {\n  kdc = a2\n }\n")
+	a := cfgTestWriteFile(t, filepath.Join(dir, "a.conf"), "[realms]*\n A.ORG = {\n  kdc = a1\n }\n")
+	b := cfgTestWriteFile(t, filepath.Join(dir, "b.conf"), "[realms]\n A.ORG = {\n  kdc = a2\n }\n")
 	c, err := LoadConfigFiles(a, b)
 	if err != nil {
 		t.Fatal(err)
@@ -147,15 +147,15 @@ func TestConfigFinalSection(t *testing.T) {
 
 func TestConfigIncludes(t *testing.T) {
 	dir := t.TempDir()
-	inc := writeFile(t, filepath.Join(dir, "extra", "one"), "[libdefaults]\n forwardable = true\n")
+	inc := cfgTestWriteFile(t, filepath.Join(dir, "extra", "one"), "[libdefaults]\n forwardable = true\n")
 	d := filepath.Join(dir, "conf.d")
-	writeFile(t, filepath.Join(d, "10-realm.conf"), "[realms]\n SSSD.ORG = {\n  kdc = k1\n }\n")
-	writeFile(t, filepath.Join(d, "20_more"), "[realms]\n SSSD.ORG = {\n  kdc = k2\n }\n")
+	cfgTestWriteFile(t, filepath.Join(d, "10-realm.conf"), "[realms]\n SSSD.ORG = {\n  kdc = k1\n }\n")
+	cfgTestWriteFile(t, filepath.Join(d, "20_more"), "[realms]\n SSSD.ORG = {\n  kdc = k2\n }\n")
 	// Names MIT skips: editor backups, package leftovers, dot files.
-	writeFile(t, filepath.Join(d, "30-bad.conf~"), "garbage without equals\n")
-	writeFile(t, filepath.Join(d, "40.rpmsave"), "garbage without equals\n")
-	writeFile(t, filepath.Join(d, ".hidden.conf"), "garbage without equals\n")
-	main := writeFile(t, filepath.Join(dir, "krb5.conf"),
+	cfgTestWriteFile(t, filepath.Join(d, "30-bad.conf~"), "garbage without equals\n")
+	cfgTestWriteFile(t, filepath.Join(d, "40.rpmsave"), "garbage without equals\n")
+	cfgTestWriteFile(t, filepath.Join(d, ".hidden.conf"), "garbage without equals\n")
+	main := cfgTestWriteFile(t, filepath.Join(dir, "krb5.conf"),
 		"include "+inc+"\nincludedir "+d+"\n[libdefaults]\n default_realm = SSSD.ORG\n")
 	c, err := LoadConfigFiles(main)
 	if err != nil {
@@ -185,7 +185,7 @@ func TestIncludeDirName(t *testing.T) {
 
 func TestConfigErrors(t *testing.T) {
 	dir := t.TempDir()
-	bad := writeFile(t, filepath.Join(dir, "bad.conf"), "[libdefaults]\n ok = 1\n this has no equals\n")
+	bad := cfgTestWriteFile(t, filepath.Join(dir, "bad.conf"), "[libdefaults]\n ok = 1\n this has no equals\n")
 	cases := []struct {
 		name, text, want string
 		line             int
@@ -203,7 +203,7 @@ func TestConfigErrors(t *testing.T) {
 		{"missing includedir", "includedir " + filepath.Join(dir, "nope") + "\n", "cannot include directory", 1},
 		{"include loop", "include " + filepath.Join(dir, "loop.conf") + "\n", "nested too deeply", 1},
 	}
-	writeFile(t, filepath.Join(dir, "loop.conf"), "include "+filepath.Join(dir, "loop.conf")+"\n")
+	cfgTestWriteFile(t, filepath.Join(dir, "loop.conf"), "include "+filepath.Join(dir, "loop.conf")+"\n")
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseConfig("main.conf", []byte(tc.text))
@@ -260,7 +260,7 @@ func TestParseDeltat(t *testing.T) {
 
 func TestExpandPath(t *testing.T) {
 	ccfgUserLookup = func(int) (string, error) { return "alice", nil }
-	t.Cleanup(func() { ccfgUserLookup = lookupUsername })
+	t.Cleanup(func() { ccfgUserLookup = cfgLookupUsername })
 	t.Setenv("TMPDIR", "/scratch")
 	uid := strconv.Itoa(os.Getuid())
 	got, err := ExpandPath("%{TEMP}/krb5cc_%{uid}_%{euid}_%{USERID}_%{username}%{null}")
