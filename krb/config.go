@@ -6,9 +6,11 @@ import (
 	"io/fs"
 	"os"
 	"os/user"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unicode"
 )
@@ -139,19 +141,37 @@ func LoadConfig() (*Config, error) {
 func LoadConfigFiles(paths ...string) (*Config, error) {
 	c := &Config{}
 	for _, p := range paths {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			// MIT's profile library quietly skips a missing or unreadable
-			// entry of the path list; only includes must exist.
-			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) || cfgIsDirErr(err) {
-				continue
+		if strings.HasPrefix(p, "~/") {
+			if home, err := os.UserHomeDir(); err == nil {
+				p = filepath.Join(home, p[2:])
 			}
-			return nil, &ConfigError{File: p, Msg: "cannot read: " + cfgErrText(err), Err: err}
 		}
 		root := &profNode{}
-		pp := profParser{open: os.ReadFile, readDir: os.ReadDir, files: &c.Files}
-		if err := pp.parseFile(p, data, root, 0); err != nil {
-			return nil, err
+		pp := profParser{open: cfgReadFile, readDir: os.ReadDir, files: &c.Files}
+		fi, err := os.Stat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission):
+			// MIT's profile library quietly skips a missing or unreadable
+			// entry of the path list; only includes must exist.
+			continue
+		case err != nil:
+			return nil, &ConfigError{File: p, Msg: "cannot read: " + cfgErrText(err), Err: err}
+		case fi.IsDir():
+			// A directory in the list is read like includedir.
+			if err := pp.includeDir(p, 0, p, root, 0); err != nil {
+				return nil, err
+			}
+		default:
+			data, err := cfgReadFile(p)
+			if errors.Is(err, fs.ErrPermission) {
+				continue
+			}
+			if err != nil {
+				return nil, &ConfigError{File: p, Msg: "cannot read: " + cfgErrText(err), Err: err}
+			}
+			if err := pp.parseFile(p, data, root, 0); err != nil {
+				return nil, err
+			}
 		}
 		c.roots = append(c.roots, root)
 	}
@@ -159,10 +179,20 @@ func LoadConfigFiles(paths ...string) (*Config, error) {
 	return c, nil
 }
 
+// cfgReadFile reads a profile file. A directory reads as empty, as it does
+// for MIT (fopen succeeds, the first read ends the file).
+func cfgReadFile(p string) ([]byte, error) {
+	b, err := os.ReadFile(p)
+	if err != nil && cfgIsDirErr(err) {
+		return nil, nil
+	}
+	return b, err
+}
+
 // ParseConfig parses one krb5.conf held in memory; name is used in error
 // messages. include and includedir lines are followed on the filesystem.
 func ParseConfig(name string, data []byte) (*Config, error) {
-	return parseConfigWith(name, data, os.ReadFile, os.ReadDir)
+	return parseConfigWith(name, data, cfgReadFile, os.ReadDir)
 }
 
 func parseConfigWith(name string, data []byte, open func(string) ([]byte, error), readDir func(string) ([]os.DirEntry, error)) (*Config, error) {
@@ -178,8 +208,7 @@ func parseConfigWith(name string, data []byte, open func(string) ([]byte, error)
 }
 
 func cfgIsDirErr(err error) bool {
-	var pe *fs.PathError
-	return errors.As(err, &pe) && strings.Contains(pe.Err.Error(), "is a directory")
+	return errors.Is(err, syscall.EISDIR)
 }
 
 // cfgErrText is the lowercase reason of an I/O error without the path, which
@@ -424,7 +453,8 @@ func (pp *profParser) includeDir(from string, line int, dir string, root *profNo
 	}
 	names := make([]string, 0, len(ents))
 	for _, e := range ents {
-		if IncludeDirName(e.Name()) {
+		// A subdirectory reads as empty for MIT; skipping it is the same.
+		if IncludeDirName(e.Name()) && !e.IsDir() {
 			names = append(names, e.Name())
 		}
 	}

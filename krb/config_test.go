@@ -155,6 +155,8 @@ func TestConfigIncludes(t *testing.T) {
 	cfgTestWriteFile(t, filepath.Join(d, "30-bad.conf~"), "garbage without equals\n")
 	cfgTestWriteFile(t, filepath.Join(d, "40.rpmsave"), "garbage without equals\n")
 	cfgTestWriteFile(t, filepath.Join(d, ".hidden.conf"), "garbage without equals\n")
+	// A subdirectory with an acceptable name reads as empty, as in MIT.
+	os.Mkdir(filepath.Join(d, "subdir"), 0o700)
 	main := cfgTestWriteFile(t, filepath.Join(dir, "krb5.conf"),
 		"include "+inc+"\nincludedir "+d+"\n[libdefaults]\n default_realm = SSSD.ORG\n")
 	c, err := LoadConfigFiles(main)
@@ -169,6 +171,22 @@ func TestConfigIncludes(t *testing.T) {
 	}
 	if len(c.Files) != 4 {
 		t.Errorf("files read: %v", c.Files)
+	}
+}
+
+func TestConfigPathListDirectoryAndHome(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	cfgTestWriteFile(t, filepath.Join(home, "k.conf"), "[libdefaults]\n default_realm = HOME.ORG\n")
+	d := filepath.Join(t.TempDir(), "krb5.conf.d")
+	cfgTestWriteFile(t, filepath.Join(d, "a.conf"), "[libdefaults]\n forwardable = true\n")
+	cfgTestWriteFile(t, filepath.Join(d, "b.conf~"), "broken line\n")
+	c, err := LoadConfigFiles("~/k.conf", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DefaultRealm != "HOME.ORG" || !c.Forwardable {
+		t.Errorf("home file / directory entry not read: %q %v (files %v)", c.DefaultRealm, c.Forwardable, c.Files)
 	}
 }
 
