@@ -521,9 +521,11 @@ func (cc *CCache) Marshal() []byte {
 // derives the pair from the KDC's reply time with microseconds usually 0,
 // so an unchanged offset reproduces the same bytes.
 func (cc *CCache) offsetParts() (int32, int32) {
-	lim := time.Duration(math.MaxInt32) * time.Second
-	d := max(-lim, min(lim, cc.KDCOffset))
-	return int32(d / time.Second), int32((d % time.Second) / time.Microsecond)
+	sec := max(math.MinInt32, min(math.MaxInt32, cc.KDCOffset/time.Second))
+	// Whatever does not fit the seconds goes to the microseconds, so any
+	// offset read from a file (up to 2^31 s + 2^31 µs) is written back intact.
+	usec := max(math.MinInt32, min(math.MaxInt32, (cc.KDCOffset-sec*time.Second)/time.Microsecond))
+	return int32(sec), int32(usec)
 }
 
 // SetKDCOffset records the KDC clock offset (KDC time minus local time),
@@ -680,8 +682,14 @@ func (p Principal) String() string {
 
 // NameString is the principal without its realm ("host/example.org").
 func (p Principal) NameString() string {
-	s := p.String()
-	return s[:strings.LastIndexByte(s, '@')]
+	var b strings.Builder
+	for i, c := range p.Components {
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		ccEscape(&b, c, "/@")
+	}
+	return b.String()
 }
 
 func ccEscape(b *strings.Builder, s, special string) {

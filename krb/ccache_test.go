@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -342,4 +343,23 @@ func FuzzParseCCache(f *testing.F) {
 			_ = cc.Credentials[i].Server.String()
 		}
 	})
+}
+
+func TestKDCOffsetExtremesRoundTrip(t *testing.T) {
+	for _, pair := range [][2]int32{{math.MaxInt32, math.MaxInt32}, {math.MinInt32, math.MinInt32}, {5, -300000}, {-7, 0}} {
+		var b []byte
+		b = append(b, 5, 4, 0, 12, 0, 1, 0, 8)
+		b = binary.BigEndian.AppendUint32(b, uint32(pair[0]))
+		b = binary.BigEndian.AppendUint32(b, uint32(pair[1]))
+		b = append(b, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 'R', 0, 0, 0, 1, 'u')
+		cc, err := ParseCCache(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := time.Duration(pair[0])*time.Second + time.Duration(pair[1])*time.Microsecond
+		again, err := ParseCCache(cc.Marshal())
+		if err != nil || cc.KDCOffset != want || again.KDCOffset != want {
+			t.Errorf("%v: got %v then %v, want %v (%v)", pair, cc.KDCOffset, again.KDCOffset, want, err)
+		}
+	}
 }
