@@ -816,7 +816,7 @@ func ParseDeltat(s string) (time.Duration, error) {
 		units := []time.Duration{time.Hour, time.Minute, time.Second}
 		for k, p := range parts {
 			n, err := strconv.ParseUint(p, 10, 31)
-			if err != nil || (k > 0 && (len(p) != 2 || n > 59)) {
+			if err != nil || (k > 0 && (len(p) > 2 || n > 59)) {
 				return 0, bad
 			}
 			total += time.Duration(n) * units[k]

@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/jcmturner/gokrb5/v8/config"
 	"github.com/jcmturner/gokrb5/v8/iana/etypeID"
@@ -166,12 +167,17 @@ func cfgGokrb5HostPort(entry, defPort string) (string, bool) {
 		return "", false
 	}
 	e = strings.TrimPrefix(strings.TrimPrefix(e, "tcp/"), "udp/")
-	if h, p, err := net.SplitHostPort(e); err == nil {
-		return net.JoinHostPort(h, p), true
+	hp := e
+	if _, _, err := net.SplitHostPort(e); err != nil {
+		// A bare host, or a bare IPv6 address (with or without brackets).
+		hp = net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(e, "["), "]"), defPort)
 	}
-	// A bare host, or a bare IPv6 address (with or without brackets).
-	h := strings.TrimSuffix(strings.TrimPrefix(e, "["), "]")
-	return net.JoinHostPort(h, defPort), true
+	// Whatever still does not read as host:port cannot be dialled.
+	h, p, err := net.SplitHostPort(hp)
+	if err != nil || h == "" || p == "" || strings.ContainsFunc(hp, unicode.IsSpace) {
+		return "", false
+	}
+	return net.JoinHostPort(h, p), true
 }
 
 // cfgExpandEnctypes resolves MIT's list syntax: "DEFAULT" (the previous

@@ -2,6 +2,7 @@ package krb
 
 import (
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -332,8 +333,17 @@ func FuzzConfig(f *testing.F) {
 		if g == nil {
 			t.Fatal("nil gokrb5 config")
 		}
+		for _, r := range g.Realms {
+			for _, k := range r.KDC {
+				if _, _, err := net.SplitHostPort(k); err != nil {
+					t.Fatalf("gokrb5 KDC entry %q is not host:port: %v", k, err)
+				}
+			}
+		}
 		for name := range c.Realms {
-			c.KDCs(name)
+			if _, ok := c.Realm(name); !ok {
+				t.Fatalf("realm %q listed but not found", name)
+			}
 		}
 	})
 }
