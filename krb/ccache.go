@@ -113,7 +113,7 @@ func (c *Credential) FlagString() string { return FlagString(c.Flags) }
 
 // ErrNoCache is matched (errors.Is) by the error of reading or destroying
 // a cache file that does not exist.
-var ErrNoCache = errors.New(ccNoCacheMsg)
+var ErrNoCache = errors.New("no credentials cache found")
 
 // NoCacheError says that the cache file is not there. It matches both
 // ErrNoCache and fs.ErrNotExist.
@@ -122,6 +122,7 @@ type NoCacheError struct {
 	Err  error
 }
 
+// Error says that no cache was found, naming the file as MIT klist does.
 func (e *NoCacheError) Error() string {
 	return fmt.Sprintf("%s (filename: %s)", ccNoCacheMsg, e.Path)
 }
@@ -143,6 +144,7 @@ type CCacheFormatError struct {
 	Msg    string
 }
 
+// Error is one line naming the file and what is wrong with it.
 func (e *CCacheFormatError) Error() string {
 	if e.Path != "" {
 		return fmt.Sprintf("%s: %s: %s", "credentials cache is damaged", e.Path, e.Msg)

@@ -73,6 +73,7 @@ type UnsupportedCacheError struct {
 	Source string
 }
 
+// Error names the cache, where it came from, and why it cannot be used.
 func (e *UnsupportedCacheError) Error() string {
 	switch e.Type {
 	case "KEYRING", "KCM", "MEMORY", "API", "MSLSA":

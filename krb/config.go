@@ -96,6 +96,7 @@ type ConfigError struct {
 	Err  error // underlying I/O error, if any
 }
 
+// Error is one line: "krb5.conf FILE:LINE: what is wrong".
 func (e *ConfigError) Error() string {
 	if e.Line > 0 {
 		return fmt.Sprintf("krb5.conf %s:%d: %s", e.File, e.Line, e.Msg)
