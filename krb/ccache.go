@@ -545,7 +545,8 @@ func (cc *CCache) SetKDCOffset(d time.Duration) {
 func ReadCCache(path string) (*CCache, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		// MIT reports a path through a non-directory as "no cache" too.
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 			return nil, &NoCacheError{Path: path, Err: err}
 		}
 		return nil, fmt.Errorf("read credentials cache %s: %w", path, ccErrFromPath(err))

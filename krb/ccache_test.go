@@ -292,6 +292,9 @@ func TestWriteReadDestroy(t *testing.T) {
 	if err := DestroyCCache(p); !errors.Is(err, ErrNoCache) {
 		t.Errorf("destroy missing: %v", err)
 	}
+	if _, err := ReadCCache(filepath.Join(victim, "cc")); !errors.Is(err, ErrNoCache) {
+		t.Errorf("path through a file: %v", err)
+	}
 	garbage := filepath.Join(dir, "garbage")
 	os.WriteFile(garbage, []byte("not a cache at all"), 0o600)
 	_, err = ReadCCache(garbage)

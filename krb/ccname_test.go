@@ -64,6 +64,14 @@ func TestParseCacheNameForms(t *testing.T) {
 			t.Errorf("%q: error %q hint %q", in, err, ue.Hint())
 		}
 	}
+	// Fedora and RHEL ship default_ccache_name = KEYRING:persistent:%{uid}.
+	t.Setenv("KRB5CCNAME", "")
+	fedora, _ := ParseConfig("f.conf", []byte("[libdefaults]\n default_ccache_name = KEYRING:persistent:%{uid}\n"))
+	_, err := ResolveCacheName("", fedora)
+	var ue *UnsupportedCacheError
+	if !errors.As(err, &ue) || ue.Source != SourceConfig || !strings.Contains(err.Error(), "KEYRING:persistent:"+strconv.Itoa(os.Getuid())) {
+		t.Errorf("keyring default: %v", err)
+	}
 	if _, err := ParseCacheName("FILE:", SourceFlag); err == nil {
 		t.Error("empty FILE name accepted")
 	}
