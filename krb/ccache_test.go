@@ -366,3 +366,22 @@ func TestKDCOffsetExtremesRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestErrorsReadForUsers(t *testing.T) {
+	_, err := ReadCCache("/nonexistent-dir/krb5cc_x")
+	if err == nil || err.Error() != "no credentials cache found (filename: /nonexistent-dir/krb5cc_x)" {
+		t.Errorf("message %q", err)
+	}
+	var h interface{ Hint() string }
+	if !errors.As(err, &h) || !strings.Contains(h.Hint(), "kinit") {
+		t.Errorf("hint missing: %v", err)
+	}
+	_, err = ParseCCache([]byte{5, 2, 0, 0})
+	if !errors.As(err, &h) || !strings.Contains(h.Hint(), "kdestroy") {
+		t.Errorf("format error hint: %v", err)
+	}
+	k := KeyBlock{EncType: 18, Value: []byte{1, 2}}
+	if g := k.Gokrb5(); g.KeyType != 18 || len(g.KeyValue) != 2 || k.EncTypeName() != "aes256-cts-hmac-sha1-96" || (KeyBlock{EncType: 99}).EncTypeName() != "etype 99" {
+		t.Errorf("keyblock helpers: %+v", g)
+	}
+}

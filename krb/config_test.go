@@ -347,3 +347,37 @@ func FuzzConfig(f *testing.F) {
 		}
 	})
 }
+
+func TestGokrb5Enctypes(t *testing.T) {
+	c, err := ParseConfig("e.conf", []byte("[libdefaults]\n permitted_enctypes = aes -aes128-cts-hmac-sha256-128 camellia256-cts-cmac\n default_tkt_enctypes = DEFAULT -des3-cbc-sha1\n default_tgs_enctypes = des-cbc-crc aes256-cts\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := c.Gokrb5().LibDefaults
+	if got := strings.Join(l.PermittedEnctypes, " "); got != "aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96 aes256-cts-hmac-sha384-192 camellia256-cts-cmac" {
+		t.Errorf("permitted %q", got)
+	}
+	// gokrb5 implements no camellia, so only the three AES types get ids.
+	if len(l.PermittedEnctypeIDs) != 3 || l.PermittedEnctypeIDs[0] != 18 {
+		t.Errorf("permitted ids %v", l.PermittedEnctypeIDs)
+	}
+	for _, n := range l.DefaultTktEnctypes {
+		if n == "des3-cbc-sha1" {
+			t.Errorf("DEFAULT -des3 kept des3: %v", l.DefaultTktEnctypes)
+		}
+	}
+	// Single DES is weak and dropped unless allow_weak_crypto.
+	if ids := l.DefaultTGSEnctypeIDs; len(ids) != 1 || ids[0] != 18 {
+		t.Errorf("tgs ids %v", ids)
+	}
+}
+
+func TestUsernameToken(t *testing.T) {
+	got, err := ExpandPath("%{username}")
+	if err != nil || got == "" {
+		t.Fatalf("username: %q %v", got, err)
+	}
+	if _, err := cfgLookupUsername(1 << 30); err == nil {
+		t.Error("lookup of a uid nobody has should fail")
+	}
+}
