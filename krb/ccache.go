@@ -107,7 +107,7 @@ func FlagString(flags uint32) string {
 }
 
 // FlagString renders the credential's flags as MIT `klist -f` does.
-func (c *Credential) FlagString() string { return FlagString(c.Flags) }
+func (c Credential) FlagString() string { return FlagString(c.Flags) }
 
 // ---- errors ----
 
@@ -817,14 +817,14 @@ func (p Principal) IsTGT(realm string) bool {
 // IsConfigEntry reports whether the credential is an MIT cache
 // configuration entry (server krb5_ccache_conf_data/…@X-CACHECONF:)
 // rather than a ticket. klist hides these unless asked.
-func (c *Credential) IsConfigEntry() bool {
+func (c Credential) IsConfigEntry() bool {
 	return c.Server.Realm == CacheConfigRealm && len(c.Server.Components) >= 2 &&
 		c.Server.Components[0] == CacheConfigPrefix
 }
 
 // ConfigKey returns the key of a config entry ("pa_type", "fast_avail",
 // "refresh_time", …), or "" for a ticket.
-func (c *Credential) ConfigKey() string {
+func (c Credential) ConfigKey() string {
 	if !c.IsConfigEntry() {
 		return ""
 	}
@@ -910,7 +910,7 @@ func (cc *CCache) Upsert(cred Credential) {
 // Valid reports whether the credential is usable at now (StartTime, or
 // AuthTime when unset, not in the future; EndTime in the future), with the
 // KDC offset applied to the local clock.
-func (c *Credential) Valid(now time.Time) bool {
+func (c Credential) Valid(now time.Time) bool {
 	start := c.StartTime
 	if start.IsZero() {
 		start = c.AuthTime

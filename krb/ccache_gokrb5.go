@@ -31,7 +31,7 @@ func (k KeyBlock) Gokrb5() types.EncryptionKey {
 
 // Gokrb5Ticket decodes the credential's DER ticket. Malformed DER is an
 // error, never a panic (gokrb5's ASN.1 decoder is guarded).
-func (c *Credential) Gokrb5Ticket() (tkt messages.Ticket, err error) {
+func (c Credential) Gokrb5Ticket() (tkt messages.Ticket, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("ticket for %s cannot be decoded", c.Server)
@@ -119,7 +119,7 @@ func ccEnctypeName(e int32) string {
 
 // TicketEncType is the enctype the ticket itself is encrypted with (the
 // second name in klist -e's "Etype (skey, tkt)").
-func (c *Credential) TicketEncType() (int32, error) {
+func (c Credential) TicketEncType() (int32, error) {
 	t, err := c.Gokrb5Ticket()
 	if err != nil {
 		return 0, err
@@ -128,7 +128,7 @@ func (c *Credential) TicketEncType() (int32, error) {
 }
 
 // TicketEncTypeName is TicketEncType named as klist -e does.
-func (c *Credential) TicketEncTypeName() (string, error) {
+func (c Credential) TicketEncTypeName() (string, error) {
 	e, err := c.TicketEncType()
 	if err != nil {
 		return "", err
