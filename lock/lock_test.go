@@ -404,12 +404,16 @@ func TestConcurrentUnlockOneWins(t *testing.T) {
 func TestIdleLocks(t *testing.T) {
 	idle := 200 * time.Millisecond
 	locked := make(chan Status, 1)
-	l := New(Options{KDF: cheap, IdleAfter: idle})
+	errs := make(chan error, 4)
+	l := New(Options{KDF: cheap, IdleAfter: idle, OnError: func(e error) {
+		select {
+		case errs <- e:
+		default:
+		}
+	}})
 	defer l.Close()
 	l.OnLock(func(s Status) { locked <- s })
 	// No passphrase yet: the timer reports and does not lock.
-	errs := make(chan error, 4)
-	l.opts.OnError = func(e error) { errs <- e }
 	select {
 	case e := <-errs:
 		if !errors.Is(e, ErrNoPassphrase) {
