@@ -245,12 +245,9 @@ func settle() {
 	debug.FreeOSMemory()
 }
 
-// TestLockedMemoryHoldsNoKeys loads keys as the agent would (read and
-// parsed inside Do, signing inside Do), locks, and searches the whole
-// process memory for their secret bytes. It needs the build to set
-// GOEXPERIMENT=runtimesecret; without it the leftovers are reported and the
-// test skips, or fails when CI is set.
-func TestLockedMemoryHoldsNoKeys(t *testing.T) {
+// genKeys makes an ed25519, an RSA and an ECDSA key with ssh-keygen, as a
+// user would, in OpenSSH format without passphrase.
+func genKeys(t *testing.T) string {
 	keygen, err := exec.LookPath("ssh-keygen")
 	if err != nil {
 		if os.Getenv("CI") != "" {
@@ -268,10 +265,21 @@ func TestLockedMemoryHoldsNoKeys(t *testing.T) {
 			t.Fatalf("ssh-keygen: %v: %s", err, out)
 		}
 	}
+	return dir
+}
 
+var keyTypes = []string{"ed25519", "rsa", "ecdsa"}
+
+// TestLockedMemoryHoldsNoKeys loads keys as the agent would (read and
+// parsed inside Do, signing inside Do), locks, and searches the whole
+// process memory for their secret bytes. It needs the build to set
+// GOEXPERIMENT=runtimesecret; without it the leftovers are reported and the
+// test skips, or fails when CI is set.
+func TestLockedMemoryHoldsNoKeys(t *testing.T) {
+	dir := genKeys(t)
 	r := &keyring{keys: map[string]any{}, signers: map[string]ssh.Signer{}}
 	var needles []needle
-	for _, typ := range []string{"ed25519", "rsa", "ecdsa"} {
+	for _, typ := range keyTypes {
 		var err error
 		Do(func() {
 			data, e := os.ReadFile(filepath.Join(dir, typ))
@@ -290,8 +298,14 @@ func TestLockedMemoryHoldsNoKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r.signAll(t)
+	checkLockedMemory(t, r, needles, func() { r.signAll(t) })
+}
 
+// checkLockedMemory: the keys are found while unlocked (the scan works),
+// not found after each of two locks, and usable after each unlock.
+func checkLockedMemory(t *testing.T, r *keyring, needles []needle, sign func()) {
+	t.Helper()
+	sign()
 	l := New(Options{KDF: cheap})
 	defer l.Close()
 	l.AddHolder(r)
@@ -325,7 +339,7 @@ func TestLockedMemoryHoldsNoKeys(t *testing.T) {
 		if err := l.Unlock(context.Background(), []byte("pw")); err != nil {
 			t.Fatal(err)
 		}
-		r.signAll(t)
+		sign()
 		if found := sc.find(t, needles); len(found) != len(secrets) {
 			t.Fatalf("round %d: after unlock found only %v", round, found)
 		}
