@@ -142,7 +142,9 @@ func (l *Locker) OnLock(f func(Status)) {
 	l.onLock = append(l.onLock, f)
 }
 
-// OnUnlock registers f to run after every unlock, like OnLock.
+// OnUnlock registers f to run after every unlock, like OnLock. Work that
+// may take long (renewing a Kerberos ticket over the network) belongs in a
+// goroutine started by f, so that the transition mutex is not held for it.
 func (l *Locker) OnUnlock(f func(Status)) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -203,6 +205,9 @@ func (l *Locker) Lock(pass []byte) error {
 // the automatic triggers call. ErrNoPassphrase when none is set, ErrLocked
 // when already locked.
 func (l *Locker) LockNow(reason Reason) error {
+	if l.Locked() {
+		return ErrLocked // without waiting for an unlock attempt in progress
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
