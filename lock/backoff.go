@@ -20,7 +20,8 @@ func (l *Locker) delay(n int) time.Duration {
 	return min(d, l.opts.BackoffMax)
 }
 
-// fail records a wrong passphrase and returns the penalty.
+// fail records a wrong passphrase and returns the penalty. l.mu must be
+// held (it updates the status).
 func (l *Locker) fail() time.Duration {
 	l.bmu.Lock()
 	defer l.bmu.Unlock()

@@ -281,19 +281,34 @@ func (l *Locker) Unlock(ctx context.Context, pass []byte) error {
 		return err
 	}
 
+	penalty, err := l.tryUnlock(pass)
+	if penalty > 0 {
+		// The failing caller serves the penalty too, still holding the
+		// attempt slot, so one connection guessing in a loop is slowed
+		// as much as many connections are.
+		sleepCtx(ctx, penalty)
+	}
+	return err
+}
+
+// tryUnlock checks pass and, when it is right, opens the vaults, hands
+// the plaintexts to the holders and flips the state, all inside Do. A
+// wrong passphrase is counted and its penalty returned.
+func (l *Locker) tryUnlock(pass []byte) (penalty time.Duration, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.Locked() {
-		return ErrNotLocked
+		return 0, ErrNotLocked
 	}
 	var errs []error
-	var err error
 	Do(func() {
 		priv, e := l.verifier.open(pass)
 		if e != nil {
 			err = e
 			return
 		}
+		// Open everything before handing anything out: a vault that
+		// does not open leaves the state locked and nothing restored.
 		opened := make([]map[string][]byte, len(l.vaults))
 		for i, v := range l.vaults {
 			if opened[i], e = v.open(priv); e != nil {
@@ -316,16 +331,10 @@ func (l *Locker) Unlock(ctx context.Context, pass []byte) error {
 		}
 	})
 	if errors.Is(err, ErrBadPassphrase) {
-		d := l.fail()
-		l.mu.Unlock()
-		// The failing caller serves the penalty too, so a guessing loop
-		// on one connection is slowed as much as many connections are.
-		sleepCtx(ctx, d)
-		l.mu.Lock()
-		return ErrBadPassphrase
+		return l.fail(), err
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	l.succeed()
 	l.vaults = nil
@@ -337,7 +346,7 @@ func (l *Locker) Unlock(ctx context.Context, pass []byte) error {
 	}
 	l.report(errs...)
 	l.idleArm()
-	return nil
+	return 0, nil
 }
 
 // Close stops the idle timer and makes later locks fail with ErrClosed.
