@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/sesame-ssh/sesame/internal/atomicfile"
 )
@@ -43,8 +44,9 @@ var ErrStashExpired = errors.New("stashed kerberos ticket expired while locked; 
 type Kerberos struct {
 	// Mode is what to do on lock.
 	Mode KerberosMode
-	// Path of the FILE: cache (no "FILE:" prefix), resolved by the caller
-	// from -c / KRB5CCNAME / krb5.conf.
+	// Path of the FILE: cache, with or without the "FILE:" prefix,
+	// resolved by the caller from -c / KRB5CCNAME / krb5.conf. Other cache
+	// types (DIR:, KCM:, KEYRING:) are not handled here.
 	Path string
 	// Valid reports whether a ticket cache (its raw bytes) still holds a
 	// usable TGT; the cache is written back only when it does. Nil writes
@@ -62,9 +64,9 @@ func (k *Kerberos) Seal(v *Vault) error {
 	case KerberosKeep, "":
 		return nil
 	case KerberosDestroy:
-		return Destroy(k.Path)
+		return Destroy(k.file())
 	case KerberosStash:
-		return StashCCache(v, k.Path)
+		return StashCCache(v, k.file())
 	}
 	return fmt.Errorf("unknown kerberos lock mode %q", k.Mode)
 }
@@ -74,8 +76,10 @@ func (k *Kerberos) Unseal(m map[string][]byte) error {
 	if k.Mode != KerberosStash {
 		return nil
 	}
-	return RestoreCCache(m, k.Path, k.Valid)
+	return RestoreCCache(m, k.file(), k.Valid)
 }
+
+func (k *Kerberos) file() string { return strings.TrimPrefix(k.Path, "FILE:") }
 
 // StashCCache reads the ticket cache at path into v and then destroys the
 // file. A missing file is not an error: there is nothing to stash. The

@@ -145,7 +145,7 @@ func TestKerberosStashGSSAPI(t *testing.T) {
 		return cmd.Run() == nil
 	}
 	l := New(Options{KDF: cheap, OnError: func(e error) { t.Errorf("reported: %v", e) }})
-	l.AddHolder(&Kerberos{Mode: KerberosStash, Path: path, Valid: valid})
+	l.AddHolder(&Kerberos{Mode: KerberosStash, Path: "FILE:" + path, Valid: valid})
 	if err := l.Lock([]byte("pw")); err != nil {
 		t.Fatal(err)
 	}
