@@ -5,6 +5,12 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 FUZZTIME  ?= 10s
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 
+# runtime/secret (Go 1.26, linux/amd64 and arm64) erases the stack, registers
+# and heap allocations of key parsing and signing once they are unreachable,
+# which is what lets a locked agent hold no plaintext key material. Without it
+# Go leaves copies in freed memory. Every build and test uses it.
+export GOEXPERIMENT = runtimesecret
+
 .PHONY: all build install test unit fuzz bench demo vet clean
 
 all: build
