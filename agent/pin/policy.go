@@ -2,6 +2,7 @@ package pin
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -63,7 +64,15 @@ type Policy struct {
 	kh     *KnownHosts
 
 	hosts map[string]*hostInfo // host key fingerprint → identity, reset on any file change
-	fps   map[string]string    // key blob → SHA256 fingerprint
+	fps   map[string]keyFP     // key blob or raw ed25519 key → fingerprint
+
+	lastRefresh time.Time // when the files were last checked
+}
+
+// keyFP caches a key's wire form and fingerprint.
+type keyFP struct {
+	blob []byte
+	fp   string
 }
 
 var _ agent.Policy = (*Policy)(nil)
@@ -87,7 +96,7 @@ func New(opt Options) *Policy {
 		opt.Now = time.Now
 	}
 	p := &Policy{opt: opt, log: opt.Logger, pins: newPinSet(nil), kh: ParseKnownHosts(nil, ""),
-		hosts: map[string]*hostInfo{}, fps: map[string]string{}}
+		hosts: map[string]*hostInfo{}, fps: map[string]keyFP{}}
 	if p.log == nil {
 		p.log = slog.Default()
 	}
@@ -124,7 +133,13 @@ func (p *Policy) Learned() []Learned {
 }
 
 // refreshLocked re-reads whichever file changed since the last call.
+//
+// A stat per file per call is how edits take effect at once without a
+// watcher goroutine: it also catches editors that rename a new file over
+// the old one and files on network home directories, where inotify is
+// unreliable. It costs a few microseconds.
 func (p *Policy) refreshLocked() {
+	p.lastRefresh = time.Now()
 	if sig := statSig(p.opt.PinsFile); sig != p.pinsSig {
 		p.pinsSig = sig
 		_, pins, err := readPinsFile(p.opt.PinsFile)
@@ -282,27 +297,57 @@ func (p *Policy) hostLocked(key ssh.PublicKey) *hostInfo {
 	return h
 }
 
-// fpLocked returns the SHA256 fingerprint of key, cached by wire form.
-func (p *Policy) fpLocked(key ssh.PublicKey) string {
-	blob := key.Marshal()
-	if fp, ok := p.fps[string(blob)]; ok {
-		return fp
+// fpLocked returns the SHA256 fingerprint of key, cached. Ed25519 keys,
+// by far the most common, are looked up by their raw bytes: marshalling
+// every loaded key on every listing would dominate the cost of Offer.
+func (p *Policy) fpLocked(key ssh.PublicKey) string { return p.keyLocked(key).fp }
+
+func (p *Policy) keyLocked(key ssh.PublicKey) keyFP {
+	var buf [64]byte
+	var id []byte
+	if key.Type() == ssh.KeyAlgoED25519 {
+		if cp, ok := key.(ssh.CryptoPublicKey); ok {
+			if ed, ok := cp.CryptoPublicKey().(ed25519.PublicKey); ok {
+				id = append(append(buf[:0], 'E'), ed...)
+			}
+		}
+	}
+	var blob []byte
+	if id == nil {
+		blob = key.Marshal()
+		id = blob
+	}
+	if k, ok := p.fps[string(id)]; ok {
+		return k
+	}
+	if blob == nil {
+		blob = key.Marshal()
 	}
 	sum := sha256.Sum256(blob)
-	fp := "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
+	k := keyFP{blob: blob, fp: "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])}
 	if len(p.fps) >= maxCache {
-		p.fps = map[string]string{}
+		p.fps = map[string]keyFP{}
 	}
-	p.fps[string(blob)] = fp
-	return fp
+	p.fps[string(id)] = k
+	return k
 }
 
-// permittedLocked decides whether key fp may authenticate as user ("" when
+// Why a key is not permitted for a host.
+type refusal int
+
+const (
+	permitted refusal = iota
+	hostRevoked
+	notPinnedHere   // the host has declared pins, not this key
+	pinnedElsewhere // the key has declared pins, none for this host
+)
+
+// permitsLocked decides whether key fp may authenticate as user ("" when
 // unknown) to host h: a host with declared pins takes only its pinned
 // keys; a key with declared pins goes only to the hosts it is pinned to.
-func (p *Policy) permittedLocked(h *hostInfo, user, fp string) error {
+func (p *Policy) permitsLocked(h *hostInfo, user, fp string) refusal {
 	if h.revoked {
-		return &RefusedError{Reason: "the server's host key " + h.fp + " is @revoked in known_hosts"}
+		return hostRevoked
 	}
 	hostPinned := false
 	for _, i := range h.declared {
@@ -312,16 +357,30 @@ func (p *Policy) permittedLocked(h *hostInfo, user, fp string) error {
 		}
 		hostPinned = true
 		if pin.Key == fp {
-			return nil
+			return permitted
 		}
 	}
 	if hostPinned {
-		return &RefusedError{Reason: fmt.Sprintf("key %s is not pinned to the server with host key %s (%s)", fp, h.fp, namesString(h.names))}
+		return notPinnedHere
 	}
 	if len(p.pins.byKey[fp]) > 0 {
-		return &RefusedError{Reason: fmt.Sprintf("key %s is pinned to other hosts, not to the server with host key %s (%s)", fp, h.fp, namesString(h.names))}
+		return pinnedElsewhere
 	}
-	return nil
+	return permitted
+}
+
+// refusedError explains a refusal.
+func refusedError(r refusal, h *hostInfo, fp string) *RefusedError {
+	var why string
+	switch r {
+	case hostRevoked:
+		why = "the server's host key " + h.fp + " is @revoked in known_hosts"
+	case notPinnedHere:
+		why = fmt.Sprintf("key %s is not pinned to the server with host key %s (%s)", fp, h.fp, namesString(h.names))
+	default:
+		why = fmt.Sprintf("key %s is pinned to other hosts, not to the server with host key %s (%s)", fp, h.fp, namesString(h.names))
+	}
+	return &RefusedError{Reason: why}
 }
 
 // RefusedError says why the policy refused a signature.
@@ -368,7 +427,7 @@ func (p *Policy) Offer(c *agent.ConnInfo, ids []agent.Identity) []agent.Identity
 		fp := p.fpLocked(id.Key)
 		allowed := true
 		for _, h := range hops {
-			if p.permittedLocked(h, "", fp) != nil {
+			if p.permitsLocked(h, "", fp) != permitted {
 				allowed = false
 				break
 			}
@@ -454,6 +513,9 @@ func (p *Policy) Offer(c *agent.ConnInfo, ids []agent.Identity) []agent.Identity
 	return pick(all)
 }
 
+// signRefreshAfter is how old the last file check may be at a signature.
+const signRefreshAfter = time.Second
+
 // Errors for sign requests that do not fit the connection's binds.
 var (
 	ErrSessionMismatch = errors.New("sign refused: the userauth request is for another session than the one this connection is bound to")
@@ -471,8 +533,14 @@ func (p *Policy) CheckSign(c *agent.ConnInfo, key ssh.PublicKey, data []byte) er
 	req, perr := ParseUserauthRequest(data)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.refreshLocked()
-	fp := p.fpLocked(key)
+	// ssh lists keys (Offer, which always checks the files) just before it
+	// asks for a signature; checking again right away would only add
+	// system calls to every signature.
+	if time.Since(p.lastRefresh) > signRefreshAfter {
+		p.refreshLocked()
+	}
+	k := p.keyLocked(key)
+	fp := k.fp
 	if perr != nil {
 		// Not an authentication: OpenSSH refuses this for
 		// destination-constrained keys; pinned keys are ours.
@@ -482,7 +550,7 @@ func (p *Policy) CheckSign(c *agent.ConnInfo, key ssh.PublicKey, data []byte) er
 		return nil
 	}
 	dest := &c.Binds[len(c.Binds)-1]
-	if !bytes.Equal(req.Key, key.Marshal()) {
+	if !bytes.Equal(req.Key, k.blob) {
 		return ErrKeyMismatch
 	}
 	if subtle.ConstantTimeCompare(req.SessionID, dest.SessionID) != 1 {
@@ -501,9 +569,11 @@ func (p *Policy) CheckSign(c *agent.ConnInfo, key ssh.PublicKey, data []byte) er
 		if i == len(c.Binds)-1 {
 			user = req.User
 		}
-		if err := p.permittedLocked(p.hostLocked(c.Binds[i].HostKey), user, fp); err != nil {
+		h := p.hostLocked(c.Binds[i].HostKey)
+		if r := p.permitsLocked(h, user, fp); r != permitted {
+			err := refusedError(r, h, fp)
 			if i < len(c.Binds)-1 {
-				return &RefusedError{Reason: fmt.Sprintf("forwarded through hop %d: %s", i+1, err.(*RefusedError).Reason)}
+				err.Reason = fmt.Sprintf("forwarded through hop %d: %s", i+1, err.Reason)
 			}
 			return err
 		}
