@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 	xagent "golang.org/x/crypto/ssh/agent"
@@ -220,4 +221,94 @@ func TestRealSSHSignRequests(t *testing.T) {
 		len(l[0].Names) != 2 || l[0].Names[0] != fmt.Sprintf("[localhost]:%d", sshd1.Port) {
 		t.Errorf("learned: %+v %v", l, err)
 	}
+}
+
+// sshConfigArgs replaces the test bed's "-F /dev/null" with config.
+func sshConfigArgs(sshd *testbed.SSHD, config string, cmd ...string) []string {
+	args := sshd.SSHArgs()
+	if args[0] == "-F" {
+		args[1] = config
+	}
+	return append(args, cmd...)
+}
+
+// For clients without session-bind, the blocks of `sesame ssh-config`
+// make real ssh, through OpenSSH's own ssh-agent holding six keys, offer
+// only the pinned one: with MaxAuthTries 3 the login succeeds with no
+// failed key, where the same agent without them is locked out.
+func TestRealSSHConfigBlocks(t *testing.T) {
+	sshd := testbed.NewSSHD(t, testbed.SSHDOptions{MaxAuthTries: 3})
+	bins := testbed.Need(t, "ssh-agent", "ssh-add", "ssh-keygen", "ssh")
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "agent.sock")
+	ag := exec.Command(bins[0], "-D", "-a", sock)
+	if err := ag.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ag.Process.Kill(); ag.Wait() })
+	if err := waitSocket(sock); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "SSH_AUTH_SOCK="+sock)
+	var last string
+	for i := 1; i <= 6; i++ {
+		kf := filepath.Join(dir, fmt.Sprintf("id%d", i))
+		run := func(name string, args ...string) {
+			cmd := exec.Command(name, args...)
+			cmd.Env = env
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%s: %v\n%s", name, err, out)
+			}
+		}
+		run(bins[2], "-q", "-t", "ed25519", "-N", "", "-C", fmt.Sprintf("key%d", i), "-f", kf)
+		run(bins[1], kf)
+		last = kf
+	}
+	pub, _ := os.ReadFile(last + ".pub")
+	sshd.Authorize(string(pub))
+
+	// Baseline: every key offered in turn, locked out before the 6th.
+	cmd := exec.Command(bins[3], sshConfigArgs(sshd, "/dev/null", "true")...)
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "Too many authentication failures") {
+		t.Fatalf("expected a lockout without pins: %v\n%s", err, out)
+	}
+	before := sshd.FailedPublickey()
+
+	files := Files{Pins: filepath.Join(dir, "config", "pins"), Learned: filepath.Join(dir, "state", "learned"), KeysDir: filepath.Join(dir, "config", "keys")}
+	src := KeySource{AgentSocket: sock, PubFiles: []string{}}
+	k, err := ResolveKey("key6", src) // by comment, from the running agent
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := PinKey(files, fmt.Sprintf("[localhost]:%d", sshd.Port), k); err != nil {
+		t.Fatal(err)
+	}
+	conf, err := SSHConfig(files, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf := filepath.Join(dir, "ssh_config")
+	os.WriteFile(cf, []byte(conf), 0o600)
+	cmd = exec.Command(bins[3], sshConfigArgs(sshd, cf, "echo", "pinned-login")...)
+	cmd.Env = env
+	out, err = cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "pinned-login") {
+		t.Fatalf("ssh with sesame ssh-config: %v\n%s\nconfig:\n%s", err, out, conf)
+	}
+	if n := sshd.FailedPublickey() - before; n != 0 {
+		t.Errorf("%d keys were rejected with the pinned config", n)
+	}
+}
+
+func waitSocket(path string) error {
+	for i := 0; i < 100; i++ {
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("no agent on %s", path)
 }
