@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -537,6 +538,15 @@ func TestPolicyForwardingChain(t *testing.T) {
 	if err := w.p.CheckSign(fwd, kT, userauth(fwd.Binds[1].SessionID, "u", kT)); !errors.Is(err, ErrForwardingHop) {
 		t.Errorf("sign on forwarding hop: %v", err)
 	}
+	// A chain whose earlier bind was for authentication is not a chain.
+	broken := bound(hJ, hT)
+	broken.Binds[0].Forwarding = false
+	if err := w.p.CheckSign(broken, kFree, userauth(broken.Binds[1].SessionID, "u", kFree)); !errors.Is(err, ErrBrokenChain) {
+		t.Errorf("broken chain: %v", err)
+	}
+	if got := w.p.Offer(broken, all); len(got) != 0 {
+		t.Errorf("offer on a broken chain: %s", fps(got))
+	}
 	// An earlier bind's session id is not the destination.
 	if err := w.p.CheckSign(viaJ, kT, userauth(viaJ.Binds[0].SessionID, "u", kT)); !errors.Is(err, ErrSessionMismatch) {
 		t.Errorf("hop session id: %v", err)
@@ -655,5 +665,63 @@ func TestPolicyHostCertificate(t *testing.T) {
 	cert := hostCertFor(t, ca, newSigner(t).PublicKey(), "login.cluster.example.org")
 	if got := fps(w.p.Offer(bound(cert), ids(k0, k1))); got != "key1" {
 		t.Errorf("cert host: %s", got)
+	}
+}
+
+// Many connections at once while the pins file changes under them (run
+// with -race).
+func TestPolicyConcurrent(t *testing.T) {
+	hA := newSigner(t).PublicKey()
+	w := newWorld(t, authLine("", "a.example.org", hA))
+	keys := []ssh.PublicKey{newSigner(t).PublicKey(), newSigner(t).PublicKey()}
+	all := ids(keys...)
+	w.setPins("a.example.org " + fp(keys[1]) + "\n")
+	done := make(chan struct{})
+	var signed atomic.Int64
+	for g := 0; g < 4; g++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := 0; i < 200; i++ {
+				c := bound(hA)
+				got := w.p.Offer(c, all)
+				if len(got) != 1 {
+					t.Errorf("offer: %s", fps(got))
+					return
+				}
+				data := userauth(c.Binds[0].SessionID, "u", got[0].Key)
+				// The pin may flip between listing and signing: then a
+				// refusal is right.
+				var re *RefusedError
+				if err := w.p.CheckSign(c, got[0].Key, data); errors.As(err, &re) {
+					continue
+				} else if err != nil {
+					t.Error(err)
+					return
+				}
+				w.p.Signed(c, got[0].Key, data)
+				signed.Add(1)
+			}
+		}()
+	}
+	for i := 0; i < 50; i++ {
+		if i%2 == 0 {
+			w.setPins("a.example.org " + fp(keys[0]) + "\n")
+		} else {
+			w.setPins("a.example.org " + fp(keys[1]) + "\n")
+		}
+	}
+	for g := 0; g < 4; g++ {
+		<-done
+	}
+	if err := w.p.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	l, _ := ReadLearned(w.learned)
+	for _, e := range l {
+		total += e.Count
+	}
+	if int64(total) != signed.Load() || total == 0 {
+		t.Errorf("learned %d signatures, want %d", total, signed.Load())
 	}
 }

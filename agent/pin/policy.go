@@ -407,6 +407,9 @@ func (p *Policy) Offer(c *agent.ConnInfo, ids []agent.Identity) []agent.Identity
 	if c == nil || len(c.Binds) == 0 {
 		return ids // ssh-add -l and clients without session-bind see every key
 	}
+	if !chainForwards(c) {
+		return nil
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.refreshLocked()
@@ -513,6 +516,18 @@ func (p *Policy) Offer(c *agent.ConnInfo, ids []agent.Identity) []agent.Identity
 	return pick(all)
 }
 
+// chainForwards checks that every bind before the last one forwards the
+// agent: after a bind for authentication the connection may not be used
+// as a hop (OpenSSH: "tried to forward though signing bind").
+func chainForwards(c *agent.ConnInfo) bool {
+	for i := 0; i < len(c.Binds)-1; i++ {
+		if !c.Binds[i].Forwarding {
+			return false
+		}
+	}
+	return true
+}
+
 // signRefreshAfter is how old the last file check may be at a signature.
 const signRefreshAfter = time.Second
 
@@ -522,6 +537,7 @@ var (
 	ErrKeyMismatch     = errors.New("sign refused: the userauth request names another key than the one asked to sign")
 	ErrHostKeyMismatch = errors.New("sign refused: the hostbound userauth request names another host key than the bound one")
 	ErrForwardingHop   = errors.New("sign refused: userauth on a connection whose last bind forwards the agent")
+	ErrBrokenChain     = errors.New("sign refused: an earlier bind on this connection was for authentication, not forwarding")
 	ErrUnidentified    = errors.New("sign refused: a pinned key signs only authentication requests on a bound connection")
 )
 
@@ -558,6 +574,9 @@ func (p *Policy) CheckSign(c *agent.ConnInfo, key ssh.PublicKey, data []byte) er
 	}
 	if dest.Forwarding {
 		return ErrForwardingHop
+	}
+	if !chainForwards(c) {
+		return ErrBrokenChain
 	}
 	if req.HostKey != nil && !bytes.Equal(req.HostKey, dest.HostKey.Marshal()) {
 		return ErrHostKeyMismatch
