@@ -725,3 +725,22 @@ func TestPolicyConcurrent(t *testing.T) {
 		t.Errorf("learned %d signatures, want %d", total, signed.Load())
 	}
 }
+
+func TestExplain(t *testing.T) {
+	hA, ca := newSigner(t).PublicKey(), newSigner(t)
+	w := newWorld(t, authLine("", "a.example.org", hA)+authLine("@cert-authority", "*.c.example.org", ca.PublicKey()))
+	k0, k1 := newSigner(t).PublicKey(), newSigner(t).PublicKey()
+	w.setPins("a.example.org " + fp(k1) + "\nn.c.example.org " + fp(k0) + "\n")
+	r, err := w.p.Explain("a.example.org", ids(k0, k1))
+	if err != nil || len(r) != 1 || len(r[0].Declared) != 1 || fps(r[0].Offered) != "key1" || r[0].Unpinned {
+		t.Fatalf("%+v %v", r, err)
+	}
+	r, _ = w.p.Explain("n.c.example.org", ids(k0, k1))
+	if len(r) != 1 || !r[0].CA || len(r[0].Declared) != 1 {
+		t.Errorf("ca: %+v", r)
+	}
+	r, _ = w.p.Explain("new.example.org:2222", ids(k0, k1))
+	if len(r) != 1 || !r[0].NotListed || !strings.Contains(r[0].Reason, "[new.example.org]:2222 is not in known_hosts") {
+		t.Errorf("unknown: %+v", r)
+	}
+}

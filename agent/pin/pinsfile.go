@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/sesame-ssh/sesame/internal/atomicfile"
@@ -18,7 +19,7 @@ const PinsFileName = "pins"
 
 // DefaultPinsFile is where declared pins live: $SESAME_HOME/config/pins or
 // the XDG config directory.
-func DefaultPinsFile() string { return paths.Config() + "/" + PinsFileName }
+func DefaultPinsFile() string { return filepath.Join(paths.Config(), PinsFileName) }
 
 // maxPinsFile bounds the pins file we read; a file this large is a mistake.
 const maxPinsFile = 16 << 20
@@ -158,8 +159,8 @@ func parsePinLine(line string) (Pin, bool, error) {
 	return p, true, nil
 }
 
-// splitUser splits "user@rest"; an empty user before @ is an error caught
-// later as a bad pattern ("@host" leaves "@" nowhere, so treat as no user).
+// splitUser splits "user@rest" at the last @ (host patterns and
+// fingerprints never hold one); "@host" has no user.
 func splitUser(s string) (user, rest string) {
 	if i := strings.LastIndexByte(s, '@'); i >= 0 {
 		return s[:i], s[i+1:]
@@ -264,7 +265,7 @@ func AddPin(path string, p Pin) (bool, error) {
 	}
 	data = append(data, line...)
 	data = append(data, '\n')
-	if err := paths.EnsureDir(dirOf(path)); err != nil {
+	if err := paths.EnsureDir(filepath.Dir(path)); err != nil {
 		return false, err
 	}
 	return true, atomicfile.Write(path, data, 0o600)
@@ -305,11 +306,4 @@ func RemovePins(path string, target Pin, key string) ([]Pin, error) {
 func sameTarget(a, b Pin) bool {
 	return a.User == b.User && a.HostKey == b.HostKey &&
 		strings.EqualFold(a.Hosts.String(), b.Hosts.String())
-}
-
-func dirOf(path string) string {
-	if i := strings.LastIndexByte(path, '/'); i > 0 {
-		return path[:i]
-	}
-	return "."
 }

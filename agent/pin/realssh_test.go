@@ -285,9 +285,12 @@ func TestRealSSHConfigBlocks(t *testing.T) {
 	if _, _, err := PinKey(files, fmt.Sprintf("[localhost]:%d", sshd.Port), k); err != nil {
 		t.Fatal(err)
 	}
-	conf, err := SSHConfig(files, src)
+	conf, err := SSHConfig(files, src, SSHConfigOptions{GSSAPI: func(p []string) bool { return p[0] == "localhost" }})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(conf, "Host localhost\n") || !strings.Contains(conf, "    GSSAPIAuthentication yes\n") {
+		t.Errorf("config:\n%s", conf)
 	}
 	cf := filepath.Join(dir, "ssh_config")
 	os.WriteFile(cf, []byte(conf), 0o600)

@@ -26,7 +26,7 @@ public key as IdentityFile, with IdentitiesOnly yes. Append the output to
 }
 
 func runSSHConfig(out io.Writer, files pin.Files, src pin.KeySource) error {
-	s, err := pin.SSHConfig(files, src)
+	s, err := pin.SSHConfig(files, src, pin.SSHConfigOptions{})
 	if err != nil {
 		return err
 	}
