@@ -62,10 +62,13 @@ func (p *Policy) Explain(name string, ids []agent.Identity) ([]HostReport, error
 			out = append(out, r)
 			continue
 		}
+		p.mu.Lock()
+		p.hostLocked(e.key, []Name{n}) // the name may be hashed: make it known first
+		p.mu.Unlock()
 		c := &agent.ConnInfo{Binds: []agent.Bind{{HostKey: e.key}}}
 		r.Offered = p.Offer(c, ids)
 		p.mu.Lock()
-		h := p.hostLocked(e.key)
+		h := p.hostLocked(e.key, nil)
 		r.Revoked, r.Names = h.revoked, h.names
 		for _, i := range h.declared {
 			r.Declared = append(r.Declared, p.pins.pins[i])

@@ -744,3 +744,64 @@ func TestExplain(t *testing.T) {
 		t.Errorf("unknown: %+v", r)
 	}
 }
+
+func TestSSHDestination(t *testing.T) {
+	cases := []struct {
+		argv string
+		want string
+	}{
+		{"ssh login.example.org", "login.example.org"},
+		{"/usr/bin/ssh -A alice@Login.Example.org uptime", "login.example.org"},
+		{"ssh -p 2222 -i key host", "[host]:2222"},
+		{"ssh -p2222 host", "[host]:2222"},
+		{"ssh -vAp 2200 host", "[host]:2200"},
+		{"ssh -o Port=2022 -l bob host cmd -p 1", "[host]:2022"},
+		{"ssh -oPort=2022 host", "[host]:2022"},
+		{"ssh ssh://bob@git.example.org:7999", "[git.example.org]:7999"},
+		{"ssh -x -oForwardX11=no -l u -- host sftp", "host"},
+		{"ssh -W [target]:22 jump", "jump"},
+		{"ssh -F /dev/null -o UserKnownHostsFile=/x -p 40 localhost echo", "[localhost]:40"},
+		{"sftp host", ""},
+		{"ssh -p", ""},
+		{"ssh *.example.org", ""},
+	}
+	for _, c := range cases {
+		got := SSHDestination(strings.Fields(c.argv))
+		s := ""
+		if len(got) == 1 {
+			s = got[0].String()
+		}
+		if s != c.want {
+			t.Errorf("%q: got %q, want %q", c.argv, s, c.want)
+		}
+	}
+	if got := PeerNames(os.Getpid()); got != nil {
+		t.Errorf("the test binary is not ssh: %v", got)
+	}
+}
+
+// Hashed known_hosts hide names from wildcard pins; the client's command
+// line supplies the name, and only a name known_hosts confirms counts.
+func TestPolicyPeerNamesWithHashedKnownHosts(t *testing.T) {
+	hA := newSigner(t).PublicKey()
+	dir := t.TempDir()
+	kh := filepath.Join(dir, "kh")
+	os.WriteFile(kh, []byte(authLine("", knownhosts.HashHostname("n1.cluster.example.org"), hA)), 0o600)
+	peer := map[int][]Name{
+		100: {{Host: "n1.cluster.example.org", Port: 22}},
+		200: {{Host: "n2.cluster.example.org", Port: 22}}, // not this key's name
+	}
+	p := New(Options{PinsFile: filepath.Join(dir, "pins"), LearnedFile: filepath.Join(dir, "l"), KnownHostsFiles: []string{kh},
+		PeerNames: func(pid int) []Name { return peer[pid] }})
+	k0, k1 := newSigner(t).PublicKey(), newSigner(t).PublicKey()
+	os.WriteFile(filepath.Join(dir, "pins"), []byte("*.cluster.example.org "+fp(k1)+"\n"), 0o600)
+	c := bound(hA)
+	c.PID = 200
+	if got := fps(p.Offer(c, ids(k0, k1))); got != "key0" {
+		t.Errorf("unconfirmed name: %s", got)
+	}
+	c.PID = 100
+	if got := fps(p.Offer(c, ids(k0, k1))); got != "key1" {
+		t.Errorf("confirmed name: %s", got)
+	}
+}

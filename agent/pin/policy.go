@@ -33,8 +33,13 @@ type Options struct {
 	KnownHostsFiles []string // default DefaultKnownHostsFiles()
 	MaxOffer        int      // keys offered to an unpinned server; default DefaultMaxOffer
 	NoLearn         bool     // never record learned pins
-	Logger          *slog.Logger
-	Now             func() time.Time
+	// PeerNames gives candidate names for the first bind from the client
+	// process (ConnInfo.PID); default PeerNames, which reads an ssh
+	// command line from /proc. Candidates count only when known_hosts
+	// confirms them.
+	PeerNames func(pid int) []Name
+	Logger    *slog.Logger
+	Now       func() time.Time
 }
 
 // Policy is the per-host pin policy; it implements agent.Policy. It
@@ -67,6 +72,7 @@ type Policy struct {
 	fps   map[string]keyFP     // key blob or raw ed25519 key → fingerprint
 
 	lastRefresh time.Time // when the files were last checked
+	peers       map[int]peerEntry
 }
 
 // keyFP caches a key's wire form and fingerprint.
@@ -95,8 +101,11 @@ func New(opt Options) *Policy {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
+	if opt.PeerNames == nil {
+		opt.PeerNames = PeerNames
+	}
 	p := &Policy{opt: opt, log: opt.Logger, pins: newPinSet(nil), kh: ParseKnownHosts(nil, ""),
-		hosts: map[string]*hostInfo{}, fps: map[string]keyFP{}}
+		hosts: map[string]*hostInfo{}, fps: map[string]keyFP{}, peers: map[int]peerEntry{}}
 	if p.log == nil {
 		p.log = slog.Default()
 	}
@@ -279,22 +288,84 @@ type hostInfo struct {
 
 const maxCache = 4096
 
-// hostLocked identifies a host key (cached until a file changes).
-func (p *Policy) hostLocked(key ssh.PublicKey) *hostInfo {
+// hostLocked identifies a host key (cached until a file changes). Extra
+// candidate names that known_hosts confirms are added to what is known
+// about the key, so a hashed entry found once stays found.
+func (p *Policy) hostLocked(key ssh.PublicKey, extra []Name) *hostInfo {
 	fp := p.fpLocked(key)
-	if h := p.hosts[fp]; h != nil {
+	h := p.hosts[fp]
+	if h == nil {
+		h = &hostInfo{fp: fp, revoked: p.kh.isRevoked(key)}
+		if !h.revoked {
+			h.names = p.kh.Names(key, p.pins.candidates)
+			h.declared = p.pins.match(fp, h.names)
+		}
+		if len(p.hosts) >= maxCache {
+			p.hosts = map[string]*hostInfo{}
+		}
+		p.hosts[fp] = h
+	}
+	if h.revoked {
 		return h
 	}
-	h := &hostInfo{fp: fp, revoked: p.kh.isRevoked(key)}
-	if !h.revoked {
-		h.names = p.kh.Names(key, p.pins.candidates)
+	added := false
+	for _, n := range extra {
+		if !containsName(h.names, n) && p.kh.HasKey(n, key) {
+			h.names = append(h.names, n)
+			added = true
+		}
+	}
+	if added {
 		h.declared = p.pins.match(fp, h.names)
 	}
-	if len(p.hosts) >= maxCache {
-		p.hosts = map[string]*hostInfo{}
-	}
-	p.hosts[fp] = h
 	return h
+}
+
+// peerNamesLocked caches PeerNames briefly: a connection lists and then
+// signs, and reading /proc on each would cost a good part of a signature.
+// A reused pid within the window could only offer a wrong candidate,
+// which known_hosts would not confirm.
+func (p *Policy) peerNamesLocked(pid int) []Name {
+	now := time.Now()
+	if e, ok := p.peers[pid]; ok && now.Sub(e.at) < peerTTL {
+		return e.names
+	}
+	names := p.opt.PeerNames(pid)
+	if len(p.peers) >= maxCache {
+		p.peers = map[int]peerEntry{}
+	}
+	p.peers[pid] = peerEntry{names: names, at: now}
+	return names
+}
+
+const peerTTL = 10 * time.Second
+
+type peerEntry struct {
+	names []Name
+	at    time.Time
+}
+
+func containsName(names []Name, n Name) bool {
+	for _, x := range names {
+		if x == n {
+			return true
+		}
+	}
+	return false
+}
+
+// hopsLocked identifies every bind of the connection; the client process
+// names the first one, the server it connected to itself.
+func (p *Policy) hopsLocked(c *agent.ConnInfo) []*hostInfo {
+	hops := make([]*hostInfo, len(c.Binds))
+	for i := range c.Binds {
+		var extra []Name
+		if i == 0 && c.PID > 0 {
+			extra = p.peerNamesLocked(c.PID)
+		}
+		hops[i] = p.hostLocked(c.Binds[i].HostKey, extra)
+	}
+	return hops
 }
 
 // fpLocked returns the SHA256 fingerprint of key, cached. Ed25519 keys,
@@ -414,10 +485,7 @@ func (p *Policy) Offer(c *agent.ConnInfo, ids []agent.Identity) []agent.Identity
 	defer p.mu.Unlock()
 	p.refreshLocked()
 
-	hops := make([]*hostInfo, len(c.Binds))
-	for i := range c.Binds {
-		hops[i] = p.hostLocked(c.Binds[i].HostKey)
-	}
+	hops := p.hopsLocked(c)
 	type cand struct {
 		id  agent.Identity
 		fp  string
@@ -583,12 +651,13 @@ func (p *Policy) CheckSign(c *agent.ConnInfo, key ssh.PublicKey, data []byte) er
 	}
 	// Every hop of the chain must permit the key, as OpenSSH's
 	// destination constraints require; only the last hop knows the user.
+	hops := p.hopsLocked(c)
 	for i := range c.Binds {
 		user := ""
 		if i == len(c.Binds)-1 {
 			user = req.User
 		}
-		h := p.hostLocked(c.Binds[i].HostKey)
+		h := hops[i]
 		if r := p.permitsLocked(h, user, fp); r != permitted {
 			err := refusedError(r, h, fp)
 			if i < len(c.Binds)-1 {
@@ -617,7 +686,8 @@ func (p *Policy) Signed(c *agent.ConnInfo, key ssh.PublicKey, data []byte) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	h := p.hostLocked(dest.HostKey)
+	hops := p.hopsLocked(c)
+	h := hops[len(hops)-1]
 	if h.revoked {
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,7 +35,7 @@ type policyAgent struct {
 func (a *policyAgent) conn() agent.ConnInfo {
 	a.recordingAgent.mu.Lock()
 	defer a.recordingAgent.mu.Unlock()
-	return agent.ConnInfo{Binds: append([]agent.Bind(nil), a.info.Binds...)}
+	return agent.ConnInfo{PID: a.info.PID, Binds: append([]agent.Bind(nil), a.info.Binds...)}
 }
 
 func (a *policyAgent) List() ([]*xagent.Key, error) {
@@ -115,12 +116,32 @@ func newPolicyBed(t *testing.T, n int, knownHosts []string, maxOffer int) *polic
 				return
 			}
 			a := &policyAgent{recordingAgent: &recordingAgent{Agent: kr}, p: b.p, refused: &b.refused, mu: &b.mu}
+			a.info.PID = peerPID(c)
 			wg.Add(1)
 			go func() { defer wg.Done(); xagent.ServeAgent(a, c); c.Close() }()
 		}
 	}()
 	t.Cleanup(func() { l.Close(); wg.Wait() })
 	return b
+}
+
+// peerPID is the client's pid from SO_PEERCRED, as the agent server gets it.
+func peerPID(c net.Conn) int {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return 0
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	pid := 0
+	raw.Control(func(fd uintptr) {
+		if cred, err := syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED); err == nil {
+			pid = int(cred.Pid)
+		}
+	})
+	return pid
 }
 
 func (b *policyBed) setPins(text string) {
@@ -178,7 +199,6 @@ func TestPolicyAgentLearns(t *testing.T) {
 	// authorized on another server, and the login fails without a single
 	// rejected key beyond the two offered.
 	sshd2 := testbed.NewSSHD(t, testbed.SSHDOptions{MaxAuthTries: 3})
-	b.kh = append(b.kh, sshd2.KnownHosts)
 	b2 := newPolicyBed(t, 4, []string{sshd2.KnownHosts}, 2)
 	sshd2.Authorize(b2.lines[3])
 	if _, err := b2.ssh(append(sshd2.SSHArgs("IdentityFile=/dev/null"), "true")...); err == nil {
@@ -237,5 +257,29 @@ func TestPolicyAgentForwarding(t *testing.T) {
 	t.Logf("case 2 %v: %s", time.Since(t0), out)
 	if err != nil || !strings.Contains(out, "inner-ok") {
 		t.Fatalf("key pinned to hop and destination: %v\n%s", err, out)
+	}
+}
+
+// With known_hosts hashed (Debian's HashKnownHosts yes) a wildcard pin
+// still applies: the name comes from ssh's command line and known_hosts
+// confirms it.
+func TestPolicyAgentHashedKnownHostsWildcardPin(t *testing.T) {
+	sshd := testbed.NewSSHD(t, testbed.SSHDOptions{MaxAuthTries: 3})
+	keygen := exec.Command(testbed.Path(t, "ssh-keygen"), "-H", "-f", sshd.KnownHosts)
+	if out, err := keygen.CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen -H: %v\n%s", err, out)
+	}
+	if b, _ := os.ReadFile(sshd.KnownHosts); strings.Contains(string(b), "localhost") {
+		t.Fatalf("known_hosts not hashed:\n%s", b)
+	}
+	b := newPolicyBed(t, 6, []string{sshd.KnownHosts}, 0)
+	sshd.Authorize(b.lines[5])
+	b.setPins(fmt.Sprintf("[local*]:%d %s\n", sshd.Port, fp(b.keys[5])))
+	out, err := b.ssh(append(sshd.SSHArgs("IdentityFile=/dev/null"), "echo", "in")...)
+	if err != nil || !strings.Contains(out, "in") {
+		t.Fatalf("ssh: %v\n%s", err, out)
+	}
+	if n := sshd.FailedPublickey(); n != 0 {
+		t.Errorf("%d failed publickey lines", n)
 	}
 }
