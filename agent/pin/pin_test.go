@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -376,7 +378,8 @@ func newWorld(t *testing.T, khText string) *world {
 	w.kh = filepath.Join(w.dir, "known_hosts")
 	os.WriteFile(w.kh, []byte(khText), 0o600)
 	w.p = New(Options{PinsFile: w.pins, LearnedFile: w.learned, KnownHostsFiles: []string{w.kh},
-		Now: func() time.Time { w.now = w.now.Add(time.Second); return w.now }})
+		Now:    func() time.Time { w.now = w.now.Add(time.Second); return w.now },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	t.Cleanup(func() { w.p.Close() })
 	return w
 }
@@ -630,6 +633,22 @@ func TestPolicyReloadKeepsOldPinsOnError(t *testing.T) {
 	}
 	if err := w.p.Err(); err != nil {
 		t.Error(err)
+	}
+}
+
+// An agent starting on a broken pins file uses its good lines.
+func TestPolicyStartsWithGoodLines(t *testing.T) {
+	hA := newSigner(t).PublicKey()
+	dir := t.TempDir()
+	k0, k1 := newSigner(t).PublicKey(), newSigner(t).PublicKey()
+	os.WriteFile(filepath.Join(dir, "kh"), []byte(authLine("", "a.example.org", hA)), 0o600)
+	os.WriteFile(filepath.Join(dir, "pins"), []byte("broken\na.example.org "+fp(k1)+"\n"), 0o600)
+	p := New(Options{PinsFile: filepath.Join(dir, "pins"), LearnedFile: filepath.Join(dir, "l"), KnownHostsFiles: []string{filepath.Join(dir, "kh")}})
+	if got := fps(p.Offer(bound(hA), ids(k0, k1))); got != "key1" {
+		t.Errorf("offer: %s", got)
+	}
+	if p.Err() == nil {
+		t.Error("no error for the broken line")
 	}
 }
 

@@ -219,6 +219,20 @@ func readPinsFile(path string) ([]byte, []Pin, error) {
 	return data, pins, err
 }
 
+// parsePinsLenient returns the pins of the lines that parse.
+func parsePinsLenient(data []byte) []Pin {
+	var pins []Pin
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		if p, ok, err := parsePinLine(sc.Text()); err == nil && ok {
+			p.Line = n
+			pins = append(pins, p)
+		}
+	}
+	return pins
+}
+
 func readBounded(path string, max int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {

@@ -52,9 +52,10 @@ type Policy struct {
 
 	mu sync.Mutex // guards everything below; methods named …Locked expect it held
 
-	pinsSig fileSig
-	pins    *pinSet
-	pinsErr error
+	pinsSig    fileSig
+	pins       *pinSet
+	pinsErr    error
+	pinsLoaded bool // a good pins file has been read
 
 	learnedSig fileSig
 	learned    []Learned    // the file's content plus pending events
@@ -151,12 +152,19 @@ func (p *Policy) refreshLocked() {
 	p.lastRefresh = time.Now()
 	if sig := statSig(p.opt.PinsFile); sig != p.pinsSig {
 		p.pinsSig = sig
-		_, pins, err := readPinsFile(p.opt.PinsFile)
+		data, pins, err := readPinsFile(p.opt.PinsFile)
 		if err != nil {
 			// Keep the old set: a half-typed line must not unpin every host.
+			// With no old set (an agent starting on a broken file), the
+			// good lines are better than none.
 			p.pinsErr = err
 			p.log.Warn("pins file not reloaded, keeping the previous pins", "err", err)
+			if !p.pinsLoaded && data != nil {
+				p.pins = newPinSet(parsePinsLenient(data))
+				p.hosts = map[string]*hostInfo{}
+			}
 		} else {
+			p.pinsLoaded = true
 			p.pinsErr = nil
 			p.pins = newPinSet(pins)
 			p.hosts = map[string]*hostInfo{}
