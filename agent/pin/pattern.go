@@ -1,11 +1,3 @@
-// Package pin decides which SSH keys each server is offered and may have
-// signatures from: the per-host pin policy behind sesame's agent.
-//
-// A server is identified by the host key it proved in session-bind, and
-// through known_hosts by the names that key is recorded for. Pins tie keys
-// to servers: declared ones in a file the user edits (written by `sesame
-// pin`), learned ones from successful logins in a state file. The policy
-// implements agent.Policy.
 package pin
 
 import (

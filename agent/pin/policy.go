@@ -495,14 +495,13 @@ func (p *Policy) Offer(c *agent.ConnInfo, ids []agent.Identity) []agent.Identity
 
 	hops := p.hopsLocked(c)
 	type cand struct {
-		id  agent.Identity
-		fp  string
-		pos int
+		id agent.Identity
+		fp string
 	}
 	// Only keys every hop of the chain permits: anything else would be
 	// refused at signing and only cost the user an attempt.
 	var ok []cand
-	for i, id := range ids {
+	for _, id := range ids {
 		fp := p.fpLocked(id.Key)
 		allowed := true
 		for _, h := range hops {
@@ -512,7 +511,7 @@ func (p *Policy) Offer(c *agent.ConnInfo, ids []agent.Identity) []agent.Identity
 			}
 		}
 		if allowed {
-			ok = append(ok, cand{id, fp, i})
+			ok = append(ok, cand{id, fp})
 		}
 	}
 	dest := c.Binds[len(c.Binds)-1]
