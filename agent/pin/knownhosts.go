@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/crypto/ssh"
@@ -398,10 +399,56 @@ func (k *KnownHosts) Names(key ssh.PublicKey, candidates []Name) []Name {
 			try(n)
 		}
 	}
-	if len(k.byBlob[b.plain]) > 0 || len(k.byBlob[b.ca]) > 0 {
+	if b.cert != nil && len(k.byBlob[b.ca]) > 0 {
 		for _, n := range candidates {
 			try(n)
 		}
 	}
+	// Entry by entry rather than name by name, so that each hashed entry
+	// keys its HMAC once for all candidates: with thousands of pinned
+	// names this is most of the cost of identifying a new host.
+	for _, i := range k.byBlob[b.plain] {
+		e := &k.entries[i]
+		if e.marker != markNone {
+			continue
+		}
+		match := e.matcher()
+		for _, n := range candidates {
+			if n.Port == 0 {
+				n.Port = 22
+			}
+			if !seen[n] && match(n) {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
+	}
 	return out
+}
+
+// matcher returns matchName with the HMAC keyed once.
+func (e *khEntry) matcher() func(Name) bool {
+	if e.salt == nil {
+		return e.matchName
+	}
+	mac := hmac.New(sha1.New, e.salt)
+	var sum [sha1.Size]byte
+	var buf []byte
+	return func(n Name) bool {
+		mac.Reset()
+		buf = appendName(buf[:0], n)
+		mac.Write(buf)
+		return hmac.Equal(mac.Sum(sum[:0]), e.hash)
+	}
+}
+
+// appendName appends the known_hosts form of n without allocating.
+func appendName(b []byte, n Name) []byte {
+	if n.Port == 22 || n.Port == 0 {
+		return append(b, n.Host...)
+	}
+	b = append(b, '[')
+	b = append(b, n.Host...)
+	b = append(b, "]:"...)
+	return strconv.AppendInt(b, int64(n.Port), 10)
 }
