@@ -53,7 +53,8 @@ func (e *ErrNoPin) Error() string { return fmt.Sprintf("no pin for %s", e.Target
 // Hint points at the listing.
 func (e *ErrNoPin) Hint() string { return "sesame pins lists the declared and learned pins" }
 
-// Unpin removes declared pins whose target is written as target, and
+// Unpin removes declared pins whose target is written as target (for
+// every user when target names none), and
 // learned pins whose host matches it (a pattern, or a host key
 // fingerprint), for the given key only when keyArg is not empty (a
 // fingerprint, a .pub file, or a comment).
@@ -76,7 +77,14 @@ func Unpin(f Files, target, keyArg string, src KeySource) ([]Pin, []Learned, err
 	}
 	var declRemoved []Pin
 	for _, q := range declared {
-		if !sameTarget(q, t) {
+		// Without a user, HOST means the host's pins for every user.
+		if t.User == "" {
+			q2 := q
+			q2.User = ""
+			if !sameTarget(q2, t) {
+				continue
+			}
+		} else if !sameTarget(q, t) {
 			continue
 		}
 		if keyArg == "" || q.Key == keyFP || (byComment != "" && q.Comment == byComment) {

@@ -82,6 +82,18 @@ func TestPinPinsUnpin(t *testing.T) {
 		!strings.Contains(out, "IdentityFile "+filepath.Join(home, "config", "keys")) {
 		t.Errorf("ssh-config:\n%s", out)
 	}
+	// A private key file with its .pub beside it names the key too.
+	priv := strings.TrimSuffix(file, ".pub")
+	os.WriteFile(priv, []byte("-----BEGIN OPENSSH PRIVATE KEY-----\n"), 0o600)
+	out, errs, code = sesame(t, "pin", "bob@x.example.org", priv)
+	if code != 0 || !strings.Contains(out, "pinned "+fp) {
+		t.Fatalf("pin by private key path: %d %q %q", code, out, errs)
+	}
+	// Unpin without a user removes every user's pins for the host.
+	out, _, code = sesame(t, "unpin", "x.example.org")
+	if code != 0 || !strings.Contains(out, "from bob@x.example.org") {
+		t.Fatalf("unpin all users: %d %q", code, out)
+	}
 	// Unpin a pattern: the declared line and the learned pin under it.
 	out, errs, code = sesame(t, "unpin", "*.cluster.example.org")
 	if code != 0 || !strings.Contains(out, "unpinned "+fp) || !strings.Contains(out, "forgot learned") {
