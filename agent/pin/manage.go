@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Files names the files the pin commands work on.
@@ -268,4 +269,33 @@ func dedup(s []string) []string {
 		}
 	}
 	return out
+}
+
+// LastUse says when a declared pin was last used, from the learned pins:
+// the latest successful use of its key at a host it covers, and how many
+// uses that is. Zero when never seen.
+func LastUse(p Pin, learned []Learned) (time.Time, int) {
+	var last time.Time
+	count := 0
+	for _, l := range learned {
+		if l.Key != p.Key || (p.User != "" && !wildMatch(p.User, l.User)) {
+			continue
+		}
+		covered := p.HostKey != "" && l.HostKey == p.HostKey
+		if p.HostKey == "" {
+			for _, s := range l.Names {
+				if n, err := ParseName(s); err == nil && p.Hosts.Match(n) {
+					covered = true
+					break
+				}
+			}
+		}
+		if covered {
+			count += l.Count
+			if l.LastUsed.After(last) {
+				last = l.LastUsed
+			}
+		}
+	}
+	return last, count
 }

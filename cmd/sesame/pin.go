@@ -82,7 +82,11 @@ func runPins(out io.Writer, files pin.Files) error {
 		fmt.Fprintln(tw, "  none")
 	}
 	for _, p := range declared {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", p.Target(), p.Key, p.Comment)
+		used := "never used"
+		if last, n := pin.LastUse(p, learned); n > 0 {
+			used = fmt.Sprintf("last used %s\t%d×", last.Local().Format(time.DateTime), n)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", p.Target(), p.Key, used, p.Comment)
 	}
 	tw.Flush()
 	fmt.Fprintf(tw, "learned (%s):\n", files.Learned)

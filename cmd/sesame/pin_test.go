@@ -74,7 +74,8 @@ func TestPinPinsUnpin(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, _, code = sesame(t, "pins")
-	if code != 0 || !strings.Contains(out, "*.cluster.example.org") || !strings.Contains(out, "bob@n1.cluster.example.org") || !strings.Contains(out, "3×") {
+	if code != 0 || !strings.Contains(out, "*.cluster.example.org") || !strings.Contains(out, "bob@n1.cluster.example.org") || !strings.Contains(out, "3×") ||
+		strings.Count(out, "never used") != 1 {
 		t.Fatalf("pins: %d\n%s", code, out)
 	}
 	out, _, _ = sesame(t, "ssh-config")
