@@ -46,13 +46,13 @@ func sanitizeComment(c string) string {
 	return strings.Join(strings.Fields(c), " ")
 }
 
-// ErrNoPin says unpin found nothing to remove.
-type ErrNoPin struct{ Target string }
+// NoPinError says unpin found nothing to remove.
+type NoPinError struct{ Target string }
 
-func (e *ErrNoPin) Error() string { return fmt.Sprintf("no pin for %s", e.Target) }
+func (e *NoPinError) Error() string { return fmt.Sprintf("no pin for %s", e.Target) }
 
 // Hint points at the listing.
-func (e *ErrNoPin) Hint() string { return "sesame pins lists the declared and learned pins" }
+func (e *NoPinError) Hint() string { return "sesame pins lists the declared and learned pins" }
 
 // Unpin removes declared pins whose target is written as target (for
 // every user when target names none), and
@@ -114,7 +114,7 @@ func Unpin(f Files, target, keyArg string, src KeySource) ([]Pin, []Learned, err
 		}
 	}
 	if len(declRemoved) == 0 && len(learnedRemoved) == 0 {
-		return nil, nil, &ErrNoPin{Target: target}
+		return nil, nil, &NoPinError{Target: target}
 	}
 	return declRemoved, learnedRemoved, nil
 }
