@@ -1,0 +1,164 @@
+package pin
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/sesame-ssh/sesame/internal/atomicfile"
+	"github.com/sesame-ssh/sesame/internal/paths"
+)
+
+// LearnedFileName is the name of the learned pins file in paths.State().
+const LearnedFileName = "learned-pins.json"
+
+// DefaultLearnedFile is where learned pins live.
+func DefaultLearnedFile() string { return filepath.Join(paths.State(), LearnedFileName) }
+
+const maxLearnedFile = 64 << 20
+
+// Learned is one learned pin: the server with this host key accepted Key
+// for User (it asked the agent to sign a userauth request with it).
+type Learned struct {
+	HostKey   string    `json:"host_key"`
+	Names     []string  `json:"names,omitempty"` // known_hosts names of the host key when last used
+	User      string    `json:"user"`
+	Key       string    `json:"key"`
+	FirstUsed time.Time `json:"first_used"`
+	LastUsed  time.Time `json:"last_used"`
+	Count     int       `json:"count"`
+}
+
+type learnedFile struct {
+	Version int       `json:"version"`
+	Pins    []Learned `json:"pins"`
+}
+
+// ParseLearned parses the learned pins file.
+func ParseLearned(data []byte, file string) ([]Learned, error) {
+	if len(data) == 0 {
+		return nil, nil
+	}
+	var lf learnedFile
+	if err := json.Unmarshal(data, &lf); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if lf.Version != 1 {
+		return nil, fmt.Errorf("%s: unknown version %d", file, lf.Version)
+	}
+	for i, l := range lf.Pins {
+		if ValidFingerprint(l.HostKey) != nil || ValidFingerprint(l.Key) != nil {
+			return nil, fmt.Errorf("%s: entry %d: bad fingerprint", file, i+1)
+		}
+	}
+	return lf.Pins, nil
+}
+
+func marshalLearned(pins []Learned) []byte {
+	sorted := append([]Learned(nil), pins...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].LastUsed.After(sorted[j].LastUsed) })
+	b, _ := json.MarshalIndent(learnedFile{Version: 1, Pins: sorted}, "", "  ")
+	return append(b, '\n')
+}
+
+// ReadLearned reads the learned pins file; a missing file has none.
+func ReadLearned(path string) ([]Learned, error) {
+	data, err := readBounded(path, maxLearnedFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ParseLearned(data, path)
+}
+
+// learnEvent is one successful signature to fold into the learned pins.
+type learnEvent struct {
+	hostKey, user, key string
+	names              []string
+	at                 time.Time
+}
+
+// apply folds ev into pins.
+func (ev learnEvent) apply(pins []Learned) []Learned {
+	for i := range pins {
+		l := &pins[i]
+		if l.HostKey == ev.hostKey && l.User == ev.user && l.Key == ev.key {
+			l.Count++
+			if ev.at.After(l.LastUsed) {
+				l.LastUsed = ev.at
+			}
+			if len(ev.names) > 0 {
+				l.Names = ev.names
+			}
+			return pins
+		}
+	}
+	return append(pins, Learned{HostKey: ev.hostKey, Names: ev.names, User: ev.user, Key: ev.key,
+		FirstUsed: ev.at, LastUsed: ev.at, Count: 1})
+}
+
+// UpdateLearned changes the learned pins file under its lock, so that the
+// agent's background writer and a command never lose each other's change.
+func UpdateLearned(path string, change func([]Learned) []Learned) error {
+	if err := paths.EnsureDir(filepath.Dir(path)); err != nil {
+		return err
+	}
+	unlock, err := lockFile(path + ".lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	pins, err := ReadLearned(path)
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(path, marshalLearned(change(pins)), 0o600)
+}
+
+// lockFile takes an exclusive flock on path (created 0600).
+func lockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+// fileSig identifies a version of a file cheaply: a stat per check catches
+// in-place edits (mtime, size) and editors that rename a new file over the
+// old one (inode).
+type fileSig struct {
+	exists bool
+	ino    uint64
+	dev    uint64
+	size   int64
+	mtime  int64
+	ctime  int64
+}
+
+func statSig(path string) fileSig {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileSig{}
+	}
+	s := fileSig{exists: true, size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		s.ino, s.dev = st.Ino, uint64(st.Dev)
+		s.ctime = st.Ctim.Sec*1e9 + st.Ctim.Nsec
+	}
+	return s
+}

@@ -1,0 +1,778 @@
+package pin
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/sesame-ssh/sesame/agent"
+)
+
+// DefaultMaxOffer is how many keys an unpinned server is offered. Each key
+// a server rejects costs one of its MaxAuthTries (OpenSSH's default is 6,
+// but clusters commonly set 3) and is a "Failed publickey" that fail2ban
+// and account lockout policies count; a GSSAPI attempt before the keys
+// costs one more. Two keys stay under a MaxAuthTries of 3 even after
+// GSSAPI, and still leave an attempt for password or keyboard-interactive.
+const DefaultMaxOffer = 2
+
+// Options configure a Policy. The zero value uses the default files.
+type Options struct {
+	PinsFile        string   // declared pins; default DefaultPinsFile()
+	LearnedFile     string   // learned pins; default DefaultLearnedFile()
+	KnownHostsFiles []string // default DefaultKnownHostsFiles()
+	MaxOffer        int      // keys offered to an unpinned server; default DefaultMaxOffer
+	NoLearn         bool     // never record learned pins
+	// PeerNames gives candidate names for the first bind from the client
+	// process (ConnInfo.PID); default PeerNames, which reads an ssh
+	// command line from /proc. Candidates count only when known_hosts
+	// confirms them.
+	PeerNames func(pid int) []Name
+	Logger    *slog.Logger
+	Now       func() time.Time
+}
+
+// Policy is the per-host pin policy; it implements agent.Policy. It
+// re-reads its files when they change (a stat per call), so `sesame pin`
+// and hand edits take effect at once in a running agent. Safe for
+// concurrent use.
+type Policy struct {
+	opt Options
+	log *slog.Logger
+
+	mu sync.Mutex // guards everything below; methods named …Locked expect it held
+
+	pinsSig    fileSig
+	pins       *pinSet
+	pinsErr    error
+	pinsLoaded bool // a good pins file has been read
+
+	learnedSig fileSig
+	learned    []Learned    // the file's content plus pending events
+	pending    []learnEvent // learned but not yet written
+	lidx       learnedIndex
+	learnedErr error
+	writing    bool
+	closed     bool
+	wg         sync.WaitGroup
+
+	khSigs []fileSig
+	kh     *KnownHosts
+
+	hosts map[string]*hostInfo // host key fingerprint → identity, reset on any file change
+	fps   map[string]keyFP     // key blob or raw ed25519 key → fingerprint
+
+	lastRefresh time.Time // when the files were last checked
+	peers       map[int]peerEntry
+}
+
+// keyFP caches a key's wire form and fingerprint.
+type keyFP struct {
+	blob []byte
+	fp   string
+}
+
+var _ agent.Policy = (*Policy)(nil)
+
+// New returns a policy reading the files in opt. A bad pins file is not an
+// error here: the policy starts with no declared pins and Err reports it.
+func New(opt Options) *Policy {
+	if opt.PinsFile == "" {
+		opt.PinsFile = DefaultPinsFile()
+	}
+	if opt.LearnedFile == "" {
+		opt.LearnedFile = DefaultLearnedFile()
+	}
+	if opt.KnownHostsFiles == nil {
+		opt.KnownHostsFiles = DefaultKnownHostsFiles()
+	}
+	if opt.MaxOffer <= 0 {
+		opt.MaxOffer = DefaultMaxOffer
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.PeerNames == nil {
+		opt.PeerNames = PeerNames
+	}
+	p := &Policy{opt: opt, log: opt.Logger, pins: newPinSet(nil), kh: ParseKnownHosts(nil, ""),
+		hosts: map[string]*hostInfo{}, fps: map[string]keyFP{}, peers: map[int]peerEntry{}}
+	if p.log == nil {
+		p.log = slog.Default()
+	}
+	p.khSigs = make([]fileSig, len(opt.KnownHostsFiles))
+	p.mu.Lock()
+	p.refreshLocked()
+	p.mu.Unlock()
+	return p
+}
+
+// Err returns the error of the last attempt to read the pins files, or
+// nil. While it is set, the policy uses the pins it had before.
+func (p *Policy) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refreshLocked()
+	return errors.Join(p.pinsErr, p.learnedErr)
+}
+
+// Declared returns the declared pins in effect.
+func (p *Policy) Declared() []Pin {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refreshLocked()
+	return append([]Pin(nil), p.pins.pins...)
+}
+
+// Learned returns the learned pins, including those not yet written.
+func (p *Policy) Learned() []Learned {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refreshLocked()
+	return append([]Learned(nil), p.learned...)
+}
+
+// refreshLocked re-reads whichever file changed since the last call.
+//
+// A stat per file per call is how edits take effect at once without a
+// watcher goroutine: it also catches editors that rename a new file over
+// the old one and files on network home directories, where inotify is
+// unreliable. It costs a few microseconds.
+func (p *Policy) refreshLocked() {
+	p.lastRefresh = time.Now()
+	if sig := statSig(p.opt.PinsFile); sig != p.pinsSig {
+		p.pinsSig = sig
+		data, pins, err := readPinsFile(p.opt.PinsFile)
+		if err != nil {
+			// Keep the old set: a half-typed line must not unpin every host.
+			// With no old set (an agent starting on a broken file), the
+			// good lines are better than none.
+			p.pinsErr = err
+			p.log.Warn("pins file not reloaded, keeping the previous pins", "err", err)
+			if !p.pinsLoaded && data != nil {
+				p.pins = newPinSet(parsePinsLenient(data))
+				p.hosts = map[string]*hostInfo{}
+			}
+		} else {
+			p.pinsLoaded = true
+			p.pinsErr = nil
+			p.pins = newPinSet(pins)
+			p.hosts = map[string]*hostInfo{}
+		}
+	}
+	if sig := statSig(p.opt.LearnedFile); sig != p.learnedSig {
+		p.learnedSig = sig
+		l, err := ReadLearned(p.opt.LearnedFile)
+		if err != nil {
+			p.learnedErr = err
+			p.log.Warn("learned pins not reloaded", "err", err)
+		} else {
+			p.learnedErr = nil
+			for _, ev := range p.pending {
+				l = ev.apply(l)
+			}
+			p.learned = l
+			p.lidx = indexLearned(l)
+		}
+	}
+	changed := false
+	for i, f := range p.opt.KnownHostsFiles {
+		if sig := statSig(f); sig != p.khSigs[i] {
+			p.khSigs[i] = sig
+			changed = true
+		}
+	}
+	if changed {
+		kh, err := LoadKnownHosts(p.opt.KnownHostsFiles)
+		if err != nil {
+			p.log.Warn("known_hosts not reloaded", "err", err)
+		} else {
+			p.kh = kh
+			p.hosts = map[string]*hostInfo{}
+		}
+	}
+}
+
+// pinSet indexes declared pins for lookups by host name, host key and key.
+type pinSet struct {
+	pins       []Pin
+	byHostKey  map[string][]int
+	byHost     map[string][]int // literal host → pins naming it (no wildcards)
+	wild       []int            // pins with a wildcard pattern
+	byKey      map[string][]int
+	candidates []Name // literal names to test against hashed known_hosts entries
+}
+
+func newPinSet(pins []Pin) *pinSet {
+	s := &pinSet{pins: pins, byHostKey: map[string][]int{}, byHost: map[string][]int{}, byKey: map[string][]int{}}
+	seen := map[Name]bool{}
+	for i := range pins {
+		p := &pins[i]
+		s.byKey[p.Key] = append(s.byKey[p.Key], i)
+		if p.HostKey != "" {
+			s.byHostKey[p.HostKey] = append(s.byHostKey[p.HostKey], i)
+			continue
+		}
+		if p.Hosts.hasWildcard() {
+			s.wild = append(s.wild, i)
+		}
+		for _, n := range p.Hosts.literals() {
+			if !p.Hosts.hasWildcard() {
+				s.byHost[n.Host] = append(s.byHost[n.Host], i)
+			}
+			if !seen[n] {
+				seen[n] = true
+				s.candidates = append(s.candidates, n)
+			}
+		}
+	}
+	return s
+}
+
+// match returns the indexes of the pins whose host part matches a server
+// with host key fingerprint fp and the given names, in file order.
+func (s *pinSet) match(fp string, names []Name) []int {
+	hit := map[int]bool{}
+	for _, i := range s.byHostKey[fp] {
+		hit[i] = true
+	}
+	for _, n := range names {
+		for _, i := range s.byHost[n.Host] {
+			if !hit[i] && s.pins[i].Hosts.Match(n) {
+				hit[i] = true
+			}
+		}
+	}
+	for _, i := range s.wild {
+		for _, n := range names {
+			if s.pins[i].Hosts.Match(n) {
+				hit[i] = true
+				break
+			}
+		}
+	}
+	out := make([]int, 0, len(hit))
+	for i := range hit {
+		out = append(out, i)
+	}
+	sort.Ints(out)
+	return out
+}
+
+// learnedIndex answers the policy's questions about learned pins.
+type learnedIndex struct {
+	byHost  map[string][]int     // host key fp → entries
+	lastUse map[string]time.Time // key fp → last successful use anywhere
+}
+
+func indexLearned(l []Learned) learnedIndex {
+	x := learnedIndex{byHost: map[string][]int{}, lastUse: map[string]time.Time{}}
+	for i := range l {
+		x.byHost[l[i].HostKey] = append(x.byHost[l[i].HostKey], i)
+		if l[i].LastUsed.After(x.lastUse[l[i].Key]) {
+			x.lastUse[l[i].Key] = l[i].LastUsed
+		}
+	}
+	return x
+}
+
+// hostInfo is what the policy knows about one server host key.
+type hostInfo struct {
+	fp       string
+	names    []Name
+	revoked  bool
+	declared []int // declared pins for this host, any user
+}
+
+const maxCache = 4096
+
+// hostLocked identifies a host key (cached until a file changes). Extra
+// candidate names that known_hosts confirms are added to what is known
+// about the key, so a hashed entry found once stays found.
+func (p *Policy) hostLocked(key ssh.PublicKey, extra []Name) *hostInfo {
+	fp := p.fpLocked(key)
+	h := p.hosts[fp]
+	if h == nil {
+		h = &hostInfo{fp: fp, revoked: p.kh.isRevoked(key)}
+		if !h.revoked {
+			h.names = p.kh.Names(key, p.pins.candidates)
+			h.declared = p.pins.match(fp, h.names)
+		}
+		if len(p.hosts) >= maxCache {
+			p.hosts = map[string]*hostInfo{}
+		}
+		p.hosts[fp] = h
+	}
+	if h.revoked {
+		return h
+	}
+	added := false
+	for _, n := range extra {
+		if !containsName(h.names, n) && p.kh.HasKey(n, key) {
+			h.names = append(h.names, n)
+			added = true
+		}
+	}
+	if added {
+		h.declared = p.pins.match(fp, h.names)
+	}
+	return h
+}
+
+// peerNamesLocked caches PeerNames briefly: a connection lists and then
+// signs, and reading /proc on each would cost a good part of a signature.
+// A reused pid within the window could only offer a wrong candidate,
+// which known_hosts would not confirm.
+func (p *Policy) peerNamesLocked(pid int) []Name {
+	now := time.Now()
+	if e, ok := p.peers[pid]; ok && now.Sub(e.at) < peerTTL {
+		return e.names
+	}
+	names := p.opt.PeerNames(pid)
+	if len(p.peers) >= maxCache {
+		p.peers = map[int]peerEntry{}
+	}
+	p.peers[pid] = peerEntry{names: names, at: now}
+	return names
+}
+
+const peerTTL = 10 * time.Second
+
+type peerEntry struct {
+	names []Name
+	at    time.Time
+}
+
+func containsName(names []Name, n Name) bool {
+	for _, x := range names {
+		if x == n {
+			return true
+		}
+	}
+	return false
+}
+
+// hopsLocked identifies every bind of the connection; the client process
+// names the first one, the server it connected to itself.
+func (p *Policy) hopsLocked(c *agent.ConnInfo) []*hostInfo {
+	hops := make([]*hostInfo, len(c.Binds))
+	for i := range c.Binds {
+		var extra []Name
+		if i == 0 && c.PID > 0 {
+			extra = p.peerNamesLocked(c.PID)
+		}
+		hops[i] = p.hostLocked(c.Binds[i].HostKey, extra)
+	}
+	return hops
+}
+
+// fpLocked returns the SHA256 fingerprint of key, cached. Ed25519 keys,
+// by far the most common, are looked up by their raw bytes: marshalling
+// every loaded key on every listing would dominate the cost of Offer.
+func (p *Policy) fpLocked(key ssh.PublicKey) string { return p.keyLocked(key).fp }
+
+func (p *Policy) keyLocked(key ssh.PublicKey) keyFP {
+	var buf [64]byte
+	var id []byte
+	if key.Type() == ssh.KeyAlgoED25519 {
+		if cp, ok := key.(ssh.CryptoPublicKey); ok {
+			if ed, ok := cp.CryptoPublicKey().(ed25519.PublicKey); ok {
+				id = append(append(buf[:0], 'E'), ed...)
+			}
+		}
+	}
+	var blob []byte
+	if id == nil {
+		blob = key.Marshal()
+		id = blob
+	}
+	if k, ok := p.fps[string(id)]; ok {
+		return k
+	}
+	if blob == nil {
+		blob = key.Marshal()
+	}
+	sum := sha256.Sum256(blob)
+	k := keyFP{blob: blob, fp: "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])}
+	if len(p.fps) >= maxCache {
+		p.fps = map[string]keyFP{}
+	}
+	p.fps[string(id)] = k
+	return k
+}
+
+// Why a key is not permitted for a host.
+type refusal int
+
+const (
+	permitted refusal = iota
+	hostRevoked
+	notPinnedHere   // the host has declared pins, not this key
+	pinnedElsewhere // the key has declared pins, none for this host
+)
+
+// permitsLocked decides whether key fp may authenticate as user ("" when
+// unknown) to host h: a host with declared pins takes only its pinned
+// keys; a key with declared pins goes only to the hosts it is pinned to.
+func (p *Policy) permitsLocked(h *hostInfo, user, fp string) refusal {
+	if h.revoked {
+		return hostRevoked
+	}
+	hostPinned := false
+	for _, i := range h.declared {
+		pin := &p.pins.pins[i]
+		if !pin.matchUser(user) {
+			continue
+		}
+		hostPinned = true
+		if pin.Key == fp {
+			return permitted
+		}
+	}
+	if hostPinned {
+		return notPinnedHere
+	}
+	if len(p.pins.byKey[fp]) > 0 {
+		return pinnedElsewhere
+	}
+	return permitted
+}
+
+// refusedError explains a refusal.
+func refusedError(r refusal, h *hostInfo, fp string) *RefusedError {
+	var why string
+	switch r {
+	case hostRevoked:
+		why = "the server's host key " + h.fp + " is @revoked in known_hosts"
+	case notPinnedHere:
+		why = fmt.Sprintf("key %s is not pinned to the server with host key %s (%s)", fp, h.fp, namesString(h.names))
+	default:
+		why = fmt.Sprintf("key %s is pinned to other hosts, not to the server with host key %s (%s)", fp, h.fp, namesString(h.names))
+	}
+	return &RefusedError{Reason: why}
+}
+
+// RefusedError says why the policy refused a signature.
+type RefusedError struct{ Reason string }
+
+func (e *RefusedError) Error() string { return "sign refused: " + e.Reason }
+
+func namesString(names []Name) string {
+	if len(names) == 0 {
+		return "not in known_hosts"
+	}
+	var b bytes.Buffer
+	for i, n := range names {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(n.String())
+	}
+	return b.String()
+}
+
+// Offer implements agent.Policy.
+func (p *Policy) Offer(c *agent.ConnInfo, ids []agent.Identity) []agent.Identity {
+	if c == nil || len(c.Binds) == 0 {
+		return ids // ssh-add -l and clients without session-bind see every key
+	}
+	if !chainForwards(c) {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refreshLocked()
+
+	hops := p.hopsLocked(c)
+	type cand struct {
+		id agent.Identity
+		fp string
+	}
+	// Only keys every hop of the chain permits: anything else would be
+	// refused at signing and only cost the user an attempt.
+	var ok []cand
+	for _, id := range ids {
+		fp := p.fpLocked(id.Key)
+		allowed := true
+		for _, h := range hops {
+			if p.permitsLocked(h, "", fp) != permitted {
+				allowed = false
+				break
+			}
+		}
+		if allowed {
+			ok = append(ok, cand{id, fp})
+		}
+	}
+	dest := c.Binds[len(c.Binds)-1]
+	if dest.Forwarding {
+		// Listing on a host the agent was forwarded to: not an
+		// authentication, so no cap, in the agent's order.
+		out := make([]agent.Identity, len(ok))
+		for i, k := range ok {
+			out[i] = k.id
+		}
+		return out
+	}
+	h := hops[len(hops)-1]
+	byRecency := func(cs []cand, last func(string) time.Time) {
+		sort.SliceStable(cs, func(i, j int) bool { return last(cs[i].fp).After(last(cs[j].fp)) })
+	}
+	globalLast := func(fp string) time.Time { return p.lidx.lastUse[fp] }
+	pick := func(cs []cand) []agent.Identity {
+		out := make([]agent.Identity, len(cs))
+		for i, k := range cs {
+			out[i] = k.id
+		}
+		return out
+	}
+
+	if len(h.declared) > 0 {
+		// Pinned host: its pinned keys (all users; the user is not known
+		// before the sign request).
+		pinned := map[string]bool{}
+		for _, i := range h.declared {
+			pinned[p.pins.pins[i].Key] = true
+		}
+		var cs []cand
+		for _, k := range ok {
+			if pinned[k.fp] {
+				cs = append(cs, k)
+			}
+		}
+		byRecency(cs, globalLast)
+		return pick(cs)
+	}
+	if idx := p.lidx.byHost[h.fp]; len(idx) > 0 {
+		here := map[string]time.Time{}
+		for _, i := range idx {
+			l := &p.learned[i]
+			if l.LastUsed.After(here[l.Key]) || here[l.Key].IsZero() {
+				here[l.Key] = l.LastUsed
+			}
+		}
+		var cs []cand
+		for _, k := range ok {
+			if _, found := here[k.fp]; found {
+				cs = append(cs, k)
+			}
+		}
+		if len(cs) > 0 {
+			byRecency(cs, func(fp string) time.Time { return here[fp] })
+			return pick(cs)
+		}
+	}
+	// Unpinned host: keys no other host has claimed first, then keys that
+	// worked elsewhere, most recently successful first, at most MaxOffer.
+	var fresh, used []cand
+	for _, k := range ok {
+		if _, found := p.lidx.lastUse[k.fp]; found {
+			used = append(used, k)
+		} else {
+			fresh = append(fresh, k)
+		}
+	}
+	byRecency(fresh, globalLast)
+	byRecency(used, globalLast)
+	all := append(fresh, used...)
+	if len(all) > p.opt.MaxOffer {
+		all = all[:p.opt.MaxOffer]
+	}
+	return pick(all)
+}
+
+// chainForwards checks that every bind before the last one forwards the
+// agent: after a bind for authentication the connection may not be used
+// as a hop (OpenSSH: "tried to forward though signing bind").
+func chainForwards(c *agent.ConnInfo) bool {
+	for i := 0; i < len(c.Binds)-1; i++ {
+		if !c.Binds[i].Forwarding {
+			return false
+		}
+	}
+	return true
+}
+
+// signRefreshAfter is how old the last file check may be at a signature.
+const signRefreshAfter = time.Second
+
+// Errors for sign requests that do not fit the connection's binds.
+var (
+	ErrSessionMismatch = errors.New("sign refused: the userauth request is for another session than the one this connection is bound to")
+	ErrKeyMismatch     = errors.New("sign refused: the userauth request names another key than the one asked to sign")
+	ErrHostKeyMismatch = errors.New("sign refused: the hostbound userauth request names another host key than the bound one")
+	ErrForwardingHop   = errors.New("sign refused: userauth on a connection whose last bind forwards the agent")
+	ErrBrokenChain     = errors.New("sign refused: an earlier bind on this connection was for authentication, not forwarding")
+	ErrUnidentified    = errors.New("sign refused: a pinned key signs only authentication requests on a bound connection")
+)
+
+// CheckSign implements agent.Policy.
+func (p *Policy) CheckSign(c *agent.ConnInfo, key ssh.PublicKey, data []byte) error {
+	if c == nil || len(c.Binds) == 0 {
+		return nil // unbound: sign like ssh-agent (ssh-keygen -Y, old clients)
+	}
+	req, perr := ParseUserauthRequest(data)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	// ssh lists keys (Offer, which always checks the files) just before it
+	// asks for a signature; checking again right away would only add
+	// system calls to every signature.
+	if time.Since(p.lastRefresh) > signRefreshAfter {
+		p.refreshLocked()
+	}
+	k := p.keyLocked(key)
+	fp := k.fp
+	if perr != nil {
+		// Not an authentication: OpenSSH refuses this for
+		// destination-constrained keys; pinned keys are ours.
+		if len(p.pins.byKey[fp]) > 0 {
+			return ErrUnidentified
+		}
+		return nil
+	}
+	dest := &c.Binds[len(c.Binds)-1]
+	if !bytes.Equal(req.Key, k.blob) {
+		return ErrKeyMismatch
+	}
+	if subtle.ConstantTimeCompare(req.SessionID, dest.SessionID) != 1 {
+		return ErrSessionMismatch
+	}
+	if dest.Forwarding {
+		return ErrForwardingHop
+	}
+	if !chainForwards(c) {
+		return ErrBrokenChain
+	}
+	if req.HostKey != nil && !bytes.Equal(req.HostKey, dest.HostKey.Marshal()) {
+		return ErrHostKeyMismatch
+	}
+	// Every hop of the chain must permit the key, as OpenSSH's
+	// destination constraints require; only the last hop knows the user.
+	hops := p.hopsLocked(c)
+	for i := range c.Binds {
+		user := ""
+		if i == len(c.Binds)-1 {
+			user = req.User
+		}
+		h := hops[i]
+		if r := p.permitsLocked(h, user, fp); r != permitted {
+			err := refusedError(r, h, fp)
+			if i < len(c.Binds)-1 {
+				err.Reason = fmt.Sprintf("forwarded through hop %d: %s", i+1, err.Reason)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// Signed implements agent.Policy: a signed userauth request on a bound
+// connection means the server accepted the key for that user, so the pair
+// is learned. The file is written in the background.
+func (p *Policy) Signed(c *agent.ConnInfo, key ssh.PublicKey, data []byte) {
+	if p.opt.NoLearn || c == nil || len(c.Binds) == 0 {
+		return
+	}
+	req, err := ParseUserauthRequest(data)
+	if err != nil {
+		return
+	}
+	dest := &c.Binds[len(c.Binds)-1]
+	if dest.Forwarding || subtle.ConstantTimeCompare(req.SessionID, dest.SessionID) != 1 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	hops := p.hopsLocked(c)
+	h := hops[len(hops)-1]
+	if h.revoked {
+		return
+	}
+	names := make([]string, len(h.names))
+	for i, n := range h.names {
+		names[i] = n.String()
+	}
+	ev := learnEvent{hostKey: h.fp, user: req.User, key: p.fpLocked(key), names: names, at: p.opt.Now().UTC()}
+	p.learned = ev.apply(p.learned)
+	p.lidx = indexLearned(p.learned)
+	p.pending = append(p.pending, ev)
+	if !p.writing && !p.closed {
+		p.writing = true
+		p.wg.Add(1)
+		go p.writeLoop()
+	}
+}
+
+// writeLoop writes pending learned pins until none are left.
+func (p *Policy) writeLoop() {
+	defer p.wg.Done()
+	for {
+		p.mu.Lock()
+		if len(p.pending) == 0 {
+			p.writing = false
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		if err := p.writeLearned(); err != nil {
+			p.log.Warn("learned pins not written", "err", err)
+			p.mu.Lock()
+			p.writing = false
+			p.mu.Unlock()
+			return
+		}
+	}
+}
+
+// writeLearned folds pending events into the file under its lock, re-read
+// first so that a concurrent `sesame unpin` is not undone.
+func (p *Policy) writeLearned() error {
+	var evs []learnEvent
+	err := UpdateLearned(p.opt.LearnedFile, func(disk []Learned) []Learned {
+		p.mu.Lock()
+		evs = p.pending
+		p.pending = nil
+		p.mu.Unlock()
+		for _, ev := range evs {
+			disk = ev.apply(disk)
+		}
+		return disk
+	})
+	if err != nil && len(evs) > 0 {
+		// Not written: keep them for the next attempt.
+		p.mu.Lock()
+		p.pending = append(evs, p.pending...)
+		p.mu.Unlock()
+	}
+	return err
+}
+
+// Flush writes learned pins that are still pending and waits for it.
+func (p *Policy) Flush() error {
+	p.wg.Wait()
+	p.mu.Lock()
+	n := len(p.pending)
+	p.mu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	return p.writeLearned()
+}
+
+// Close flushes learned pins and stops background writes.
+func (p *Policy) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	return p.Flush()
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sesame-ssh/sesame/agent/pin"
+)
+
+func init() {
+	rootCmd.AddCommand(&cobra.Command{
+		Use:   "pin [user@]HOST KEY",
+		Short: "Offer only KEY to HOST (a public key file, a SHA256: fingerprint, or a key comment)",
+		Long: `Pin a key to a host: the agent then offers that host only its pinned keys,
+and refuses to sign for other hosts with the key.
+
+HOST is an ssh_config-style pattern list: *, ?, !negation, comma-separated;
+a pattern without a port matches every port, [host]:port one port.
+"hostkey SHA256:..." pins by the server's host key fingerprint.
+KEY is a public key file, a SHA256: fingerprint, or the comment of a key in
+the agent or in ~/.ssh/*.pub. The running agent picks the change up at once.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runPin(cmd.OutOrStdout(), pin.DefaultFiles(), pin.DefaultKeySource(), args[0], args[1])
+		},
+	})
+	rootCmd.AddCommand(&cobra.Command{
+		Use:   "pins",
+		Short: "List declared and learned pins",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runPins(cmd.OutOrStdout(), pin.DefaultFiles())
+		},
+	})
+	rootCmd.AddCommand(&cobra.Command{
+		Use:   "unpin [user@]HOST [KEY]",
+		Short: "Remove the pins of HOST (only those of KEY when given), declared and learned",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key := ""
+			if len(args) == 2 {
+				key = args[1]
+			}
+			return runUnpin(cmd.OutOrStdout(), pin.DefaultFiles(), pin.DefaultKeySource(), args[0], key)
+		},
+	})
+}
+
+func runPin(out io.Writer, files pin.Files, src pin.KeySource, target, keyArg string) error {
+	k, err := pin.ResolveKey(keyArg, src)
+	if err != nil {
+		return err
+	}
+	p, changed, err := pin.PinKey(files, target, k)
+	if err != nil {
+		return err
+	}
+	desc := k.Fingerprint
+	if k.Comment != "" {
+		desc += " (" + k.Comment + ")"
+	}
+	if !changed {
+		fmt.Fprintf(out, "%s was already pinned to %s\n", desc, p.Target())
+		return nil
+	}
+	fmt.Fprintf(out, "pinned %s to %s\n", desc, p.Target())
+	return nil
+}
+
+func runPins(out io.Writer, files pin.Files) error {
+	declared, learned, err := pin.List(files)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "declared (%s):\n", files.Pins)
+	if len(declared) == 0 {
+		fmt.Fprintln(tw, "  none")
+	}
+	for _, p := range declared {
+		used := "never used"
+		if last, n := pin.LastUse(p, learned); n > 0 {
+			used = fmt.Sprintf("last used %s\t%d×", last.Local().Format(time.DateTime), n)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", p.Target(), p.Key, used, p.Comment)
+	}
+	tw.Flush()
+	fmt.Fprintf(tw, "learned (%s):\n", files.Learned)
+	if len(learned) == 0 {
+		fmt.Fprintln(tw, "  none")
+	}
+	for _, l := range learned {
+		host := "hostkey " + l.HostKey
+		if len(l.Names) > 0 {
+			host = joinNames(l.Names)
+		}
+		fmt.Fprintf(tw, "  %s@%s\t%s\tlast used %s\t%d×\thost key %s\n", l.User, host, l.Key,
+			l.LastUsed.Local().Format(time.DateTime), l.Count, l.HostKey)
+	}
+	return tw.Flush()
+}
+
+func joinNames(names []string) string {
+	s := ""
+	for i, n := range names {
+		if i > 0 {
+			s += ","
+		}
+		s += n
+	}
+	return s
+}
+
+func runUnpin(out io.Writer, files pin.Files, src pin.KeySource, target, keyArg string) error {
+	declared, learned, err := pin.Unpin(files, target, keyArg, src)
+	if err != nil {
+		return err
+	}
+	for _, p := range declared {
+		fmt.Fprintf(out, "unpinned %s from %s\n", p.Key, p.Target())
+	}
+	for _, l := range learned {
+		fmt.Fprintf(out, "forgot learned %s for %s@%s\n", l.Key, l.User, joinNames(l.Names))
+	}
+	return nil
+}
