@@ -15,14 +15,19 @@
 package keychain
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 
-	// Must initialise before github.com/99designs/keyring, whose init would
-	// otherwise start dbus-launch on a machine without a session bus. See
-	// the package comment of dbusguard for why the import order holds.
-	_ "github.com/sesame-ssh/sesame/keychain/internal/dbusguard"
+	// dbusguard must initialise before github.com/99designs/keyring, whose
+	// init would otherwise start dbus-launch on a machine without a session
+	// bus. Its package comment explains why the order holds whatever the
+	// order of these lines; TestNoDBusLaunchWithoutSessionBus checks it.
+	"github.com/sesame-ssh/sesame/keychain/internal/dbusguard"
+
+	"github.com/99designs/keyring"
 )
 
 // Store is persistent, encrypted storage of named secrets. Names are
@@ -124,6 +129,9 @@ func Open(opts Options) (*Keychain, error) {
 	if name == "" || name == BackendAuto {
 		name = autoBackend()
 	}
+	// --debug also switches on keyring's own log lines.
+	keyring.Debug = slog.Default().Enabled(context.Background(), slog.LevelDebug)
+	slog.Debug("keychain: backend chosen", "backend", name, "dbus_guard", dbusguard.Applied)
 	if name == BackendVault {
 		v := newVault(opts.VaultDir, opts.Passphrase, opts.WorkFactor)
 		return &Keychain{Store: v, backend: BackendVault, detail: v.Path()}, nil
