@@ -13,14 +13,16 @@ import (
 	"github.com/99designs/keyring"
 )
 
-// serviceName names sesame's collection (Secret Service), folder and
+// serviceName names sesame's folder and
 // application (KWallet), named keyring (keyctl), item service (macOS) and
 // pass subdirectory, so that its items never mix with other programs'.
 const serviceName = "sesame"
 
 // osStore adapts a keyring.Keyring to Store. Item keys are our names,
-// path-escaped: names contain '/' (krb-password/host/x@REALM), which pass
-// would turn into directories and some backends mangle.
+// path-escaped (names contain '/', as in krb-password/host/x@REALM, which
+// pass would turn into directories) behind an "sesame:" prefix: the Secret
+// Service items live in the shared login collection, and List must skip
+// other programs' items there.
 type osStore struct {
 	ring keyring.Keyring
 	name string
@@ -28,7 +30,9 @@ type osStore struct {
 
 var _ Store = (*osStore)(nil)
 
-func itemKey(name string) string { return url.PathEscape(name) }
+const itemPrefix = "sesame:"
+
+func itemKey(name string) string { return itemPrefix + url.PathEscape(name) }
 
 func (s *osStore) Get(name string) ([]byte, error) {
 	it, err := s.ring.Get(itemKey(name))
@@ -61,16 +65,12 @@ func (s *osStore) Set(name string, secret []byte) error {
 }
 
 func (s *osStore) Remove(name string) error {
-	err := s.ring.Remove(itemKey(name))
-	if errors.Is(err, keyring.ErrKeyNotFound) {
+	// Backends disagree about removing a missing item (Secret Service
+	// says nothing, keyctl fails with its own error): look first.
+	if _, err := s.ring.Get(itemKey(name)); errors.Is(err, keyring.ErrKeyNotFound) {
 		return fmt.Errorf("%q: %w", name, ErrNotFound)
 	}
-	if err != nil {
-		// Some backends report a missing item with their own error; tell
-		// the caller "not found" when the item is indeed absent.
-		if _, gerr := s.ring.Get(itemKey(name)); errors.Is(gerr, keyring.ErrKeyNotFound) {
-			return fmt.Errorf("%q: %w", name, ErrNotFound)
-		}
+	if err := s.ring.Remove(itemKey(name)); err != nil && !errors.Is(err, keyring.ErrKeyNotFound) {
 		return fmt.Errorf("%s: remove %q: %w", s.name, name, err)
 	}
 	return nil
@@ -83,6 +83,10 @@ func (s *osStore) List() ([]string, error) {
 	}
 	var names []string
 	for _, k := range keys {
+		k, ours := strings.CutPrefix(k, itemPrefix)
+		if !ours {
+			continue
+		}
 		n, err := url.PathUnescape(k)
 		if err != nil || validName(n) != nil {
 			continue // not one of ours
@@ -98,8 +102,11 @@ func (s *osStore) List() ([]string, error) {
 // lists pass even when the program is missing, and needs a keyctl scope.
 func openOS(name, scope string) (Store, string, error) {
 	cfg := keyring.Config{
-		ServiceName:             serviceName,
-		LibSecretCollectionName: serviceName,
+		ServiceName: serviceName,
+		// The login collection exists and is unlocked with the session on
+		// GNOME; a collection of our own would have to be created through
+		// an interactive prompt, which fails over SSH.
+		LibSecretCollectionName: "login",
 		KWalletAppID:            serviceName,
 		KWalletFolder:           serviceName,
 		PassPrefix:              serviceName,
