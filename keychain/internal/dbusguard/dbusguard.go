@@ -54,11 +54,6 @@ func decide(getenv func(string) (string, bool), exists func(string) bool, uid in
 	return Disabled
 }
 
-func exists(path string) bool {
-	var st syscall.Stat_t
-	return syscall.Stat(path, &st) == nil && st.Mode&syscall.S_IFMT == syscall.S_IFSOCK
-}
-
 // itoa avoids strconv, whose import path sorts after this package and
 // would delay this init past keyring's (see the package comment).
 func itoa(n int) string {
