@@ -105,6 +105,23 @@ func (k *Keychain) Describe() string {
 	return k.backend + " " + k.detail
 }
 
+// NeedsPassphrase reports whether using the keychain will call the
+// passphrase source: true for a vault file that exists and has not been
+// opened yet. The agent can use it to decide whether to start locked.
+func (k *Keychain) NeedsPassphrase() bool {
+	v, ok := k.Store.(*vault)
+	if !ok {
+		return false
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.passphrase != nil {
+		return false
+	}
+	_, err := os.Stat(v.path)
+	return err == nil
+}
+
 // Close releases the backend and wipes what it cached in memory (the vault
 // passphrase and decrypted entries).
 func (k *Keychain) Close() error {

@@ -237,6 +237,8 @@ func (v *vault) storeLocked(entries map[string][]byte, exists bool) error {
 
 // storeLockedRaw encrypts plain and writes it over the vault file.
 func (v *vault) storeLockedRaw(plain []byte) error {
+	// age takes the passphrase as a string, a copy that cannot be wiped;
+	// it lives until the garbage collector reuses the memory.
 	r, err := age.NewScryptRecipient(string(v.passphrase))
 	if err != nil {
 		return err

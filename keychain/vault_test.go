@@ -45,6 +45,9 @@ func TestVaultRoundTrip(t *testing.T) {
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("reading created %s", dir)
 	}
+	if kc.NeedsPassphrase() {
+		t.Fatal("NeedsPassphrase with no vault")
+	}
 	want := map[string][]byte{
 		"a":                                   []byte("1"),
 		"krb-password/alice@EXAMPLE.ORG":      []byte("pw\x00with nul"),
@@ -58,11 +61,17 @@ func TestVaultRoundTrip(t *testing.T) {
 	}
 	// A fresh instance (as another process would) reads the file.
 	kc2 := openVault(t, dir, "correct horse")
+	if !kc2.NeedsPassphrase() {
+		t.Fatal("NeedsPassphrase false for an unopened vault")
+	}
 	for n, s := range want {
 		got, err := kc2.Get(n)
 		if err != nil || !bytes.Equal(got, s) {
 			t.Fatalf("Get %q = %q, %v", n, got, err)
 		}
+	}
+	if kc2.NeedsPassphrase() {
+		t.Fatal("NeedsPassphrase true after opening")
 	}
 	names, _ := kc2.List()
 	if len(names) != len(want) || !sort.StringsAreSorted(names) {
