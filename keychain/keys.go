@@ -29,6 +29,8 @@ type KeyInfo struct {
 	Comment     string
 	Added       time.Time
 	PublicKey   ssh.PublicKey
+	// Certificate is the OpenSSH certificate stored with the key, or nil.
+	Certificate *ssh.Certificate
 }
 
 // keyRecord is the stored value of an SSH key entry. The private key is
@@ -41,8 +43,9 @@ type keyRecord struct {
 	Bits        int       `json:"bits"`
 	Comment     string    `json:"comment"`
 	Added       time.Time `json:"added"`
-	Public      string    `json:"public"`  // authorized_keys form
-	Private     string    `json:"private"` // "-----BEGIN OPENSSH PRIVATE KEY-----…"
+	Public      string    `json:"public"`                // authorized_keys form
+	Private     string    `json:"private"`               // "-----BEGIN OPENSSH PRIVATE KEY-----…"
+	Certificate string    `json:"certificate,omitempty"` // authorized_keys form
 }
 
 // normalizeKey turns what ssh.ParseRawPrivateKey returns into the forms
@@ -59,6 +62,13 @@ func normalizeKey(raw any) any {
 // comment. Storing a key that is already there replaces its comment and
 // keeps its original date.
 func (k *Keychain) AddKey(raw any, comment string) (KeyInfo, error) {
+	return k.AddKeyCert(raw, nil, comment)
+}
+
+// AddKeyCert is AddKey with an OpenSSH certificate for the key (nil for
+// none), which LoadKeys then returns as a second identity, the way ssh-add
+// loads FILE and FILE-cert.pub.
+func (k *Keychain) AddKeyCert(raw any, cert *ssh.Certificate, comment string) (KeyInfo, error) {
 	raw = normalizeKey(raw)
 	signer, err := ssh.NewSignerFromKey(raw)
 	if err != nil {
@@ -72,7 +82,11 @@ func (k *Keychain) AddKey(raw any, comment string) (KeyInfo, error) {
 	defer wipe(pemBytes)
 	wipe(block.Bytes)
 	pub := signer.PublicKey()
+	if cert != nil && ssh.FingerprintSHA256(cert.Key) != ssh.FingerprintSHA256(pub) {
+		return KeyInfo{}, errors.New("certificate is for another key")
+	}
 	info := keyInfoFor(pub, comment, time.Now().UTC().Truncate(time.Second))
+	info.Certificate = cert
 	name := KeyPrefix + info.Fingerprint
 	if old, err := k.Get(name); err == nil {
 		var rec keyRecord
@@ -88,6 +102,9 @@ func (k *Keychain) AddKey(raw any, comment string) (KeyInfo, error) {
 		Comment: comment, Added: info.Added,
 		Public:  strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub))),
 		Private: string(pemBytes),
+	}
+	if cert != nil {
+		rec.Certificate = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(cert)))
 	}
 	val, err := json.Marshal(rec)
 	if err != nil {
@@ -135,24 +152,33 @@ func keyBits(pub ssh.PublicKey) int {
 }
 
 // record reads and checks one key entry.
-func (k *Keychain) record(name string) (keyRecord, ssh.PublicKey, error) {
+func (k *Keychain) record(name string) (keyRecord, ssh.PublicKey, *ssh.Certificate, error) {
 	val, err := k.Get(name)
 	if err != nil {
-		return keyRecord{}, nil, err
+		return keyRecord{}, nil, nil, err
 	}
 	defer wipe(val)
 	var rec keyRecord
 	if err := json.Unmarshal(val, &rec); err != nil {
-		return keyRecord{}, nil, fmt.Errorf("stored key %s is damaged: %w", name, err)
+		return keyRecord{}, nil, nil, fmt.Errorf("stored key %s is damaged: %w", name, err)
 	}
 	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(rec.Public))
 	if err != nil {
-		return keyRecord{}, nil, fmt.Errorf("stored key %s is damaged: %w", name, err)
+		return keyRecord{}, nil, nil, fmt.Errorf("stored key %s is damaged: %w", name, err)
 	}
 	if KeyPrefix+ssh.FingerprintSHA256(pub) != name {
-		return keyRecord{}, nil, fmt.Errorf("stored key %s is damaged: fingerprint mismatch", name)
+		return keyRecord{}, nil, nil, fmt.Errorf("stored key %s is damaged: fingerprint mismatch", name)
 	}
-	return rec, pub, nil
+	var cert *ssh.Certificate
+	if rec.Certificate != "" {
+		cpub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(rec.Certificate))
+		c, ok := cpub.(*ssh.Certificate)
+		if err != nil || !ok || ssh.FingerprintSHA256(c.Key) != ssh.FingerprintSHA256(pub) {
+			return keyRecord{}, nil, nil, fmt.Errorf("stored key %s is damaged: bad certificate", name)
+		}
+		cert = c
+	}
+	return rec, pub, cert, nil
 }
 
 // Keys lists the stored SSH keys, in fingerprint order. A damaged entry is
@@ -168,19 +194,22 @@ func (k *Keychain) Keys() ([]KeyInfo, error) {
 		if !strings.HasPrefix(n, KeyPrefix) {
 			continue
 		}
-		rec, pub, err := k.record(n)
+		rec, pub, cert, err := k.record(n)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		rec.Private = ""
-		out = append(out, keyInfoFor(pub, rec.Comment, rec.Added))
+		ki := keyInfoFor(pub, rec.Comment, rec.Added)
+		ki.Certificate = cert
+		out = append(out, ki)
 	}
 	return out, errors.Join(errs...)
 }
 
 // LoadKeys returns every stored key, ready for agent.Agent.Add, with its
-// comment. A damaged entry is reported in the error while the others are
+// comment; a key stored with a certificate comes twice, plain and with the
+// certificate, as ssh-add adds them. A damaged entry is reported in the error while the others are
 // still returned, so that one bad key never keeps the rest out of the
 // agent. The caller owns the private keys and should drop them when added.
 func (k *Keychain) LoadKeys() ([]agent.AddedKey, error) {
@@ -194,7 +223,7 @@ func (k *Keychain) LoadKeys() ([]agent.AddedKey, error) {
 		if !strings.HasPrefix(n, KeyPrefix) {
 			continue
 		}
-		rec, pub, err := k.record(n)
+		rec, pub, cert, err := k.record(n)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -210,6 +239,9 @@ func (k *Keychain) LoadKeys() ([]agent.AddedKey, error) {
 			continue
 		}
 		out = append(out, agent.AddedKey{PrivateKey: raw, Comment: rec.Comment})
+		if cert != nil {
+			out = append(out, agent.AddedKey{PrivateKey: raw, Certificate: cert, Comment: rec.Comment})
+		}
 	}
 	return out, errors.Join(errs...)
 }
@@ -378,4 +410,30 @@ func ReadPrivateKeyFile(path string, askPassphrase func(path string) ([]byte, er
 		}
 	}
 	return raw, comment, nil
+}
+
+// ReadCertificateFile returns the certificate in FILE-cert.pub for the key
+// in FILE, as ssh-add looks for it, or nil when there is none. A
+// certificate file for another key is an error.
+func ReadCertificateFile(path string, key any) (*ssh.Certificate, error) {
+	data, err := readKeyFile(path + "-cert.pub")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey(data)
+	cert, ok := pub.(*ssh.Certificate)
+	if err != nil || !ok {
+		return nil, fmt.Errorf("%s-cert.pub: not an OpenSSH certificate", path)
+	}
+	signer, err := ssh.NewSignerFromKey(normalizeKey(key))
+	if err != nil {
+		return nil, err
+	}
+	if ssh.FingerprintSHA256(cert.Key) != ssh.FingerprintSHA256(signer.PublicKey()) {
+		return nil, fmt.Errorf("%s-cert.pub: certificate is for another key", path)
+	}
+	return cert, nil
 }

@@ -243,3 +243,61 @@ func TestLoadKeysIntoFreshAgent(t *testing.T) {
 		t.Fatalf("empty vault: %v, %v", keys, err)
 	}
 }
+
+// A certificate next to the key (FILE-cert.pub, made by ssh-keygen -s) is
+// stored with it and loaded as a second identity, as ssh-add does.
+func TestCertificateStoredAndLoaded(t *testing.T) {
+	ca := sshKeygen(t, "ed25519", "", "ca")
+	key := sshKeygen(t, "ed25519", "", "user@test")
+	out, err := exec.Command(testbed.Path(t, "ssh-keygen"), "-q", "-s", ca, "-I", "user-id", "-n", "user", key+".pub").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ssh-keygen -s: %v\n%s", err, out)
+	}
+	raw, comment, err := ReadPrivateKeyFile(key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ReadCertificateFile(key, raw)
+	if err != nil || cert == nil || cert.KeyId != "user-id" {
+		t.Fatalf("ReadCertificateFile = %v, %v", cert, err)
+	}
+	other, _, _ := ReadPrivateKeyFile(ca, nil)
+	if _, err := ReadCertificateFile(key, other); err == nil {
+		t.Fatal("certificate accepted for another key")
+	}
+	if c, err := ReadCertificateFile(ca, other); c != nil || err != nil {
+		t.Fatalf("no certificate file: %v, %v", c, err)
+	}
+	dir := t.TempDir()
+	if _, err := openVault(t, dir, "pw").AddKeyCert(raw, cert, comment); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := openVault(t, dir, "pw").Keys()
+	if err != nil || len(keys) != 1 || keys[0].Certificate == nil || keys[0].Certificate.KeyId != "user-id" {
+		t.Fatalf("Keys = %+v, %v", keys, err)
+	}
+	loaded, err := openVault(t, dir, "pw").LoadKeys()
+	if err != nil || len(loaded) != 2 || loaded[0].Certificate != nil || loaded[1].Certificate == nil {
+		t.Fatalf("LoadKeys = %+v, %v", loaded, err)
+	}
+	sock, _ := startSSHAgent(t)
+	conn, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// One client per connection: x/crypto's client reads replies in a
+	// goroutine of its own, and a second client would steal them.
+	ag := agent.NewClient(conn)
+	for _, ak := range loaded {
+		if err := ag.Add(ak); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(testbed.Path(t, "ssh-add"), "-l")
+	cmd.Env = append(os.Environ(), "SSH_AUTH_SOCK="+sock)
+	list, _ := cmd.CombinedOutput()
+	if !strings.Contains(string(list), "(ED25519-CERT)") || !strings.Contains(string(list), "(ED25519)") {
+		t.Fatalf("ssh-add -l:\n%s", list)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 
 	"github.com/sesame-ssh/sesame/keychain"
@@ -25,7 +26,8 @@ passphrase is asked once, on the terminal or through SSH_ASKPASS. The key is
 kept in the keychain without that passphrase (the keychain is the
 encryption), so the agent can load it again after a restart. When
 SSH_AUTH_SOCK is set the key is also added to that agent, with -t and -c
-passed on as ssh-add would.
+passed on as ssh-add would. A certificate in FILE-cert.pub is stored and
+loaded with its key.
 
 Nothing is stored unless every FILE could be read.`,
 		Args: cobra.MinimumNArgs(1),
@@ -54,6 +56,7 @@ func runAdd(cmd *cobra.Command, kf *keychainFlags, files []string, opt agent.Add
 	type parsed struct {
 		file, comment string
 		raw           any
+		cert          *ssh.Certificate
 	}
 	var keys []parsed
 	for _, f := range files {
@@ -61,7 +64,11 @@ func runAdd(cmd *cobra.Command, kf *keychainFlags, files []string, opt agent.Add
 		if err != nil {
 			return err
 		}
-		keys = append(keys, parsed{f, comment, raw})
+		cert, err := keychain.ReadCertificateFile(f, raw)
+		if err != nil {
+			return err
+		}
+		keys = append(keys, parsed{f, comment, raw, cert})
 	}
 	kc, err := kf.open(cmd)
 	if err != nil {
@@ -69,7 +76,7 @@ func runAdd(cmd *cobra.Command, kf *keychainFlags, files []string, opt agent.Add
 	}
 	defer kc.Close()
 	for _, k := range keys {
-		if _, err := kc.AddKey(k.raw, k.comment); err != nil {
+		if _, err := kc.AddKeyCert(k.raw, k.cert, k.comment); err != nil {
 			return fmt.Errorf("store %s: %w", k.file, err)
 		}
 	}
@@ -87,6 +94,14 @@ func runAdd(cmd *cobra.Command, kf *keychainFlags, files []string, opt agent.Add
 				agentErr = fmt.Errorf("agent refused %s: %w", k.file, err)
 			} else {
 				where = "; added to the agent"
+				if k.cert != nil {
+					ak.Certificate = k.cert
+					if err := ag.Add(ak); err != nil {
+						agentErr = fmt.Errorf("agent refused the certificate of %s: %w", k.file, err)
+					} else {
+						where += " with its certificate"
+					}
+				}
 			}
 		}
 		fmt.Fprintf(stderr, "Key stored: %s (%s) in %s%s\n", k.file, k.comment, kc.Describe(), where)

@@ -295,3 +295,31 @@ func TestParseKeyLifetime(t *testing.T) {
 		}
 	}
 }
+
+// FILE-cert.pub is stored and loaded with its key, as ssh-add does.
+func TestAddWithCertificate(t *testing.T) {
+	e := newKCEnv(t)
+	ca, _ := keygen(t, "ed25519", "", "ca")
+	key, fp := keygen(t, "ed25519", "", "user@test")
+	if out, err := exec.Command(testbed.Path(t, "ssh-keygen"), "-q", "-s", ca, "-I", "cert-id", "-n", "user", key+".pub").CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen -s: %v\n%s", err, out)
+	}
+	sock, _ := sshAgent(t)
+	env := []string{"SSH_AUTH_SOCK=" + sock, "SESAME_PASSPHRASE_FILE=" + e.passFile}
+	if _, stderr, code := e.run("", env, "add", key); code != 0 || !strings.Contains(stderr, "with its certificate") {
+		t.Fatalf("add: exit %d\n%s", code, stderr)
+	}
+	if l := sshAddList(t, sock); !strings.Contains(l, "(ED25519-CERT)") || !strings.Contains(l, "(ED25519)") {
+		t.Fatalf("ssh-add -l:\n%s", l)
+	}
+	if stdout, _, _ := e.run("", env, "keys"); !strings.Contains(stdout, fp) || !strings.Contains(stdout, "ssh-ed25519+cert") {
+		t.Fatalf("keys:\n%s", stdout)
+	}
+	// remove takes the key and its certificate out of the agent.
+	if _, stderr, code := e.run("", env, "remove", key+".pub"); code != 0 {
+		t.Fatalf("remove: exit %d\n%s", code, stderr)
+	}
+	if l := sshAddList(t, sock); strings.Contains(l, "ED25519") {
+		t.Fatalf("ssh-add -l after remove:\n%s", l)
+	}
+}

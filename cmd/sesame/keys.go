@@ -38,6 +38,7 @@ type keyListing struct {
 	Bits        int       `json:"bits"`
 	Comment     string    `json:"comment"`
 	Added       time.Time `json:"added"`
+	Certificate bool      `json:"certificate"`
 	Loaded      *bool     `json:"loaded"` // null when no agent is reachable
 }
 
@@ -55,7 +56,8 @@ func runKeys(cmd *cobra.Command, kf *keychainFlags, asJSON bool) error {
 	loaded, agentErr := agentFingerprints()
 	var out []keyListing
 	for _, k := range keys {
-		l := keyListing{Fingerprint: k.Fingerprint, Type: k.Type, Bits: k.Bits, Comment: k.Comment, Added: k.Added}
+		l := keyListing{Fingerprint: k.Fingerprint, Type: k.Type, Bits: k.Bits, Comment: k.Comment, Added: k.Added,
+			Certificate: k.Certificate != nil}
 		if loaded != nil {
 			b := loaded[k.Fingerprint]
 			l.Loaded = &b
@@ -82,7 +84,11 @@ func runKeys(cmd *cobra.Command, kf *keychainFlags, asJSON bool) error {
 			if l.Loaded != nil {
 				ag = map[bool]string{true: "yes", false: "no"}[*l.Loaded]
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", l.Fingerprint, l.Type, l.Bits, l.Comment,
+			typ := l.Type
+			if l.Certificate {
+				typ += "+cert"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", l.Fingerprint, typ, l.Bits, l.Comment,
 				l.Added.Local().Format("2006-01-02 15:04"), ag)
 		}
 		tw.Flush()
@@ -111,7 +117,16 @@ func agentFingerprints() (map[string]bool, error) {
 		if err != nil {
 			continue
 		}
-		m[ssh.FingerprintSHA256(pub)] = true
+		m[keyFingerprint(pub)] = true
 	}
 	return m, nil
+}
+
+// keyFingerprint is the fingerprint of the key itself, also for a
+// certificate identity, so that a key and its certificate match together.
+func keyFingerprint(pub ssh.PublicKey) string {
+	if c, ok := pub.(*ssh.Certificate); ok {
+		return ssh.FingerprintSHA256(c.Key)
+	}
+	return ssh.FingerprintSHA256(pub)
 }

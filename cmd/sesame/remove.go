@@ -61,12 +61,12 @@ func runRemove(cmd *cobra.Command, kf *keychainFlags, selector string) error {
 			if perr != nil {
 				continue
 			}
-			if (fp != "" && ssh.FingerprintSHA256(pub) == fp) || (fp == "" && !stored && id.Comment == selector) {
+			if (fp != "" && keyFingerprint(pub) == fp) || (fp == "" && !stored && id.Comment == selector) {
 				if rerr := ag.Remove(pub); rerr != nil {
-					agentErr = fmt.Errorf("agent refused to remove %s: %w", ssh.FingerprintSHA256(pub), rerr)
+					agentErr = fmt.Errorf("agent refused to remove %s: %w", keyFingerprint(pub), rerr)
 					continue
 				}
-				fmt.Fprintf(stderr, "Key removed from the agent: %s (%s)\n", ssh.FingerprintSHA256(pub), id.Comment)
+				fmt.Fprintf(stderr, "Key removed from the agent: %s %s (%s)\n", keyFingerprint(pub), pub.Type(), id.Comment)
 				stored = true // something was removed
 			}
 		}
