@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -180,6 +181,8 @@ func startSSHAgent(t *testing.T) (sock string, stop func()) {
 	bin := testbed.Path(t, "ssh-agent")
 	sock = filepath.Join(t.TempDir(), "agent.sock")
 	cmd := exec.Command(bin, "-D", "-a", sock)
+	// Killed with the test binary even if the test never gets to clean up.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -112,6 +113,7 @@ func TestStoreContractSecretService(t *testing.T) {
 	dir := t.TempDir()
 	busAddr := "unix:path=" + filepath.Join(dir, "bus")
 	bus := exec.Command(dbusDaemon, "--session", "--nofork", "--address="+busAddr)
+	bus.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := bus.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +129,7 @@ func TestStoreContractSecretService(t *testing.T) {
 	kr := exec.Command(daemon, "--foreground", "--unlock", "--components=secrets")
 	kr.Env = env
 	kr.Stdin = strings.NewReader("login password")
+	kr.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := kr.Start(); err != nil {
 		t.Fatal(err)
 	}

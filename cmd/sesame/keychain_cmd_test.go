@@ -113,6 +113,8 @@ func sshAgent(t *testing.T) (sock string, stop func()) {
 	t.Helper()
 	sock = filepath.Join(t.TempDir(), "agent.sock")
 	cmd := exec.Command(testbed.Path(t, "ssh-agent"), "-D", "-a", sock)
+	// Killed with the test binary even if the test never gets to clean up.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
