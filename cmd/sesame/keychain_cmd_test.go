@@ -325,3 +325,43 @@ func TestAddWithCertificate(t *testing.T) {
 		t.Fatalf("ssh-add -l after remove:\n%s", l)
 	}
 }
+
+// Without a passphrase file, the vault passphrase is asked on the terminal
+// (a pseudo-terminal from script(1) here): twice for a new vault.
+func TestVaultPassphrasePrompt(t *testing.T) {
+	e := newKCEnv(t)
+	script, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("script(1) not installed: no pseudo-terminal to drive the prompt")
+	}
+	key, fp := keygen(t, "ed25519", "", "tty@test")
+	onTTY := func(input string, args ...string) (string, int) {
+		cmd := exec.Command(script, "-qec", e.bin+" "+strings.Join(args, " "), "/dev/null")
+		cmd.Env = e.env
+		cmd.Stdin = strings.NewReader(input)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	out, code := onTTY("one\ntwo\n", "add", key)
+	if code == 0 || !strings.Contains(out, "Repeat vault passphrase") || !strings.Contains(out, "do not match") {
+		t.Fatalf("mismatched new passphrase: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(e.vaultPath()); err == nil {
+		t.Fatal("vault created after mismatched passphrases")
+	}
+	if out, code = onTTY("same\nsame\n", "add", key); code != 0 {
+		t.Fatalf("new vault on the terminal: exit %d\n%s", code, out)
+	}
+	if out, code = onTTY("same\n", "keys"); code != 0 || !strings.Contains(out, "Enter vault passphrase") || !strings.Contains(out, fp) {
+		t.Fatalf("keys on the terminal: exit %d\n%s", code, out)
+	}
+	if out, code = onTTY("nope\n", "keys"); code == 0 || !strings.Contains(out, "wrong vault passphrase") {
+		t.Fatalf("wrong passphrase on the terminal: exit %d\n%s", code, out)
+	}
+}
