@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 
 	// dbusguard must initialise before github.com/99designs/keyring, whose
 	// init would otherwise start dbus-launch on a machine without a session
@@ -146,8 +147,11 @@ func Open(opts Options) (*Keychain, error) {
 	if name == "" || name == BackendAuto {
 		name = autoBackend()
 	}
-	// --debug also switches on keyring's own log lines.
-	keyring.Debug = slog.Default().Enabled(context.Background(), slog.LevelDebug)
+	// --debug also switches on keyring's own log lines (a global of that
+	// package, so set once).
+	keyringDebugOnce.Do(func() {
+		keyring.Debug = slog.Default().Enabled(context.Background(), slog.LevelDebug)
+	})
 	slog.Debug("keychain: backend chosen", "backend", name, "dbus_guard", dbusguard.Applied)
 	if name == BackendVault {
 		v := newVault(opts.VaultDir, opts.Passphrase, opts.WorkFactor)
@@ -168,6 +172,8 @@ func Open(opts Options) (*Keychain, error) {
 	}
 	return &Keychain{Store: s, backend: base, detail: detail}, nil
 }
+
+var keyringDebugOnce sync.Once
 
 func unknownBackend(name string) error {
 	return withHint(fmt.Errorf("unknown keychain backend %q", name),
