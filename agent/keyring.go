@@ -15,11 +15,11 @@ import (
 // Errors a client can be told about (as SSH_AGENT_FAILURE) and the command
 // layer can inspect with errors.Is.
 var (
-	ErrLocked       = errors.New("agent is locked")
-	ErrNotLocked    = errors.New("agent is not locked")
-	ErrKeyNotFound  = errors.New("key not found")
-	ErrRefused      = errors.New("refused")
-	ErrUnsupported  = errors.New("unsupported constraint")
+	ErrLocked        = errors.New("agent is locked")
+	ErrNotLocked     = errors.New("agent is not locked")
+	ErrKeyNotFound   = errors.New("key not found")
+	ErrRefused       = errors.New("refused")
+	ErrUnsupported   = errors.New("unsupported constraint")
 	ErrBadPassphrase = errors.New("incorrect passphrase")
 )
 

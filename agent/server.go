@@ -296,6 +296,13 @@ func (s *Server) serveConn(c net.Conn) {
 	}
 }
 
+// activeConns counts the connections being served.
+func (s *Server) activeConns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
 // ServeConn serves the agent protocol on rw as a connection from the
 // given peer, without the socket checks. Fuzzing and tests use it.
 func (s *Server) ServeConn(rw io.ReadWriter, info ConnInfo) error {
