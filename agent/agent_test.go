@@ -190,17 +190,17 @@ var behaviours = []struct {
 	{"BadMessages", func(t *testing.T, e *env, k map[string]string) {
 		e.must("ssh-add", k["ed"])
 		frames := [][]byte{
-			{},                                // zero-length message
-			{0xff},                            // unknown type
-			{11, 1, 2},                        // REQUEST_IDENTITIES with trailing junk
-			{13, 0, 0, 0, 200, 1},             // SIGN_REQUEST truncated
-			{17, 0, 0, 0, 11, 's', 's', 'h'},  // ADD_IDENTITY truncated
-			{18},                              // REMOVE_IDENTITY without a key
-			{27, 0, 0, 0, 5, 'q'},             // EXTENSION with a short name
-			{12},                              // SSH1 request
-			bytes.Repeat([]byte{13}, 1000),    // garbage
-			{25, 0, 0, 0, 11},                 // ADD_ID_CONSTRAINED truncated
-			{6},                               // a reply code sent as a request
+			{},                               // zero-length message
+			{0xff},                           // unknown type
+			{11, 1, 2},                       // REQUEST_IDENTITIES with trailing junk
+			{13, 0, 0, 0, 200, 1},            // SIGN_REQUEST truncated
+			{17, 0, 0, 0, 11, 's', 's', 'h'}, // ADD_IDENTITY truncated
+			{18},                             // REMOVE_IDENTITY without a key
+			{27, 0, 0, 0, 5, 'q'},            // EXTENSION with a short name
+			{12},                             // SSH1 request
+			bytes.Repeat([]byte{13}, 1000),   // garbage
+			{25, 0, 0, 0, 11},                // ADD_ID_CONSTRAINED truncated
+			{6},                              // a reply code sent as a request
 			append([]byte{27}, ssh.Marshal(struct{ N, C string }{ExtSessionBind, "x"})...),
 		}
 		for i, f := range frames {
