@@ -52,8 +52,8 @@ func FuzzAgentMessage(f *testing.F) {
 	sid := make([]byte, 32)
 	sig, _ := host.Sign(nil, sid)
 	bind := ssh.Marshal(struct {
-		N    string
-		M    []byte `ssh:"rest"`
+		N string
+		M []byte `ssh:"rest"`
 	}{ExtSessionBind, ssh.Marshal(sessionBindMsg{host.PublicKey().Marshal(), sid, ssh.Marshal(sig), false})})
 
 	f.Add(frame(11))
