@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"testing"
 
 	"golang.org/x/crypto/ssh"
@@ -224,4 +225,43 @@ func mustEd25519(t testing.TB) ed25519.PrivateKey {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// The prepared identities answer says exactly what ServeAgent would.
+func TestFastListMatchesServeAgent(t *testing.T) {
+	srv := quietServer(Options{})
+	for i := 0; i < 5; i++ {
+		k := xagent.AddedKey{PrivateKey: mustEd25519(t), Comment: strings.Repeat("c", i)}
+		if i == 3 {
+			k.LifetimeSecs = 3600
+		}
+		srv.AddKey(k)
+	}
+	list := func(fast bool) []*xagent.Key {
+		a, b := net.Pipe()
+		defer b.Close()
+		fc := newFrameConn(a, 0)
+		if !fast {
+			fc.list = func() []byte { return nil }
+		}
+		go srv.ServeConn(fc, ConnInfo{})
+		keys, err := xagent.NewClient(b).List()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return keys
+	}
+	fast, slow := list(true), list(false)
+	if len(fast) != 5 || len(fast) != len(slow) {
+		t.Fatalf("fast %d keys, slow %d", len(fast), len(slow))
+	}
+	for i := range fast {
+		if fast[i].String() != slow[i].String() || fast[i].Comment != slow[i].Comment {
+			t.Errorf("key %d: fast %s %q, slow %s %q", i, fast[i], fast[i].Comment, slow[i], slow[i].Comment)
+		}
+	}
+	srv.Lock([]byte("pw"))
+	if l := list(true); len(l) != 0 {
+		t.Errorf("locked fast list has %d keys", len(l))
+	}
 }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,6 +50,19 @@ func (c *conn) List() ([]*xagent.Key, error) {
 	return out, nil
 }
 
+// fastList returns the prepared identities answer when no policy has to
+// filter it, else nil.
+func (c *conn) fastList() []byte {
+	if c.s.opts.Policy != nil {
+		return nil
+	}
+	b, ok := c.s.keys.identitiesAnswer()
+	if !ok {
+		return nil
+	}
+	return b
+}
+
 // Sign is SignWithFlags without flags.
 func (c *conn) Sign(key ssh.PublicKey, data []byte) (*ssh.Signature, error) {
 	return c.SignWithFlags(key, data, 0)
@@ -81,7 +95,9 @@ func (c *conn) SignWithFlags(key ssh.PublicKey, data []byte, flags xagent.Signat
 	if err != nil {
 		return nil, err
 	}
-	c.log.Debug("signed", "key", ssh.FingerprintSHA256(e.pub), "comment", e.comment)
+	if c.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.log.Debug("signed", "key", ssh.FingerprintSHA256(e.pub), "comment", e.comment)
+	}
 	if p := c.s.opts.Policy; p != nil {
 		p.Signed(&c.info, e.pub, data)
 	}

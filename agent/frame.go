@@ -31,7 +31,14 @@ type frameConn struct {
 	hdrLeft int
 	wbuf    []byte
 	timeout time.Duration
+	// list, when set, answers REQUEST_IDENTITIES without ServeAgent, or
+	// returns nil to let ServeAgent handle it. Listing is what every ssh
+	// login does first; this keeps it a copy of a prepared answer.
+	list func() []byte
 }
+
+// SSH_AGENTC_REQUEST_IDENTITIES.
+const msgRequestIdentities = 11
 
 func newFrameConn(c net.Conn, timeout time.Duration) *frameConn {
 	return &frameConn{c: c, r: bufio.NewReaderSize(c, 4096), timeout: timeout}
@@ -41,7 +48,7 @@ func (f *frameConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if f.hdrLeft == 0 && f.body == 0 {
+	for f.hdrLeft == 0 && f.body == 0 {
 		// Start of a message: wait as long as the client likes for it.
 		if f.timeout > 0 {
 			f.c.SetReadDeadline(time.Time{})
@@ -58,6 +65,17 @@ func (f *frameConn) Read(p []byte) (int, error) {
 		n := binary.BigEndian.Uint32(f.hdr[:])
 		if n > MaxMessage {
 			return 0, fmt.Errorf("%w: %d bytes", ErrMessageTooLarge, n)
+		}
+		if n == 1 && f.list != nil {
+			if b, err := f.r.Peek(1); err == nil && b[0] == msgRequestIdentities {
+				if reply := f.list(); reply != nil {
+					f.r.Discard(1)
+					if err := f.writeMessage(reply); err != nil {
+						return 0, err
+					}
+					continue
+				}
+			}
 		}
 		f.hdrLeft, f.body = 4, int(n)
 	}
@@ -93,4 +111,13 @@ func (f *frameConn) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// writeMessage sends one whole message in a single write.
+func (f *frameConn) writeMessage(body []byte) error {
+	f.wbuf = binary.BigEndian.AppendUint32(f.wbuf[:0], uint32(len(body)))
+	f.wbuf = append(f.wbuf, body...)
+	_, err := f.c.Write(f.wbuf)
+	f.wbuf = f.wbuf[:0]
+	return err
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -29,6 +30,7 @@ type entry struct {
 	signer  ssh.Signer
 	pub     ssh.PublicKey
 	blob    string // pub.Marshal(), the lookup key
+	pubBlob []byte // the same as bytes
 	comment string
 	expire  time.Time // zero: never
 	confirm bool
@@ -44,10 +46,56 @@ type keyring struct {
 	byBlob  map[string]*entry // public key blob → entry
 	locked  bool
 	nowFunc func() time.Time
+
+	// answer is the IDENTITIES_ANSWER for a connection without a policy,
+	// rebuilt on every change so that listing costs a copy; it is not
+	// used once firstExpiry has passed and the expiry timer is due.
+	answer      []byte
+	firstExpiry time.Time
 }
 
 func newKeyring() *keyring {
-	return &keyring{byBlob: make(map[string]*entry), nowFunc: time.Now}
+	k := &keyring{byBlob: make(map[string]*entry), nowFunc: time.Now}
+	k.rebuildLocked()
+	return k
+}
+
+// SSH_AGENT_IDENTITIES_ANSWER (draft-ietf-sshm-ssh-agent, section 4.4).
+const msgIdentitiesAnswer = 12
+
+// rebuildLocked recomputes the cached identities answer.
+func (k *keyring) rebuildLocked() {
+	k.firstExpiry = time.Time{}
+	n := 0
+	if !k.locked {
+		n = len(k.order)
+	}
+	b := []byte{msgIdentitiesAnswer}
+	b = binary.BigEndian.AppendUint32(b, uint32(n))
+	for _, e := range k.order[:n] {
+		b = appendString(b, e.pubBlob)
+		b = appendString(b, []byte(e.comment))
+		if !e.expire.IsZero() && (k.firstExpiry.IsZero() || e.expire.Before(k.firstExpiry)) {
+			k.firstExpiry = e.expire
+		}
+	}
+	k.answer = b
+}
+
+func appendString(b, s []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+	return append(b, s...)
+}
+
+// identitiesAnswer returns the cached answer, or false when it may list a
+// key that has just expired (then the caller takes the slow path).
+func (k *keyring) identitiesAnswer() ([]byte, bool) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if !k.firstExpiry.IsZero() && !k.nowFunc().Before(k.firstExpiry) {
+		return nil, false
+	}
+	return k.answer, true
 }
 
 // add stores key with the given lifetime (0: forever). Adding a key that is
@@ -66,7 +114,8 @@ func (k *keyring) add(key xagent.AddedKey, lifetime time.Duration) error {
 		}
 	}
 	e := &entry{signer: signer, pub: signer.PublicKey(), comment: key.Comment, confirm: key.ConfirmBeforeUse}
-	e.blob = string(e.pub.Marshal())
+	e.pubBlob = e.pub.Marshal()
+	e.blob = string(e.pubBlob)
 
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -84,6 +133,7 @@ func (k *keyring) add(key xagent.AddedKey, lifetime time.Duration) error {
 	}
 	k.order = append(k.order, e)
 	k.byBlob[e.blob] = e
+	k.rebuildLocked()
 	return nil
 }
 
@@ -112,6 +162,7 @@ func (k *keyring) removeLocked(e *entry) {
 			break
 		}
 	}
+	k.rebuildLocked()
 }
 
 func (k *keyring) remove(blob []byte) error {
@@ -141,6 +192,7 @@ func (k *keyring) removeAll() error {
 	}
 	k.order = nil
 	k.byBlob = make(map[string]*entry)
+	k.rebuildLocked()
 	return nil
 }
 
@@ -185,6 +237,7 @@ func (k *keyring) has(blob []byte) bool {
 func (k *keyring) setLocked(v bool) {
 	k.mu.Lock()
 	k.locked = v
+	k.rebuildLocked()
 	k.mu.Unlock()
 }
 

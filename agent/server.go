@@ -290,7 +290,9 @@ func (s *Server) serveConn(c net.Conn) {
 
 	ca := &conn{s: s, info: ConnInfo{UID: uid, PID: pid}, log: s.log.With("pid", pid)}
 	ca.log.Debug("connection")
-	err = xagent.ServeAgent(ca, newFrameConn(c, s.opts.MessageTimeout))
+	fc := newFrameConn(c, s.opts.MessageTimeout)
+	fc.list = ca.fastList
+	err = xagent.ServeAgent(ca, fc)
 	if err != nil && !errors.Is(err, io.EOF) && s.ctx.Err() == nil {
 		ca.log.Debug("connection ended", "err", err)
 	}
@@ -307,6 +309,9 @@ func (s *Server) activeConns() int {
 // given peer, without the socket checks. Fuzzing and tests use it.
 func (s *Server) ServeConn(rw io.ReadWriter, info ConnInfo) error {
 	ca := &conn{s: s, info: info, log: s.log}
+	if fc, ok := rw.(*frameConn); ok && fc.list == nil {
+		fc.list = ca.fastList
+	}
 	return xagent.ServeAgent(ca, rw)
 }
 
