@@ -36,6 +36,10 @@ type Options struct {
 	// Socket is the path of the unix socket to listen on; its directory
 	// is created 0700.
 	Socket string
+	// Listener, when set, is used instead of creating Socket: a socket
+	// handed over by systemd socket activation. It is not removed on stop,
+	// since it belongs to whoever created it.
+	Listener net.Listener
 	// DefaultLifetime applies to keys added without a lifetime (ssh-agent
 	// -t). Zero: keys stay until removed.
 	DefaultLifetime time.Duration
@@ -125,6 +129,12 @@ func DefaultSocket() string {
 // umask 0177 so it is never wider, even for an instant). A stale socket
 // nobody answers on is replaced; a live one is an error.
 func (s *Server) Listen() error {
+	if s.opts.Listener != nil {
+		s.mu.Lock()
+		s.ln = s.opts.Listener
+		s.mu.Unlock()
+		return nil
+	}
 	path := s.opts.Socket
 	if path == "" {
 		path = DefaultSocket()

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -163,6 +164,11 @@ func newAgentServer(socket string, life time.Duration, logger *slog.Logger) (*ag
 		log.SetOutput(io.Discard)
 	}
 	opts := agent.Options{Socket: socket, DefaultLifetime: life, Logger: logger, KeyLoader: agentKeyLoader}
+	ln, err := systemdListener()
+	if err != nil {
+		return nil, err
+	}
+	opts.Listener = ln
 	if agentPolicy != nil {
 		p, err := agentPolicy()
 		if err != nil {
@@ -326,3 +332,33 @@ type agentHintError struct {
 func (e agentHintError) Error() string { return e.err.Error() }
 func (e agentHintError) Unwrap() error { return e.err }
 func (e agentHintError) Hint() string  { return e.hint }
+
+// systemdListener returns the socket passed by systemd socket activation
+// (LISTEN_PID is us, LISTEN_FDS ≥ 1: the first is fd 3), or nil when the
+// agent was started some other way. Without this, the agent would find
+// systemd answering on its socket path and refuse to start.
+func systemdListener() (net.Listener, error) {
+	if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
+		return nil, nil
+	}
+	n, err := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+	if err != nil || n < 1 {
+		return nil, nil
+	}
+	// Not for the children we might start.
+	os.Unsetenv("LISTEN_PID")
+	os.Unsetenv("LISTEN_FDS")
+	os.Unsetenv("LISTEN_FDNAMES")
+	syscall.CloseOnExec(3)
+	f := os.NewFile(3, "systemd-socket")
+	ln, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("socket from systemd: %w", err)
+	}
+	if _, ok := ln.(*net.UnixListener); !ok {
+		ln.Close()
+		return nil, fmt.Errorf("socket from systemd is not a unix socket")
+	}
+	return ln, nil
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -296,3 +297,33 @@ func TestAgentDebugLogShowsSessionBind(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// Under systemd socket activation the agent serves the socket it is
+// given (fd 3) instead of refusing because something answers on the path.
+func TestAgentSocketActivation(t *testing.T) {
+	r := newAgentRun(t)
+	sock := filepath.Join(r.home, "activated.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ln.(*net.UnixListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close() // the socket file stays: f still listens
+	// sh's $$ is the pid that exec hands on to sesame, as systemd sets it.
+	c := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" agent -D -a "$1"`, r.bin, sock)
+	c.Env = r.env
+	c.ExtraFiles = []*os.File{f}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+	waitUntil(t, "the activated agent to answer", func() bool {
+		out, _ := sshAdd(t, sock, "-l")
+		return strings.Contains(out, "no identities")
+	})
+}
