@@ -462,3 +462,38 @@ func readPub(t testing.TB, file string) ssh.PublicKey {
 
 var _ = rand.Reader
 var _ = fmt.Sprint
+
+// With ssh -A, the forwarded agent connection arrives bound to the server
+// it was forwarded to, marked as forwarding; what the remote ssh-add sees
+// is the agent's list.
+func TestSessionBindForwarded(t *testing.T) {
+	k := testKeys(t)
+	sshd := testbed.NewSSHD(t, testbed.SSHDOptions{})
+	pub, _ := os.ReadFile(k["ed"] + ".pub")
+	sshd.Authorize(string(pub))
+	var mu sync.Mutex
+	var fwd []Bind
+	e := startSesame(t, Options{OnBind: func(c *ConnInfo, b Bind) {
+		mu.Lock()
+		defer mu.Unlock()
+		if b.Forwarding {
+			fwd = append(fwd, b)
+		}
+	}})
+	e.must("ssh-add", k["ed"])
+	args := append(sshd.SSHArgs("IdentityFile=none", "IdentityAgent="+e.sock, "ForwardAgent=yes"), "ssh-add", "-l")
+	out := e.must("ssh", args...)
+	if !strings.Contains(out, fingerprint(t, k["ed"]+".pub")) {
+		t.Fatalf("remote ssh-add -l through the forwarded agent:\n%s", out)
+	}
+	hostPub, _ := os.ReadFile(sshd.HostKey + ".pub")
+	want, _, _, _, _ := ssh.ParseAuthorizedKey(hostPub)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(fwd) == 0 {
+		t.Fatalf("no forwarding bind; agent log:\n%s", e.logBuf.String())
+	}
+	if !bytes.Equal(fwd[0].HostKey.Marshal(), want.Marshal()) {
+		t.Error("forwarding bind names another host key")
+	}
+}
