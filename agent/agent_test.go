@@ -88,6 +88,34 @@ var behaviours = []struct {
 		if err := e.signFile(k["certkey"] + ".pub"); err != nil {
 			t.Errorf("sign with certified key: %v", err)
 		}
+		// ECDSA and RSA certificates; sign with the certificate identity
+		// itself, RSA with each hash.
+		e.must("ssh-add", k["certec"], k["certrsa"])
+		l = e.list()
+		for _, want := range []string{"(ECDSA-CERT)", "(RSA-CERT)"} {
+			if !strings.Contains(l, want) {
+				t.Errorf("ssh-add -l lacks %s:\n%s", want, l)
+			}
+		}
+		c, ag := dial(t, e.sock)
+		defer c.Close()
+		for _, n := range []string{"certkey", "certec", "certrsa"} {
+			cert := readPub(t, k[n]+"-cert.pub").(*ssh.Certificate)
+			flags := []xagent.SignatureFlags{0}
+			if n == "certrsa" {
+				flags = append(flags, xagent.SignatureFlagRsaSha256, xagent.SignatureFlagRsaSha512)
+			}
+			for _, f := range flags {
+				sig, err := ag.SignWithFlags(cert, []byte("data"), f)
+				if err != nil {
+					t.Errorf("%s flags %d: %v", n, f, err)
+					continue
+				}
+				if err := cert.Key.Verify([]byte("data"), sig); err != nil {
+					t.Errorf("%s flags %d: %s signature does not verify: %v", n, f, sig.Format, err)
+				}
+			}
+		}
 	}},
 	{"Lifetime", func(t *testing.T, e *env, k map[string]string) {
 		e.must("ssh-add", "-t", "2", k["ed"])

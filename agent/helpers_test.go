@@ -50,6 +50,7 @@ func testKeys(t testing.TB) map[string]string {
 		for _, k := range [][]string{
 			{"ed", "-t", "ed25519"}, {"ec", "-t", "ecdsa", "-b", "256"}, {"rsa", "-t", "rsa", "-b", "2048"},
 			{"ca", "-t", "ed25519"}, {"certkey", "-t", "ed25519"}, {"extra", "-t", "ed25519"},
+			{"certec", "-t", "ecdsa", "-b", "384"}, {"certrsa", "-t", "rsa", "-b", "2048"},
 		} {
 			args := append([]string{"-q", "-N", "", "-C", "comment-" + k[0], "-f", filepath.Join(keyDir, k[0])}, k[1:]...)
 			if out, err := exec.Command(kg, args...).CombinedOutput(); err != nil {
@@ -57,17 +58,20 @@ func testKeys(t testing.TB) map[string]string {
 				return
 			}
 		}
-		out, err := exec.Command(kg, "-q", "-s", filepath.Join(keyDir, "ca"), "-I", "test-cert", "-n", "root",
-			filepath.Join(keyDir, "certkey.pub")).CombinedOutput()
-		if err != nil {
-			keyOnceErr = fmt.Errorf("ssh-keygen -s: %v\n%s", err, out)
+		for _, k := range []string{"certkey", "certec", "certrsa"} {
+			out, err := exec.Command(kg, "-q", "-s", filepath.Join(keyDir, "ca"), "-I", "test-cert", "-n", "root",
+				filepath.Join(keyDir, k+".pub")).CombinedOutput()
+			if err != nil {
+				keyOnceErr = fmt.Errorf("ssh-keygen -s: %v\n%s", err, out)
+				return
+			}
 		}
 	})
 	if keyOnceErr != nil {
 		t.Fatal(keyOnceErr)
 	}
 	m := map[string]string{}
-	for _, n := range []string{"ed", "ec", "rsa", "ca", "certkey", "extra"} {
+	for _, n := range []string{"ed", "ec", "rsa", "ca", "certkey", "certec", "certrsa", "extra"} {
 		m[n] = filepath.Join(keyDir, n)
 	}
 	return m
