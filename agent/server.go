@@ -64,9 +64,6 @@ type Options struct {
 	Logger *slog.Logger
 	// OnBind, when set, is called after each accepted session-bind.
 	OnBind func(c *ConnInfo, b Bind)
-	// AllowUID, when set, decides which peer uids may connect instead of
-	// the default rule (our uid or root). Tests use it.
-	AllowUID func(uid int) bool
 }
 
 func (o *Options) confirmTimeout() time.Duration {
@@ -267,10 +264,8 @@ func (s *Server) Close() {
 	})
 }
 
+// allowed is OpenSSH's rule: the agent's own uid, or root.
 func (s *Server) allowed(uid int) bool {
-	if s.opts.AllowUID != nil {
-		return s.opts.AllowUID(uid)
-	}
 	return uid == os.Getuid() || uid == 0
 }
 
