@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -101,6 +102,22 @@ func (k *keyring) identitiesAnswer() ([]byte, bool) {
 // add stores key with the given lifetime (0: forever). Adding a key that is
 // already there replaces its comment and constraints, like ssh-agent.
 func (k *keyring) add(key xagent.AddedKey, lifetime time.Duration) error {
+	// x/crypto's parser leaves ed25519 keys and certificates pointing into
+	// the request buffer, which frameConn wipes after the request: keep
+	// copies of our own.
+	switch pk := key.PrivateKey.(type) {
+	case ed25519.PrivateKey:
+		key.PrivateKey = ed25519.PrivateKey(bytes.Clone(pk))
+	case *ed25519.PrivateKey:
+		key.PrivateKey = ed25519.PrivateKey(bytes.Clone(*pk))
+	}
+	if key.Certificate != nil {
+		pub, err := ssh.ParsePublicKey(key.Certificate.Marshal())
+		if err != nil {
+			return fmt.Errorf("certificate: %w", err)
+		}
+		key.Certificate = pub.(*ssh.Certificate)
+	}
 	signer, err := ssh.NewSignerFromKey(key.PrivateKey)
 	if err != nil {
 		return fmt.Errorf("unusable private key: %w", err)

@@ -297,6 +297,7 @@ func (s *Server) serveConn(c net.Conn) {
 	ca.log.Debug("connection")
 	fc := newFrameConn(c, s.opts.MessageTimeout)
 	fc.list = ca.fastList
+	defer fc.wipe()
 	err = xagent.ServeAgent(ca, fc)
 	if err != nil && !errors.Is(err, io.EOF) && s.ctx.Err() == nil {
 		ca.log.Debug("connection ended", "err", err)
@@ -314,8 +315,11 @@ func (s *Server) activeConns() int {
 // given peer, without the socket checks. Fuzzing and tests use it.
 func (s *Server) ServeConn(rw io.ReadWriter, info ConnInfo) error {
 	ca := &conn{s: s, info: info, log: s.log}
-	if fc, ok := rw.(*frameConn); ok && fc.list == nil {
-		fc.list = ca.fastList
+	if fc, ok := rw.(*frameConn); ok {
+		if fc.list == nil {
+			fc.list = ca.fastList
+		}
+		defer fc.wipe()
 	}
 	return xagent.ServeAgent(ca, rw)
 }

@@ -202,3 +202,46 @@ func TestCloseTwice(t *testing.T) {
 		t.Errorf("socket left behind: %v", err)
 	}
 }
+
+// A key added over the protocol keeps working after frameConn wiped the
+// request that carried it, and the caller's buffer that held a private key
+// is cleared once the next message is asked for.
+func TestSecretRequestsWiped(t *testing.T) {
+	srv := quietServer(Options{})
+	ag := pipeAgent(t, srv)
+	k := mustEd25519(t)
+	if err := ag.Add(xagent.AddedKey{PrivateKey: k, Comment: "wiped"}); err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := ssh.NewPublicKey(k.Public())
+	sig, err := ag.Sign(pub, []byte("after wipe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Verify([]byte("after wipe"), sig); err != nil {
+		t.Fatalf("stored key damaged by the wipe: %v", err)
+	}
+
+	a, b := net.Pipe()
+	defer b.Close()
+	fc := newFrameConn(a, 0)
+	secret := append([]byte{msgLock}, ssh.Marshal(struct{ P string }{"hunter2-passphrase"})...)
+	go func() {
+		b.Write(binary.BigEndian.AppendUint32(nil, uint32(len(secret))))
+		b.Write(secret)
+		b.Write([]byte{0, 0, 0, 1, msgRequestIdentities})
+	}()
+	var hdr [4]byte
+	io.ReadFull(fc, hdr[:])
+	req := make([]byte, binary.BigEndian.Uint32(hdr[:]))
+	if _, err := io.ReadFull(fc, req); err != nil || !bytes.Contains(req, []byte("hunter2")) {
+		t.Fatalf("read lock request: %v %q", err, req)
+	}
+	io.ReadFull(fc, hdr[:]) // the next message: the lock request is done
+	if bytes.Contains(req, []byte("hunter2")) {
+		t.Error("lock request still holds the passphrase")
+	}
+	if bytes.Contains(fc.rbuf[:], []byte("hunter2")) {
+		t.Error("read buffer still holds the passphrase")
+	}
+}
