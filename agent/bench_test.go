@@ -3,7 +3,9 @@ package agent
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/binary"
 	"fmt"
+	"io"
 
 	"path/filepath"
 	"runtime"
@@ -95,3 +97,25 @@ func BenchmarkServeSign(b *testing.B) {
 }
 
 func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
+
+// BenchmarkListRaw is BenchmarkList without the client's parsing of the
+// 100 keys: one REQUEST_IDENTITIES frame out, the whole answer read back.
+func BenchmarkListRaw(b *testing.B) {
+	sock, _ := benchServer(b, 100)
+	c, _ := dial(b, sock)
+	defer c.Close()
+	req := []byte{0, 0, 0, 1, msgRequestIdentities}
+	buf := make([]byte, 64*1024)
+	for b.Loop() {
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf[:4]); err != nil {
+			b.Fatal(err)
+		}
+		n := binary.BigEndian.Uint32(buf[:4])
+		if _, err := io.ReadFull(c, buf[:n]); err != nil || buf[0] != msgIdentitiesAnswer {
+			b.Fatal(err)
+		}
+	}
+}
