@@ -74,6 +74,15 @@ var behaviours = []struct {
 			t.Errorf("after -D: %s", l)
 		}
 	}},
+	{"ReAddKeepsPlace", func(t *testing.T, e *env, k map[string]string) {
+		e.must("ssh-add", k["ed"], k["ec"])
+		e.must("ssh-add", "-t", "600", k["ed"])
+		l := e.list()
+		ed, ec := strings.Index(l, fingerprint(t, k["ed"]+".pub")), strings.Index(l, fingerprint(t, k["ec"]+".pub"))
+		if ed < 0 || ec < 0 || ed > ec || strings.Count(l, "\n") != 2 {
+			t.Errorf("after re-adding the first key:\n%s", l)
+		}
+	}},
 	{"Certificate", func(t *testing.T, e *env, k map[string]string) {
 		// ssh-add loads certkey and certkey-cert.pub: two identities.
 		e.must("ssh-add", k["certkey"])

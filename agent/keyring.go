@@ -139,16 +139,25 @@ func (k *keyring) add(key xagent.AddedKey, lifetime time.Duration) error {
 	if k.locked {
 		return ErrLocked
 	}
-	if old := k.byBlob[e.blob]; old != nil {
-		k.removeLocked(old)
-	}
 	if lifetime > 0 {
 		e.expire = k.nowFunc().Add(lifetime)
 		// Remove the key when it expires rather than only hiding it, so the
 		// private key does not linger in memory.
 		e.timer = time.AfterFunc(lifetime, func() { k.expire(e) })
 	}
-	k.order = append(k.order, e)
+	if old := k.byBlob[e.blob]; old != nil {
+		// Re-adding a key updates it where it stands, as ssh-agent does.
+		if old.timer != nil {
+			old.timer.Stop()
+		}
+		for i, o := range k.order {
+			if o == old {
+				k.order[i] = e
+			}
+		}
+	} else {
+		k.order = append(k.order, e)
+	}
 	k.byBlob[e.blob] = e
 	k.rebuildLocked()
 	return nil
