@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sesame-ssh/sesame/agent"
+	"github.com/sesame-ssh/sesame/internal/atomicfile"
 )
 
 // Hooks through which the keychain, pin and lock parts of sesame plug into
@@ -129,6 +130,14 @@ func runAgent(ctx context.Context, f agentFlags, stdout, stderr io.Writer) error
 		return serveAgentChild(socket, life)
 	}
 	if !f.foreground && !f.debug {
+		if f.socket == "" {
+			// `eval "$(sesame agent -s)"` in every new shell: join the agent
+			// already serving the default socket instead of failing.
+			if pid, ok := runningAgent(socket); ok {
+				printAgentLines(sh, stdout, socket, strconv.Itoa(pid))
+				return nil
+			}
+		}
 		return startBackgroundAgent(sh, socket, stdout)
 	}
 
@@ -236,11 +245,37 @@ func startBackgroundAgent(sh shellFormat, socket string, stdout io.Writer) error
 	}
 	pid := strconv.Itoa(cmd.Process.Pid)
 	cmd.Process.Release()
+	printAgentLines(sh, stdout, socket, pid)
+	return nil
+}
+
+func printAgentLines(sh shellFormat, stdout io.Writer, socket, pid string) {
 	sh.set(stdout, "SSH_AUTH_SOCK", socket)
 	sh.set(stdout, "SSH_AGENT_PID", pid)
 	sh.set(stdout, "SESAME_AGENT_PID", pid)
 	fmt.Fprintf(stdout, "echo Agent pid %s;\n", pid)
-	return nil
+}
+
+// pidFile is where a background agent records its pid, next to its socket.
+func pidFile(socket string) string { return socket + ".pid" }
+
+// runningAgent returns the pid of a live background agent answering on
+// socket, as recorded in its pid file.
+func runningAgent(socket string) (int, bool) {
+	b, err := os.ReadFile(pidFile(socket))
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid < 2 || syscall.Kill(pid, 0) != nil {
+		return 0, false
+	}
+	c, err := net.DialTimeout("unix", socket, time.Second)
+	if err != nil {
+		return 0, false
+	}
+	c.Close()
+	return pid, true
 }
 
 // childArgs passes the flags that matter to the background process.
@@ -287,6 +322,11 @@ func serveAgentChild(socket string, life time.Duration) error {
 	if err := srv.Listen(); err != nil {
 		return fail(err)
 	}
+	pf := pidFile(socket)
+	if err := atomicfile.Write(pf, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+		return fail(err)
+	}
+	defer os.Remove(pf)
 	if report != nil {
 		fmt.Fprintln(report, "ok")
 		report.Close()

@@ -139,6 +139,12 @@ func TestAgentBackgroundAndKill(t *testing.T) {
 		t.Errorf("ssh-add -l: %v %s", err, out)
 	}
 
+	// Another `sesame agent -s` (a new shell) joins the running agent.
+	again, err := r.cmd(nil, "agent", "-s").Output()
+	if err != nil || parseShell(string(again))["SSH_AGENT_PID"] != pidStr {
+		t.Errorf("second sesame agent -s: %v\n%s", err, again)
+	}
+
 	// A second agent on the same socket refuses, with a hint.
 	var stderr bytes.Buffer
 	c := r.cmd(nil, "agent", "-D")
@@ -158,6 +164,9 @@ func TestAgentBackgroundAndKill(t *testing.T) {
 	waitUntil(t, "the agent to exit", func() bool { return processGone(pid) })
 	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
 		t.Errorf("socket left behind: %v", err)
+	}
+	if _, err := os.Lstat(sock + ".pid"); !os.IsNotExist(err) {
+		t.Errorf("pid file left behind: %v", err)
 	}
 }
 
