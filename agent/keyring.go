@@ -36,6 +36,8 @@ type entry struct {
 	expire  time.Time // zero: never
 	confirm bool
 	timer   *time.Timer
+	priv    any              // the private key as added, for sealing
+	cert    *ssh.Certificate // nil for a plain key
 }
 
 // keyring holds every private key of the agent. All key material lives here
@@ -130,7 +132,8 @@ func (k *keyring) add(key xagent.AddedKey, lifetime time.Duration) error {
 			return fmt.Errorf("certificate: %w", err)
 		}
 	}
-	e := &entry{signer: signer, pub: signer.PublicKey(), comment: key.Comment, confirm: key.ConfirmBeforeUse}
+	e := &entry{signer: signer, pub: signer.PublicKey(), comment: key.Comment, confirm: key.ConfirmBeforeUse,
+		priv: key.PrivateKey, cert: key.Certificate}
 	e.pubBlob = e.pub.Marshal()
 	e.blob = string(e.pubBlob)
 
@@ -299,4 +302,40 @@ func underlyingType(k ssh.PublicKey) string {
 		return c.Key.Type()
 	}
 	return k.Type()
+}
+
+// lockAndExport locks the keyring and returns its live keys as they were
+// added, with their remaining lifetimes, for a KeySealer.
+func (k *keyring) lockAndExport() []xagent.AddedKey {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.locked = true
+	now := k.nowFunc()
+	var out []xagent.AddedKey
+	for _, e := range k.order {
+		if !k.liveLocked(e) {
+			continue
+		}
+		ak := xagent.AddedKey{PrivateKey: e.priv, Certificate: e.cert, Comment: e.comment, ConfirmBeforeUse: e.confirm}
+		if !e.expire.IsZero() {
+			ak.LifetimeSecs = uint32(max(1, (e.expire.Sub(now)+time.Second-1)/time.Second))
+		}
+		out = append(out, ak)
+	}
+	k.rebuildLocked()
+	return out
+}
+
+// dropAll forgets every key, locked or not.
+func (k *keyring) dropAll() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, e := range k.order {
+		if e.timer != nil {
+			e.timer.Stop()
+		}
+	}
+	k.order = nil
+	k.byBlob = make(map[string]*entry)
+	k.rebuildLocked()
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/scrypt"
+	xagent "golang.org/x/crypto/ssh/agent"
 )
 
 // Locker decides whether a passphrase locks and unlocks the agent
@@ -22,6 +23,16 @@ type Locker interface {
 	Unlock(passphrase []byte) error
 	// Locked reports the current state.
 	Locked() bool
+}
+
+// KeySealer may be implemented by a Locker that keeps keys sealed while
+// the agent is locked. On lock the agent hands it every loaded key and
+// then drops them, so that it holds no key material until unlock; after a
+// successful Unlock it loads the keys UnsealKeys returns. LifetimeSecs of
+// a handed-over key is its remaining lifetime.
+type KeySealer interface {
+	SealKeys(passphrase []byte, keys []xagent.AddedKey) error
+	UnsealKeys(passphrase []byte) ([]xagent.AddedKey, error)
 }
 
 // Parameters of the passphrase verifier: scrypt with a fresh salt, slow

@@ -325,19 +325,35 @@ func (s *Server) ServeConn(rw io.ReadWriter, info ConnInfo) error {
 }
 
 // Lock locks the agent through the Locker; while locked no key is listed
-// or used.
+// or used. A Locker that is also a KeySealer receives the keys, and the
+// agent forgets them until unlock.
 func (s *Server) Lock(passphrase []byte) error {
 	s.lockMu.Lock()
 	defer s.lockMu.Unlock()
 	if err := s.opts.Locker.Lock(passphrase); err != nil {
 		return err
 	}
-	s.keys.setLocked(true)
+	sealer, ok := s.opts.Locker.(KeySealer)
+	if !ok {
+		s.keys.setLocked(true)
+	} else {
+		keys := s.keys.lockAndExport()
+		if err := sealer.SealKeys(passphrase, keys); err != nil {
+			// Stay usable rather than locked with keys nobody can get back.
+			if uerr := s.opts.Locker.Unlock(passphrase); uerr != nil {
+				s.log.Warn("undoing a failed lock", "err", uerr)
+			}
+			s.keys.setLocked(false)
+			return fmt.Errorf("seal keys: %w", err)
+		}
+		s.keys.dropAll()
+	}
 	s.log.Debug("locked")
 	return nil
 }
 
-// Unlock unlocks through the Locker, then loads stored keys.
+// Unlock unlocks through the Locker, then loads the sealed keys (from a
+// KeySealer) and stored keys (from the KeyLoader).
 func (s *Server) Unlock(passphrase []byte) error {
 	if err := s.opts.Locker.Unlock(passphrase); err != nil {
 		return err
@@ -346,6 +362,17 @@ func (s *Server) Unlock(passphrase []byte) error {
 	defer s.lockMu.Unlock()
 	s.keys.setLocked(false)
 	s.log.Debug("unlocked")
+	if sealer, ok := s.opts.Locker.(KeySealer); ok {
+		keys, err := sealer.UnsealKeys(passphrase)
+		if err != nil {
+			s.log.Warn("unsealing keys", "err", err)
+		}
+		for _, k := range keys {
+			if err := s.keys.add(k, time.Duration(k.LifetimeSecs)*time.Second); err != nil {
+				s.log.Warn("reloading a sealed key", "comment", k.Comment, "err", err)
+			}
+		}
+	}
 	if err := s.loadKeys(); err != nil {
 		s.log.Warn("loading stored keys", "err", err)
 	}

@@ -245,3 +245,65 @@ func TestSecretRequestsWiped(t *testing.T) {
 		t.Error("read buffer still holds the passphrase")
 	}
 }
+
+// sealingLocker is a KeySealer for tests: it keeps what it is given.
+type sealingLocker struct {
+	fastLocker
+	sealed []xagent.AddedKey
+	fail   bool
+}
+
+func (l *sealingLocker) SealKeys(p []byte, keys []xagent.AddedKey) error {
+	if l.fail {
+		return errors.New("sealing failed")
+	}
+	l.sealed = keys
+	return nil
+}
+
+func (l *sealingLocker) UnsealKeys(p []byte) ([]xagent.AddedKey, error) {
+	k := l.sealed
+	l.sealed = nil
+	return k, nil
+}
+
+func TestLockSealsKeys(t *testing.T) {
+	l := &sealingLocker{}
+	srv := quietServer(Options{Locker: l})
+	k1, k2 := mustEd25519(t), mustEd25519(t)
+	srv.AddKey(xagent.AddedKey{PrivateKey: k1, Comment: "one"})
+	srv.AddKey(xagent.AddedKey{PrivateKey: k2, Comment: "two", LifetimeSecs: 600, ConfirmBeforeUse: true})
+	ag := pipeAgent(t, srv)
+	if err := ag.Lock([]byte("pw")); err != nil {
+		t.Fatal(err)
+	}
+	srv.keys.mu.RLock()
+	held := len(srv.keys.order)
+	srv.keys.mu.RUnlock()
+	if held != 0 || len(l.sealed) != 2 {
+		t.Fatalf("locked agent holds %d keys, sealer got %d", held, len(l.sealed))
+	}
+	if s := l.sealed[1]; s.Comment != "two" || !s.ConfirmBeforeUse || s.LifetimeSecs == 0 || s.LifetimeSecs > 600 {
+		t.Errorf("sealed key lost its constraints: %+v", s)
+	}
+	if err := ag.Unlock([]byte("pw")); err != nil {
+		t.Fatal(err)
+	}
+	ids := srv.Identities()
+	if len(ids) != 2 || ids[0].Comment != "one" {
+		t.Fatalf("after unlock: %v", ids)
+	}
+	pub, _ := ssh.NewPublicKey(k1.Public())
+	if _, err := ag.Sign(pub, []byte("x")); err != nil {
+		t.Errorf("sign after unlock: %v", err)
+	}
+
+	// A sealer that fails leaves the agent unlocked with its keys.
+	l.fail = true
+	if err := srv.Lock([]byte("pw")); err == nil {
+		t.Fatal("lock succeeded although sealing failed")
+	}
+	if srv.Locked() || len(srv.Identities()) != 2 {
+		t.Errorf("after failed sealing: locked %v, %d keys", srv.Locked(), len(srv.Identities()))
+	}
+}
