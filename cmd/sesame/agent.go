@@ -77,10 +77,10 @@ prints shell commands that point SSH_AUTH_SOCK at it:
 	rootCmd.AddCommand(cmd)
 }
 
-// shellFormat prints variable assignments for sh or csh.
-type shellFormat struct{ csh bool }
+// agentShell prints variable assignments for sh or csh.
+type agentShell struct{ csh bool }
 
-func (s shellFormat) set(w io.Writer, name, value string) {
+func (s agentShell) set(w io.Writer, name, value string) {
 	if s.csh {
 		fmt.Fprintf(w, "setenv %s %s;\n", name, value)
 	} else {
@@ -88,7 +88,7 @@ func (s shellFormat) set(w io.Writer, name, value string) {
 	}
 }
 
-func (s shellFormat) unset(w io.Writer, name string) {
+func (s agentShell) unset(w io.Writer, name string) {
 	if s.csh {
 		fmt.Fprintf(w, "unsetenv %s;\n", name)
 	} else {
@@ -103,7 +103,7 @@ func runAgent(ctx context.Context, f agentFlags, stdout, stderr io.Writer) error
 	if f.foreground && f.debug {
 		return errors.New("-D and -d cannot be combined")
 	}
-	sh := shellFormat{csh: f.csh}
+	sh := agentShell{csh: f.csh}
 	if !f.sh && !f.csh {
 		// Like ssh-agent: a csh-style $SHELL gets csh syntax.
 		sh.csh = strings.HasSuffix(os.Getenv("SHELL"), "csh")
@@ -133,8 +133,8 @@ func runAgent(ctx context.Context, f agentFlags, stdout, stderr io.Writer) error
 		if f.socket == "" {
 			// `eval "$(sesame agent -s)"` in every new shell: join the agent
 			// already serving the default socket instead of failing.
-			if pid, ok := runningAgent(socket); ok {
-				printAgentLines(sh, stdout, socket, strconv.Itoa(pid))
+			if pid, ok := runningAgentPid(socket); ok {
+				printAgentEnv(sh, stdout, socket, strconv.Itoa(pid))
 				return nil
 			}
 		}
@@ -173,7 +173,7 @@ func newAgentServer(socket string, life time.Duration, logger *slog.Logger) (*ag
 		log.SetOutput(io.Discard)
 	}
 	opts := agent.Options{Socket: socket, DefaultLifetime: life, Logger: logger, KeyLoader: agentKeyLoader}
-	ln, err := systemdListener()
+	ln, err := agentSystemdListener()
 	if err != nil {
 		return nil, err
 	}
@@ -213,7 +213,7 @@ func serveUntilSignal(ctx context.Context, srv *agent.Server) error {
 
 // startBackgroundAgent starts the agent as a detached child and prints the
 // shell lines once its socket is listening.
-func startBackgroundAgent(sh shellFormat, socket string, stdout io.Writer) error {
+func startBackgroundAgent(sh agentShell, socket string, stdout io.Writer) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find own executable: %w", err)
@@ -223,7 +223,7 @@ func startBackgroundAgent(sh shellFormat, socket string, stdout io.Writer) error
 		return err
 	}
 	defer pr.Close()
-	args := append([]string{"agent", "-D", "-a", socket}, childArgs()...)
+	args := append([]string{"agent", "-D", "-a", socket}, agentChildArgs()...)
 	cmd := exec.Command(exe, args...)
 	cmd.Env = append(os.Environ(), envAgentChild+"=1")
 	cmd.Dir = "/"
@@ -245,24 +245,24 @@ func startBackgroundAgent(sh shellFormat, socket string, stdout io.Writer) error
 	}
 	pid := strconv.Itoa(cmd.Process.Pid)
 	cmd.Process.Release()
-	printAgentLines(sh, stdout, socket, pid)
+	printAgentEnv(sh, stdout, socket, pid)
 	return nil
 }
 
-func printAgentLines(sh shellFormat, stdout io.Writer, socket, pid string) {
+func printAgentEnv(sh agentShell, stdout io.Writer, socket, pid string) {
 	sh.set(stdout, "SSH_AUTH_SOCK", socket)
 	sh.set(stdout, "SSH_AGENT_PID", pid)
 	sh.set(stdout, "SESAME_AGENT_PID", pid)
 	fmt.Fprintf(stdout, "echo Agent pid %s;\n", pid)
 }
 
-// pidFile is where a background agent records its pid, next to its socket.
-func pidFile(socket string) string { return socket + ".pid" }
+// agentPidFile is where a background agent records its pid, next to its socket.
+func agentPidFile(socket string) string { return socket + ".pid" }
 
-// runningAgent returns the pid of a live background agent answering on
+// runningAgentPid returns the pid of a live background agent answering on
 // socket, as recorded in its pid file.
-func runningAgent(socket string) (int, bool) {
-	b, err := os.ReadFile(pidFile(socket))
+func runningAgentPid(socket string) (int, bool) {
+	b, err := os.ReadFile(agentPidFile(socket))
 	if err != nil {
 		return 0, false
 	}
@@ -278,8 +278,8 @@ func runningAgent(socket string) (int, bool) {
 	return pid, true
 }
 
-// childArgs passes the flags that matter to the background process.
-func childArgs() []string {
+// agentChildArgs passes the flags that matter to the background process.
+func agentChildArgs() []string {
 	var out []string
 	for i := 1; i < len(os.Args); i++ {
 		a := os.Args[i]
@@ -322,7 +322,7 @@ func serveAgentChild(socket string, life time.Duration) error {
 	if err := srv.Listen(); err != nil {
 		return fail(err)
 	}
-	pf := pidFile(socket)
+	pf := agentPidFile(socket)
 	if err := atomicfile.Write(pf, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
 		return fail(err)
 	}
@@ -338,7 +338,7 @@ func serveAgentChild(socket string, life time.Duration) error {
 
 // killAgent stops the agent named in the environment and prints the lines
 // that unset its variables.
-func killAgent(sh shellFormat, stdout io.Writer) error {
+func killAgent(sh agentShell, stdout io.Writer) error {
 	name := "SESAME_AGENT_PID"
 	pidStr := os.Getenv(name)
 	if pidStr == "" {
@@ -373,11 +373,11 @@ func (e agentHintError) Error() string { return e.err.Error() }
 func (e agentHintError) Unwrap() error { return e.err }
 func (e agentHintError) Hint() string  { return e.hint }
 
-// systemdListener returns the socket passed by systemd socket activation
+// agentSystemdListener returns the socket passed by systemd socket activation
 // (LISTEN_PID is us, LISTEN_FDS ≥ 1: the first is fd 3), or nil when the
 // agent was started some other way. Without this, the agent would find
 // systemd answering on its socket path and refuse to start.
-func systemdListener() (net.Listener, error) {
+func agentSystemdListener() (net.Listener, error) {
 	if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
 		return nil, nil
 	}

@@ -21,64 +21,64 @@ import (
 )
 
 var (
-	agentBinOnce sync.Once
-	agentBin     string
-	agentBinErr  error
+	agentTestBinOnce sync.Once
+	agentTestBin     string
+	agentTestBinErr  error
 )
 
-// sesameBinary builds the command once for the tests that run it as a
+// agentTestBinary builds the command once for the tests that run it as a
 // separate process (forking, signals, exit status).
-func sesameBinary(t *testing.T) string {
+func agentTestBinary(t *testing.T) string {
 	t.Helper()
-	agentBinOnce.Do(func() {
+	agentTestBinOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "sesame-bin-")
 		if err != nil {
-			agentBinErr = err
+			agentTestBinErr = err
 			return
 		}
-		agentBin = filepath.Join(dir, "sesame")
-		out, err := exec.Command("go", "build", "-o", agentBin, ".").CombinedOutput()
+		agentTestBin = filepath.Join(dir, "sesame")
+		out, err := exec.Command("go", "build", "-o", agentTestBin, ".").CombinedOutput()
 		if err != nil {
-			agentBinErr = err
-			agentBin = string(out)
+			agentTestBinErr = err
+			agentTestBin = string(out)
 		}
 	})
-	if agentBinErr != nil {
-		t.Fatalf("go build: %v\n%s", agentBinErr, agentBin)
+	if agentTestBinErr != nil {
+		t.Fatalf("go build: %v\n%s", agentTestBinErr, agentTestBin)
 	}
-	return agentBin
+	return agentTestBin
 }
 
-type agentRun struct {
+type agentTestRun struct {
 	t    *testing.T
 	bin  string
 	home string
 	env  []string
 }
 
-func newAgentRun(t *testing.T) *agentRun {
+func newAgentTestRun(t *testing.T) *agentTestRun {
 	home := t.TempDir()
-	return &agentRun{t: t, bin: sesameBinary(t), home: home,
+	return &agentTestRun{t: t, bin: agentTestBinary(t), home: home,
 		env: append(os.Environ(), "SESAME_HOME="+home, "SHELL=/bin/sh")}
 }
 
-func (r *agentRun) cmd(extraEnv []string, args ...string) *exec.Cmd {
+func (r *agentTestRun) cmd(extraEnv []string, args ...string) *exec.Cmd {
 	c := exec.Command(r.bin, args...)
 	c.Env = append(append([]string(nil), r.env...), extraEnv...)
 	return c
 }
 
-var shellVar = regexp.MustCompile(`(?m)^([A-Z_]+)=([^;]*); export [A-Z_]+;$`)
+var agentShellVar = regexp.MustCompile(`(?m)^([A-Z_]+)=([^;]*); export [A-Z_]+;$`)
 
-func parseShell(out string) map[string]string {
+func agentParseShell(out string) map[string]string {
 	m := map[string]string{}
-	for _, g := range shellVar.FindAllStringSubmatch(out, -1) {
+	for _, g := range agentShellVar.FindAllStringSubmatch(out, -1) {
 		m[g[1]] = g[2]
 	}
 	return m
 }
 
-func processGone(pid int) bool {
+func agentProcessGone(pid int) bool {
 	if err := syscall.Kill(pid, 0); err != nil {
 		return true
 	}
@@ -87,7 +87,7 @@ func processGone(pid int) bool {
 	return err != nil || strings.Contains(string(b), ") Z ")
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
+func agentWaitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
@@ -98,7 +98,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func sshAdd(t *testing.T, sock string, args ...string) (string, error) {
+func agentSSHAdd(t *testing.T, sock string, args ...string) (string, error) {
 	c := exec.Command(testbed.Path(t, "ssh-add"), args...)
 	c.Env = append(os.Environ(), "SSH_AUTH_SOCK="+sock)
 	out, err := c.CombinedOutput()
@@ -108,12 +108,12 @@ func sshAdd(t *testing.T, sock string, args ...string) (string, error) {
 // The agent goes to the background, prints the shell lines, serves ssh-add
 // on a private socket, and -k stops it and removes the socket.
 func TestAgentBackgroundAndKill(t *testing.T) {
-	r := newAgentRun(t)
+	r := newAgentTestRun(t)
 	out, err := r.cmd(nil, "agent", "-s").Output()
 	if err != nil {
 		t.Fatalf("sesame agent -s: %v", err)
 	}
-	vars := parseShell(string(out))
+	vars := agentParseShell(string(out))
 	sock, pidStr := vars["SSH_AUTH_SOCK"], vars["SSH_AGENT_PID"]
 	if sock != filepath.Join(r.home, "run", "agent.sock") || pidStr == "" || vars["SESAME_AGENT_PID"] != pidStr {
 		t.Fatalf("shell lines:\n%s", out)
@@ -135,13 +135,13 @@ func TestAgentBackgroundAndKill(t *testing.T) {
 	if !regexp.MustCompile(`Max core file size\s+0\s+0`).Match(limits) {
 		t.Errorf("core files not disabled:\n%s", limits)
 	}
-	if out, err := sshAdd(t, sock, "-l"); !strings.Contains(out, "no identities") {
+	if out, err := agentSSHAdd(t, sock, "-l"); !strings.Contains(out, "no identities") {
 		t.Errorf("ssh-add -l: %v %s", err, out)
 	}
 
 	// Another `sesame agent -s` (a new shell) joins the running agent.
 	again, err := r.cmd(nil, "agent", "-s").Output()
-	if err != nil || parseShell(string(again))["SSH_AGENT_PID"] != pidStr {
+	if err != nil || agentParseShell(string(again))["SSH_AGENT_PID"] != pidStr {
 		t.Errorf("second sesame agent -s: %v\n%s", err, again)
 	}
 
@@ -161,7 +161,7 @@ func TestAgentBackgroundAndKill(t *testing.T) {
 	if string(out) != want {
 		t.Errorf("agent -k printed:\n%s\nwant:\n%s", out, want)
 	}
-	waitUntil(t, "the agent to exit", func() bool { return processGone(pid) })
+	agentWaitUntil(t, "the agent to exit", func() bool { return agentProcessGone(pid) })
 	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
 		t.Errorf("socket left behind: %v", err)
 	}
@@ -171,7 +171,7 @@ func TestAgentBackgroundAndKill(t *testing.T) {
 }
 
 func TestAgentCshAndKillWithoutPid(t *testing.T) {
-	r := newAgentRun(t)
+	r := newAgentTestRun(t)
 	out, err := r.cmd(nil, "agent", "-c", "-a", filepath.Join(r.home, "c.sock")).Output()
 	if err != nil {
 		t.Fatal(err)
@@ -185,7 +185,7 @@ func TestAgentCshAndKillWithoutPid(t *testing.T) {
 		t.Fatalf("agent -k -c: %v\n%s", err, out)
 	}
 	pid, _ := strconv.Atoi(m[1])
-	waitUntil(t, "the agent to exit", func() bool { return processGone(pid) })
+	agentWaitUntil(t, "the agent to exit", func() bool { return agentProcessGone(pid) })
 
 	env := []string{}
 	for _, kv := range os.Environ() {
@@ -206,7 +206,7 @@ func TestAgentCshAndKillWithoutPid(t *testing.T) {
 func TestAgentForegroundSignals(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP} {
 		t.Run(sig.String(), func(t *testing.T) {
-			r := newAgentRun(t)
+			r := newAgentTestRun(t)
 			sock := filepath.Join(r.home, "fg.sock")
 			c := r.cmd(nil, "agent", "-D", "-a", sock)
 			stdout, _ := c.StdoutPipe()
@@ -217,7 +217,7 @@ func TestAgentForegroundSignals(t *testing.T) {
 			if line != "SSH_AUTH_SOCK="+sock+"; export SSH_AUTH_SOCK;\n" {
 				t.Errorf("first line %q", line)
 			}
-			if out, err := sshAdd(t, sock, "-l"); err == nil || !strings.Contains(out, "no identities") {
+			if out, err := agentSSHAdd(t, sock, "-l"); err == nil || !strings.Contains(out, "no identities") {
 				t.Errorf("ssh-add -l: %v %s", err, out)
 			}
 			c.Process.Signal(sig)
@@ -241,7 +241,7 @@ func TestAgentForegroundSignals(t *testing.T) {
 
 // -t sets the default lifetime of keys added without one.
 func TestAgentDefaultLifetime(t *testing.T) {
-	r := newAgentRun(t)
+	r := newAgentTestRun(t)
 	sock := filepath.Join(r.home, "t.sock")
 	c := r.cmd(nil, "agent", "-D", "-t", "2", "-a", sock)
 	if err := c.Start(); err != nil {
@@ -252,15 +252,15 @@ func TestAgentDefaultLifetime(t *testing.T) {
 	if out, err := exec.Command(testbed.Path(t, "ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
-	waitUntil(t, "ssh-add", func() bool { _, err := sshAdd(t, sock, key); return err == nil })
-	waitUntil(t, "the key to expire", func() bool {
-		out, _ := sshAdd(t, sock, "-l")
+	agentWaitUntil(t, "ssh-add", func() bool { _, err := agentSSHAdd(t, sock, key); return err == nil })
+	agentWaitUntil(t, "the key to expire", func() bool {
+		out, _ := agentSSHAdd(t, sock, "-l")
 		return strings.Contains(out, "no identities")
 	})
 }
 
 func TestAgentBadLifetime(t *testing.T) {
-	r := newAgentRun(t)
+	r := newAgentTestRun(t)
 	b, err := r.cmd(nil, "agent", "-D", "-t", "1x").CombinedOutput()
 	if err == nil || !strings.Contains(string(b), "sesame: invalid lifetime") {
 		t.Errorf("bad -t: %v\n%s", err, b)
@@ -271,7 +271,7 @@ func TestAgentBadLifetime(t *testing.T) {
 // sshd's host key there.
 func TestAgentDebugLogShowsSessionBind(t *testing.T) {
 	sshd := testbed.NewSSHD(t, testbed.SSHDOptions{})
-	r := newAgentRun(t)
+	r := newAgentTestRun(t)
 	key := filepath.Join(r.home, "k")
 	if out, err := exec.Command(testbed.Path(t, "ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
 		t.Fatalf("%v %s", err, out)
@@ -282,12 +282,12 @@ func TestAgentDebugLogShowsSessionBind(t *testing.T) {
 	var logs bytes.Buffer
 	var mu sync.Mutex
 	c := r.cmd(nil, "agent", "-d", "-a", sock)
-	c.Stderr = writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return logs.Write(p) })
+	c.Stderr = agentWriterFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return logs.Write(p) })
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Process.Kill(); c.Wait() })
-	waitUntil(t, "ssh-add", func() bool { _, err := sshAdd(t, sock, key); return err == nil })
+	agentWaitUntil(t, "ssh-add", func() bool { _, err := agentSSHAdd(t, sock, key); return err == nil })
 
 	ssh1 := exec.Command(testbed.Path(t, "ssh"), append(sshd.SSHArgs("IdentityFile=none", "IdentityAgent="+sock), "true")...)
 	if out, err := ssh1.CombinedOutput(); err != nil {
@@ -296,21 +296,21 @@ func TestAgentDebugLogShowsSessionBind(t *testing.T) {
 	hostPub, _ := os.ReadFile(sshd.HostKey + ".pub")
 	hk, _, _, _, _ := ssh.ParseAuthorizedKey(hostPub)
 	want := "hostkey=" + ssh.FingerprintSHA256(hk)
-	waitUntil(t, "the bind in the log", func() bool {
+	agentWaitUntil(t, "the bind in the log", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return strings.Contains(logs.String(), "session-bind") && strings.Contains(logs.String(), want)
 	})
 }
 
-type writerFunc func([]byte) (int, error)
+type agentWriterFunc func([]byte) (int, error)
 
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+func (f agentWriterFunc) Write(p []byte) (int, error) { return f(p) }
 
 // Under systemd socket activation the agent serves the socket it is
 // given (fd 3) instead of refusing because something answers on the path.
 func TestAgentSocketActivation(t *testing.T) {
-	r := newAgentRun(t)
+	r := newAgentTestRun(t)
 	sock := filepath.Join(r.home, "activated.sock")
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
@@ -331,8 +331,8 @@ func TestAgentSocketActivation(t *testing.T) {
 	}
 	f.Close()
 	t.Cleanup(func() { c.Process.Kill(); c.Wait() })
-	waitUntil(t, "the activated agent to answer", func() bool {
-		out, _ := sshAdd(t, sock, "-l")
+	agentWaitUntil(t, "the activated agent to answer", func() bool {
+		out, _ := agentSSHAdd(t, sock, "-l")
 		return strings.Contains(out, "no identities")
 	})
 }
