@@ -1,0 +1,341 @@
+package agent
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	xagent "golang.org/x/crypto/ssh/agent"
+)
+
+// Errors a client can be told about (as SSH_AGENT_FAILURE) and the command
+// layer can inspect with errors.Is.
+var (
+	ErrLocked        = errors.New("agent is locked")
+	ErrNotLocked     = errors.New("agent is not locked")
+	ErrKeyNotFound   = errors.New("key not found")
+	ErrRefused       = errors.New("refused")
+	ErrUnsupported   = errors.New("unsupported constraint")
+	ErrBadPassphrase = errors.New("incorrect passphrase")
+)
+
+// entry is one loaded identity: the signer and what the protocol shows of
+// it. A certificate and its plain key are separate entries, as in OpenSSH.
+type entry struct {
+	signer  ssh.Signer
+	pub     ssh.PublicKey
+	blob    string // pub.Marshal(), the lookup key
+	pubBlob []byte // the same as bytes
+	comment string
+	expire  time.Time // zero: never
+	confirm bool
+	timer   *time.Timer
+	priv    any              // the private key as added, for sealing
+	cert    *ssh.Certificate // nil for a plain key
+}
+
+// keyring holds every private key of the agent. All key material lives here
+// and is reached only with mu held (helpers named …Locked expect it held),
+// so that sealing keys while the agent is locked can be added in one place.
+type keyring struct {
+	mu      sync.RWMutex
+	order   []*entry          // in the order added, as ssh-add -l shows
+	byBlob  map[string]*entry // public key blob → entry
+	locked  bool
+	nowFunc func() time.Time
+
+	// answer is the IDENTITIES_ANSWER for a connection without a policy,
+	// rebuilt on every change so that listing costs a copy; it is not
+	// used once firstExpiry has passed and the expiry timer is due.
+	answer      []byte
+	firstExpiry time.Time
+}
+
+func newKeyring() *keyring {
+	k := &keyring{byBlob: make(map[string]*entry), nowFunc: time.Now}
+	k.rebuildLocked()
+	return k
+}
+
+// SSH_AGENT_IDENTITIES_ANSWER (draft-ietf-sshm-ssh-agent, section 4.4).
+const msgIdentitiesAnswer = 12
+
+// rebuildLocked recomputes the cached identities answer.
+func (k *keyring) rebuildLocked() {
+	k.firstExpiry = time.Time{}
+	n := 0
+	if !k.locked {
+		n = len(k.order)
+	}
+	b := []byte{msgIdentitiesAnswer}
+	b = binary.BigEndian.AppendUint32(b, uint32(n))
+	for _, e := range k.order[:n] {
+		b = appendString(b, e.pubBlob)
+		b = appendString(b, []byte(e.comment))
+		if !e.expire.IsZero() && (k.firstExpiry.IsZero() || e.expire.Before(k.firstExpiry)) {
+			k.firstExpiry = e.expire
+		}
+	}
+	k.answer = b
+}
+
+func appendString(b, s []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+	return append(b, s...)
+}
+
+// identitiesAnswer returns the cached answer, or false when it may list a
+// key that has just expired (then the caller takes the slow path).
+func (k *keyring) identitiesAnswer() ([]byte, bool) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if !k.firstExpiry.IsZero() && !k.nowFunc().Before(k.firstExpiry) {
+		return nil, false
+	}
+	return k.answer, true
+}
+
+// add stores key with the given lifetime (0: forever). Adding a key that is
+// already there replaces its comment and constraints, like ssh-agent.
+func (k *keyring) add(key xagent.AddedKey, lifetime time.Duration) error {
+	// x/crypto's parser leaves ed25519 keys and certificates pointing into
+	// the request buffer, which frameConn wipes after the request: keep
+	// copies of our own.
+	switch pk := key.PrivateKey.(type) {
+	case ed25519.PrivateKey:
+		key.PrivateKey = ed25519.PrivateKey(bytes.Clone(pk))
+	case *ed25519.PrivateKey:
+		key.PrivateKey = ed25519.PrivateKey(bytes.Clone(*pk))
+	}
+	if key.Certificate != nil {
+		pub, err := ssh.ParsePublicKey(key.Certificate.Marshal())
+		if err != nil {
+			return fmt.Errorf("certificate: %w", err)
+		}
+		key.Certificate = pub.(*ssh.Certificate)
+	}
+	signer, err := ssh.NewSignerFromKey(key.PrivateKey)
+	if err != nil {
+		return fmt.Errorf("unusable private key: %w", err)
+	}
+	if key.Certificate != nil {
+		if !bytes.Equal(key.Certificate.Key.Marshal(), signer.PublicKey().Marshal()) {
+			return errors.New("certificate does not match the private key")
+		}
+		if signer, err = ssh.NewCertSigner(key.Certificate, signer); err != nil {
+			return fmt.Errorf("certificate: %w", err)
+		}
+	}
+	e := &entry{signer: signer, pub: signer.PublicKey(), comment: key.Comment, confirm: key.ConfirmBeforeUse,
+		priv: key.PrivateKey, cert: key.Certificate}
+	e.pubBlob = e.pub.Marshal()
+	e.blob = string(e.pubBlob)
+
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.locked {
+		return ErrLocked
+	}
+	if lifetime > 0 {
+		e.expire = k.nowFunc().Add(lifetime)
+		// Remove the key when it expires rather than only hiding it, so the
+		// private key does not linger in memory.
+		e.timer = time.AfterFunc(lifetime, func() { k.expire(e) })
+	}
+	if old := k.byBlob[e.blob]; old != nil {
+		// Re-adding a key updates it where it stands, as ssh-agent does.
+		if old.timer != nil {
+			old.timer.Stop()
+		}
+		for i, o := range k.order {
+			if o == old {
+				k.order[i] = e
+			}
+		}
+	} else {
+		k.order = append(k.order, e)
+	}
+	k.byBlob[e.blob] = e
+	k.rebuildLocked()
+	return nil
+}
+
+// expire removes e if it is still the entry stored under its blob.
+func (k *keyring) expire(e *entry) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.byBlob[e.blob] == e {
+		k.removeLocked(e)
+	}
+}
+
+// liveLocked reports whether e may still be used (not expired).
+func (k *keyring) liveLocked(e *entry) bool {
+	return e.expire.IsZero() || k.nowFunc().Before(e.expire)
+}
+
+func (k *keyring) removeLocked(e *entry) {
+	if e.timer != nil {
+		e.timer.Stop()
+	}
+	delete(k.byBlob, e.blob)
+	for i, o := range k.order {
+		if o == e {
+			k.order = append(k.order[:i:i], k.order[i+1:]...)
+			break
+		}
+	}
+	k.rebuildLocked()
+}
+
+func (k *keyring) remove(blob []byte) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.locked {
+		return ErrLocked
+	}
+	e := k.byBlob[string(blob)]
+	if e == nil {
+		return ErrKeyNotFound
+	}
+	k.removeLocked(e)
+	return nil
+}
+
+func (k *keyring) removeAll() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.locked {
+		return ErrLocked
+	}
+	for _, e := range k.order {
+		if e.timer != nil {
+			e.timer.Stop()
+		}
+	}
+	k.order = nil
+	k.byBlob = make(map[string]*entry)
+	k.rebuildLocked()
+	return nil
+}
+
+// identities lists the usable keys; none while locked.
+func (k *keyring) identities() []Identity {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if k.locked {
+		return nil
+	}
+	ids := make([]Identity, 0, len(k.order))
+	for _, e := range k.order {
+		if k.liveLocked(e) {
+			ids = append(ids, Identity{Key: e.pub, Comment: e.comment})
+		}
+	}
+	return ids
+}
+
+// lookup returns the entry for a public key blob.
+func (k *keyring) lookup(blob []byte) (*entry, error) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if k.locked {
+		return nil, ErrLocked
+	}
+	e := k.byBlob[string(blob)]
+	if e == nil || !k.liveLocked(e) {
+		return nil, ErrKeyNotFound
+	}
+	return e, nil
+}
+
+// has reports whether a key with this blob is loaded.
+func (k *keyring) has(blob []byte) bool {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	_, ok := k.byBlob[string(blob)]
+	return ok
+}
+
+func (k *keyring) setLocked(v bool) {
+	k.mu.Lock()
+	k.locked = v
+	k.rebuildLocked()
+	k.mu.Unlock()
+}
+
+func (k *keyring) isLocked() bool {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.locked
+}
+
+// sign signs data with e, honouring the rsa-sha2 flags of the request
+// (draft-ietf-sshm-ssh-agent, "Signature flags").
+func sign(e *entry, data []byte, flags xagent.SignatureFlags) (*ssh.Signature, error) {
+	algo := ""
+	switch {
+	case flags&xagent.SignatureFlagRsaSha512 != 0:
+		algo = ssh.KeyAlgoRSASHA512
+	case flags&xagent.SignatureFlagRsaSha256 != 0:
+		algo = ssh.KeyAlgoRSASHA256
+	}
+	if algo != "" && underlyingType(e.pub) == ssh.KeyAlgoRSA {
+		as, ok := e.signer.(ssh.AlgorithmSigner)
+		if !ok {
+			return nil, errors.New("signer cannot choose an algorithm")
+		}
+		return as.SignWithAlgorithm(rand.Reader, data, algo)
+	}
+	return e.signer.Sign(rand.Reader, data)
+}
+
+// underlyingType is the key type, looking through a certificate.
+func underlyingType(k ssh.PublicKey) string {
+	if c, ok := k.(*ssh.Certificate); ok {
+		return c.Key.Type()
+	}
+	return k.Type()
+}
+
+// lockAndExport locks the keyring and returns its live keys as they were
+// added, with their remaining lifetimes, for a KeySealer.
+func (k *keyring) lockAndExport() []xagent.AddedKey {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.locked = true
+	now := k.nowFunc()
+	var out []xagent.AddedKey
+	for _, e := range k.order {
+		if !k.liveLocked(e) {
+			continue
+		}
+		ak := xagent.AddedKey{PrivateKey: e.priv, Certificate: e.cert, Comment: e.comment, ConfirmBeforeUse: e.confirm}
+		if !e.expire.IsZero() {
+			ak.LifetimeSecs = uint32(max(1, (e.expire.Sub(now)+time.Second-1)/time.Second))
+		}
+		out = append(out, ak)
+	}
+	k.rebuildLocked()
+	return out
+}
+
+// dropAll forgets every key, locked or not.
+func (k *keyring) dropAll() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, e := range k.order {
+		if e.timer != nil {
+			e.timer.Stop()
+		}
+	}
+	k.order = nil
+	k.byBlob = make(map[string]*entry)
+	k.rebuildLocked()
+}

@@ -1,0 +1,428 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	xagent "golang.org/x/crypto/ssh/agent"
+
+	"github.com/sesame-ssh/sesame/internal/paths"
+)
+
+// DefaultMaxConns bounds the connections served at once when Options does
+// not say. Further clients wait in the listen backlog until a slot frees.
+const DefaultMaxConns = 256
+
+// DefaultMessageTimeout is how long a client that began a message has to
+// send the rest of it.
+const DefaultMessageTimeout = 30 * time.Second
+
+// KeyLoader returns keys to load into the agent: at start when the agent is
+// not locked, and after every successful unlock. Keys already loaded are
+// left as they are.
+type KeyLoader func() ([]xagent.AddedKey, error)
+
+// Options configure a Server.
+type Options struct {
+	// Socket is the path of the unix socket to listen on; its directory
+	// is created 0700.
+	Socket string
+	// Listener, when set, is used instead of creating Socket: a socket
+	// handed over by systemd socket activation. It is not removed on stop,
+	// since it belongs to whoever created it.
+	Listener net.Listener
+	// DefaultLifetime applies to keys added without a lifetime (ssh-agent
+	// -t). Zero: keys stay until removed.
+	DefaultLifetime time.Duration
+	// MaxConns bounds concurrent connections (DefaultMaxConns if 0).
+	MaxConns int
+	// MessageTimeout bounds the time to send one message once started
+	// (DefaultMessageTimeout if 0, negative: no bound).
+	MessageTimeout time.Duration
+	// Policy filters identities and signatures per connection; nil offers
+	// and signs everything, like ssh-agent.
+	Policy Policy
+	// Locker handles lock and unlock; nil uses NewPassphraseLocker().
+	Locker Locker
+	// KeyLoader, when set, supplies stored keys at start and on unlock.
+	KeyLoader KeyLoader
+	// Askpass is the program asked to confirm keys added with ssh-add -c;
+	// empty uses $SSH_ASKPASS.
+	Askpass string
+	// ConfirmTimeout bounds one confirmation prompt (default 2 minutes).
+	ConfirmTimeout time.Duration
+	// Logger receives debug logs; nil uses slog.Default().
+	Logger *slog.Logger
+	// OnBind, when set, is called after each accepted session-bind.
+	OnBind func(c *ConnInfo, b Bind)
+}
+
+func (o *Options) confirmTimeout() time.Duration {
+	if o.ConfirmTimeout > 0 {
+		return o.ConfirmTimeout
+	}
+	return 2 * time.Minute
+}
+
+// Server is a running SSH agent: a listener, the loaded keys and the
+// connections being served.
+type Server struct {
+	opts Options
+	keys *keyring
+	log  *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	ln       net.Listener
+	conns    map[net.Conn]struct{}
+	sem      chan struct{}
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+
+	confirmMu sync.Mutex
+	lockMu    sync.Mutex
+}
+
+// New returns a Server that is not yet listening.
+func New(opts Options) *Server {
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = DefaultMaxConns
+	}
+	if opts.MessageTimeout == 0 {
+		opts.MessageTimeout = DefaultMessageTimeout
+	}
+	if opts.Locker == nil {
+		opts.Locker = NewPassphraseLocker()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		opts: opts, keys: newKeyring(), log: opts.Logger,
+		ctx: ctx, cancel: cancel,
+		conns: make(map[net.Conn]struct{}),
+		sem:   make(chan struct{}, opts.MaxConns),
+	}
+}
+
+// DefaultSocket is where the agent listens unless told otherwise.
+func DefaultSocket() string {
+	return filepath.Join(paths.Runtime(), "agent.sock")
+}
+
+// Listen creates the socket: directory 0700, socket 0600 (bound under
+// umask 0177 so it is never wider, even for an instant). A stale socket
+// nobody answers on is replaced; a live one is an error.
+func (s *Server) Listen() error {
+	if s.opts.Listener != nil {
+		s.mu.Lock()
+		s.ln = s.opts.Listener
+		s.mu.Unlock()
+		return nil
+	}
+	path := s.opts.Socket
+	if path == "" {
+		path = DefaultSocket()
+		s.opts.Socket = path
+	}
+	if err := paths.EnsureDir(filepath.Dir(path)); err != nil {
+		return err
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return fmt.Errorf("%s exists and is not a socket", path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return &SocketInUseError{Path: path}
+		}
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("remove stale socket: %w", err)
+		}
+	}
+	var ln net.Listener
+	err := withUmask(0o177, func() error {
+		var err error
+		ln, err = net.Listen("unix", path)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", path, err)
+	}
+	// Closing the listener removes the socket file, unless a newer agent
+	// has replaced it meanwhile (then it is not ours to remove).
+	ln.(*net.UnixListener).SetUnlinkOnClose(true)
+	s.mu.Lock()
+	s.ln = ln
+	s.mu.Unlock()
+	return nil
+}
+
+// SocketInUseError says another agent already answers on the socket.
+type SocketInUseError struct{ Path string }
+
+func (e *SocketInUseError) Error() string {
+	return "an agent is already listening on " + e.Path
+}
+
+// Hint tells the user what to do.
+func (e *SocketInUseError) Hint() string {
+	return "stop it with `sesame agent -k`, or choose another socket with -a"
+}
+
+// Socket is the path the server listens on.
+func (s *Server) Socket() string { return s.opts.Socket }
+
+// Serve loads stored keys, then accepts connections until ctx ends or
+// Close is called; it returns nil after a clean stop. Listen must have
+// been called.
+func (s *Server) Serve(ctx context.Context) error {
+	s.mu.Lock()
+	ln := s.ln
+	s.mu.Unlock()
+	if ln == nil {
+		return errors.New("agent: Serve before Listen")
+	}
+	stop := context.AfterFunc(ctx, s.Close)
+	defer stop()
+
+	if !s.opts.Locker.Locked() {
+		if err := s.loadKeys(); err != nil {
+			s.log.Warn("loading stored keys", "err", err)
+		}
+	}
+	for {
+		// Take a slot before accepting: while all are busy, new clients
+		// wait in the kernel's backlog instead of costing us memory.
+		select {
+		case s.sem <- struct{}{}:
+		case <-s.ctx.Done():
+			s.wg.Wait()
+			return nil
+		}
+		c, err := ln.Accept()
+		if err != nil {
+			<-s.sem
+			if s.ctx.Err() != nil {
+				s.wg.Wait()
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			// EMFILE and friends: back off instead of spinning.
+			s.log.Warn("accept", "err", err)
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-s.ctx.Done():
+			}
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer func() { <-s.sem }()
+			s.serveConn(c)
+		}()
+	}
+}
+
+// ListenAndServe is Listen followed by Serve.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	if err := s.Listen(); err != nil {
+		return err
+	}
+	return s.Serve(ctx)
+}
+
+// Close stops accepting, closes every connection and removes the socket.
+// It is safe to call more than once and from any goroutine.
+func (s *Server) Close() {
+	s.stopOnce.Do(func() {
+		s.cancel()
+		s.mu.Lock()
+		if s.ln != nil {
+			s.ln.Close()
+		}
+		for c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+	})
+}
+
+// allowed is OpenSSH's rule: the agent's own uid, or root.
+func (s *Server) allowed(uid int) bool {
+	return uid == os.Getuid() || uid == 0
+}
+
+func (s *Server) serveConn(c net.Conn) {
+	defer c.Close()
+	uid, pid, err := peerCred(c)
+	if err != nil {
+		s.log.Warn("refusing connection", "err", err)
+		return
+	}
+	if !s.allowed(uid) {
+		s.log.Warn("refusing connection from another user", "uid", uid, "pid", pid)
+		return
+	}
+	s.mu.Lock()
+	if s.ctx.Err() != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+
+	ca := &conn{s: s, info: ConnInfo{UID: uid, PID: pid}, log: s.log.With("pid", pid)}
+	ca.log.Debug("connection")
+	fc := newFrameConn(c, s.opts.MessageTimeout)
+	fc.list = ca.fastList
+	defer fc.wipe()
+	err = xagent.ServeAgent(ca, fc)
+	if err != nil && !errors.Is(err, io.EOF) && s.ctx.Err() == nil {
+		ca.log.Debug("connection ended", "err", err)
+	}
+}
+
+// activeConns counts the connections being served.
+func (s *Server) activeConns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// ServeConn serves the agent protocol on rw as a connection from the
+// given peer, without the socket checks. Fuzzing and tests use it.
+func (s *Server) ServeConn(rw io.ReadWriter, info ConnInfo) error {
+	ca := &conn{s: s, info: info, log: s.log}
+	if fc, ok := rw.(*frameConn); ok {
+		if fc.list == nil {
+			fc.list = ca.fastList
+		}
+		defer fc.wipe()
+	}
+	return xagent.ServeAgent(ca, rw)
+}
+
+// Lock locks the agent through the Locker; while locked no key is listed
+// or used. A Locker that is also a KeySealer receives the keys, and the
+// agent forgets them until unlock.
+func (s *Server) Lock(passphrase []byte) error {
+	s.lockMu.Lock()
+	defer s.lockMu.Unlock()
+	if err := s.opts.Locker.Lock(passphrase); err != nil {
+		return err
+	}
+	sealer, ok := s.opts.Locker.(KeySealer)
+	if !ok {
+		s.keys.setLocked(true)
+	} else {
+		keys := s.keys.lockAndExport()
+		if err := sealer.SealKeys(passphrase, keys); err != nil {
+			// Stay usable rather than locked with keys nobody can get back.
+			if uerr := s.opts.Locker.Unlock(passphrase); uerr != nil {
+				s.log.Warn("undoing a failed lock", "err", uerr)
+			}
+			s.keys.setLocked(false)
+			return fmt.Errorf("seal keys: %w", err)
+		}
+		s.keys.dropAll()
+	}
+	s.log.Debug("locked")
+	return nil
+}
+
+// Unlock unlocks through the Locker, then loads the sealed keys (from a
+// KeySealer) and stored keys (from the KeyLoader).
+func (s *Server) Unlock(passphrase []byte) error {
+	if err := s.opts.Locker.Unlock(passphrase); err != nil {
+		return err
+	}
+	s.lockMu.Lock()
+	defer s.lockMu.Unlock()
+	s.keys.setLocked(false)
+	s.log.Debug("unlocked")
+	if sealer, ok := s.opts.Locker.(KeySealer); ok {
+		keys, err := sealer.UnsealKeys(passphrase)
+		if err != nil {
+			s.log.Warn("unsealing keys", "err", err)
+		}
+		for _, k := range keys {
+			if err := s.keys.add(k, time.Duration(k.LifetimeSecs)*time.Second); err != nil {
+				s.log.Warn("reloading a sealed key", "comment", k.Comment, "err", err)
+			}
+		}
+	}
+	if err := s.loadKeys(); err != nil {
+		s.log.Warn("loading stored keys", "err", err)
+	}
+	return nil
+}
+
+// Locked reports whether the agent is locked.
+func (s *Server) Locked() bool { return s.opts.Locker.Locked() }
+
+// AddKey loads a key as if a client had added it (lifetime 0 uses the
+// default lifetime).
+func (s *Server) AddKey(k xagent.AddedKey) error {
+	life := time.Duration(k.LifetimeSecs) * time.Second
+	if life == 0 {
+		life = s.opts.DefaultLifetime
+	}
+	return s.keys.add(k, life)
+}
+
+// Identities lists the loaded keys (none while locked).
+func (s *Server) Identities() []Identity { return s.keys.identities() }
+
+func (s *Server) loadKeys() error {
+	if s.opts.KeyLoader == nil {
+		return nil
+	}
+	keys, err := s.opts.KeyLoader()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, k := range keys {
+		if pub, err := addedPublicKey(k); err == nil && s.keys.has(pub.Marshal()) {
+			continue
+		}
+		if err := s.AddKey(k); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", k.Comment, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// addedPublicKey is the public key an AddedKey will be listed under.
+func addedPublicKey(k xagent.AddedKey) (ssh.PublicKey, error) {
+	if k.Certificate != nil {
+		return k.Certificate, nil
+	}
+	signer, err := ssh.NewSignerFromKey(k.PrivateKey)
+	if err != nil {
+		return nil, err
+	}
+	return signer.PublicKey(), nil
+}
