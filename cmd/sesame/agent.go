@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/sesame-ssh/sesame/agent"
 	"github.com/sesame-ssh/sesame/internal/atomicfile"
@@ -50,6 +51,14 @@ type agentFlags struct {
 	lifetime   string
 }
 
+// agentCmd is `sesame agent`. Other files add their own flags to it from
+// init functions (file order puts them after this one); every flag they add
+// is passed on to the background child by agentChildArgs.
+var agentCmd *cobra.Command
+
+// agentParentOnly are the flags that concern the starting process only.
+var agentParentOnly = map[string]bool{"socket": true, "foreground": true, "debug-foreground": true, "sh": true, "csh": true, "kill": true, "debug": true}
+
 func init() {
 	var f agentFlags
 	cmd := &cobra.Command{
@@ -74,6 +83,7 @@ prints shell commands that point SSH_AUTH_SOCK at it:
 	fl.BoolVarP(&f.csh, "csh", "c", false, "print C shell commands")
 	fl.BoolVarP(&f.kill, "kill", "k", false, "stop the running agent")
 	fl.StringVarP(&f.lifetime, "lifetime", "t", "", "default lifetime of added keys (e.g. 90, 30m, 1h30m, 2d)")
+	agentCmd = cmd
 	rootCmd.AddCommand(cmd)
 }
 
@@ -281,20 +291,13 @@ func runningAgentPid(socket string) (int, bool) {
 // agentChildArgs passes the flags that matter to the background process.
 func agentChildArgs() []string {
 	var out []string
-	for i := 1; i < len(os.Args); i++ {
-		a := os.Args[i]
-		if a == "-t" || a == "--lifetime" {
-			if i+1 < len(os.Args) {
-				out = append(out, "-t", os.Args[i+1])
-				i++
-			}
-		} else if strings.HasPrefix(a, "-t") && len(a) > 2 {
-			out = append(out, "-t", a[2:])
-		} else if strings.HasPrefix(a, "--lifetime=") {
-			out = append(out, "-t", strings.TrimPrefix(a, "--lifetime="))
-		} else if a == "--debug" {
-			out = append(out, a)
+	agentCmd.Flags().Visit(func(fl *pflag.Flag) {
+		if !agentParentOnly[fl.Name] {
+			out = append(out, "--"+fl.Name+"="+fl.Value.String())
 		}
+	})
+	if debugFlag {
+		out = append(out, "--debug")
 	}
 	return out
 }
