@@ -170,9 +170,9 @@ func TestLoginClockSkew(t *testing.T) {
 	if n := kdc.LogCount("Clock skew too great"); n != 2 {
 		t.Errorf("%d skew lines at the KDC after renewal, want the 2 of the login", n)
 	}
-	// A stale offset in the header (here +2h wrong) is corrected by one
+	// A stale offset in the header (here 20 minutes wrong) is corrected by one
 	// skew error on renewal, and the corrected offset is recorded.
-	rc.KDCOffset += 2 * time.Hour
+	rc.KDCOffset += 20 * time.Minute
 	rc2, err := cl.Renew(context.Background(), rc)
 	if err != nil {
 		t.Fatal(err)
