@@ -357,23 +357,6 @@ func decryptRepPart(ed types.EncryptedData, key types.EncryptionKey, usage uint3
 	return part, nil
 }
 
-// principalName converts to gokrb5's form.
-func (p Principal) principalName() types.PrincipalName {
-	return types.PrincipalName{NameType: p.NameType, NameString: append([]string(nil), p.Components...)}
-}
-
-func principalFrom(pn types.PrincipalName, realm string) Principal {
-	return Principal{NameType: pn.NameType, Realm: realm, Components: append([]string(nil), pn.NameString...)}
-}
-
-// flagsWord packs a KerberosFlags bit string into MIT's 32-bit layout
-// (bit 0 of the ASN.1 string is the most significant bit).
-func flagsWord(bs asn1.BitString) uint32 {
-	var b [4]byte
-	copy(b[:], bs.Bytes)
-	return binary.BigEndian.Uint32(b[:])
-}
-
 // credentialFrom builds a ccache entry from a decrypted KDC reply.
 func credentialFrom(client Principal, part messages.EncKDCRepPart, ticketDER []byte) Credential {
 	start := part.StartTime
@@ -382,13 +365,13 @@ func credentialFrom(client Principal, part messages.EncKDCRepPart, ticketDER []b
 	}
 	cr := Credential{
 		Client:    client,
-		Server:    principalFrom(part.SName, part.SRealm),
+		Server:    PrincipalFromGokrb5(part.SName, part.SRealm),
 		Key:       KeyBlock{EncType: part.Key.KeyType, Value: append([]byte(nil), part.Key.KeyValue...)},
 		AuthTime:  part.AuthTime,
 		StartTime: start,
 		EndTime:   part.EndTime,
 		RenewTill: part.RenewTill,
-		Flags:     flagsWord(part.Flags),
+		Flags:     FlagsFromGokrb5(part.Flags),
 		Ticket:    ticketDER,
 	}
 	for _, a := range part.CAddr {
@@ -406,4 +389,38 @@ func supportedEtypes(ids []int32) []int32 {
 		}
 	}
 	return out
+}
+
+// etypeNames are MIT's names for the enctypes a cache may hold.
+var etypeNames = map[int32]string{
+	1:  "des-cbc-crc",
+	3:  "des-cbc-md5",
+	16: "des3-cbc-sha1",
+	17: "aes128-cts-hmac-sha1-96",
+	18: "aes256-cts-hmac-sha1-96",
+	19: "aes128-cts-hmac-sha256-128",
+	20: "aes256-cts-hmac-sha384-192",
+	23: "arcfour-hmac",
+	24: "arcfour-hmac-exp",
+	25: "camellia128-cts-cmac",
+	26: "camellia256-cts-cmac",
+}
+
+// EtypeName is the MIT name of an enctype, or "etype N" as MIT klist
+// prints unknown ones.
+func EtypeName(id int32) string {
+	if n, ok := etypeNames[id]; ok {
+		return n
+	}
+	return fmt.Sprintf("etype %d", id)
+}
+
+// TicketEtype returns the enctype of a DER ticket's encrypted part (the
+// service key's type, klist -e's second column).
+func TicketEtype(der []byte) (int32, error) {
+	var t messages.Ticket
+	if err := t.Unmarshal(der); err != nil {
+		return 0, fmt.Errorf("malformed ticket: %w", err)
+	}
+	return t.EncPart.EType, nil
 }

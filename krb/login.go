@@ -19,7 +19,6 @@ import (
 	"github.com/jcmturner/gokrb5/v8/iana/flags"
 	"github.com/jcmturner/gokrb5/v8/iana/keyusage"
 	"github.com/jcmturner/gokrb5/v8/iana/msgtype"
-	"github.com/jcmturner/gokrb5/v8/iana/nametype"
 	"github.com/jcmturner/gokrb5/v8/iana/patype"
 	"github.com/jcmturner/gokrb5/v8/keytab"
 	"github.com/jcmturner/gokrb5/v8/messages"
@@ -58,68 +57,6 @@ func (c *Client) DefaultLoginOptions() LoginOptions {
 	}
 }
 
-// ParsePrincipalName parses "a/b@REALM" (with MIT's backslash escapes for
-// '/', '@' and '\'), taking defaultRealm when no realm is given.
-func ParsePrincipalName(s, defaultRealm string) (Principal, error) {
-	var comps []string
-	var cur strings.Builder
-	realm := ""
-	inRealm := false
-	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		switch {
-		case ch == '\\' && i+1 < len(s):
-			i++
-			switch s[i] {
-			case 'n':
-				cur.WriteByte('\n')
-			case 't':
-				cur.WriteByte('\t')
-			case '0':
-				cur.WriteByte(0)
-			default:
-				cur.WriteByte(s[i])
-			}
-		case ch == '\\':
-			return Principal{}, fmt.Errorf("principal %q ends with a backslash", s)
-		case ch == '/' && !inRealm:
-			comps = append(comps, cur.String())
-			cur.Reset()
-		case ch == '@' && !inRealm:
-			comps = append(comps, cur.String())
-			cur.Reset()
-			inRealm = true
-		case ch == '@':
-			return Principal{}, fmt.Errorf("principal %q has more than one realm", s)
-		default:
-			cur.WriteByte(ch)
-		}
-	}
-	if inRealm {
-		realm = cur.String()
-		if realm == "" {
-			return Principal{}, fmt.Errorf("principal %q has an empty realm", s)
-		}
-	} else {
-		comps = append(comps, cur.String())
-		realm = defaultRealm
-	}
-	for _, c := range comps {
-		if c == "" {
-			return Principal{}, fmt.Errorf("principal %q has an empty component", s)
-		}
-	}
-	if realm == "" {
-		return Principal{}, &Error{Kind: ErrPrincipalUnknown, Msg: fmt.Sprintf("principal %q has no realm and krb5.conf sets no default_realm", s),
-			hint: "write the principal as name@REALM or set default_realm in [libdefaults]"}
-	}
-	nt := int32(nametype.KRB_NT_PRINCIPAL)
-	if len(comps) == 2 && comps[0] == "krbtgt" {
-		nt = nametype.KRB_NT_SRV_INST
-	}
-	return Principal{NameType: nt, Realm: realm, Components: comps}, nil
-}
-
 // nonce returns a random 31-bit request nonce.
 func nonce() (int, error) {
 	n, err := rand.Int(rand.Reader, big.NewInt(math.MaxInt32))
@@ -140,12 +77,12 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 	if (opt.Password == nil) == (opt.Keytab == nil) {
 		return nil, errors.New("login needs either a password or a keytab")
 	}
-	client, err := ParsePrincipalName(opt.Principal, c.Config.LibDefaults.DefaultRealm)
+	client, err := ParsePrincipal(opt.Principal, c.Config.LibDefaults.DefaultRealm)
 	if err != nil {
 		return nil, err
 	}
 	realm := client.Realm
-	cname := client.principalName()
+	cname := client.Gokrb5()
 	etypes := supportedEtypes(c.Config.LibDefaults.DefaultTktEnctypeIDs)
 	if opt.Keytab != nil {
 		etypes = keytabEtypes(opt.Keytab, cname, realm, etypes)
@@ -253,7 +190,7 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 			return nil, &Error{Kind: ErrClockSkew, Msg: fmt.Sprintf("clock skew with the kdc is %v", d.Round(time.Second)),
 				hint: "synchronise this machine's clock (NTP), or set kdc_timesync = 1"}
 		}
-		cl := principalFrom(rep.CName, rep.CRealm)
+		cl := PrincipalFromGokrb5(rep.CName, rep.CRealm)
 		cc := &CCache{
 			Version:          4,
 			KDCOffset:        clock.offset,
@@ -414,7 +351,7 @@ func (c *Client) clientKey(opt LoginOptions, client Principal, etypes []int32, p
 		etype = etypes[0]
 	}
 	if opt.Keytab != nil {
-		k, _, err := opt.Keytab.GetEncryptionKey(client.principalName(), client.Realm, 0, etype)
+		k, _, err := opt.Keytab.GetEncryptionKey(client.Gokrb5(), client.Realm, 0, etype)
 		if err != nil {
 			return k, &Error{Kind: ErrKeytab, Err: err, Msg: fmt.Sprintf("keytab has no key for %s with encryption type %d", client, etype),
 				hint: "list it with `klist -k -e KEYTAB`; recreate it with ktadd for this principal"}
@@ -427,7 +364,7 @@ func (c *Client) clientKey(opt LoginOptions, client Principal, etypes []int32, p
 	}
 	salt, params, found := saltFor(pas, etype)
 	if !found {
-		salt = client.principalName().GetSalt(client.Realm)
+		salt = client.Gokrb5().GetSalt(client.Realm)
 	}
 	if params == "" {
 		params = et.GetDefaultStringToKeyParams()
@@ -515,37 +452,4 @@ func (c *Client) loginError(ke *KDCError, client Principal, keytab bool) error {
 			hint: "wait for the lockout to expire or ask the administrators"}
 	}
 	return ke
-}
-
-// String renders the principal as MIT does ("a/b@REALM"), escaping the
-// separators inside components.
-func (p Principal) String() string {
-	var b strings.Builder
-	esc := func(s string, realm bool) {
-		for i := 0; i < len(s); i++ {
-			ch := s[i]
-			switch {
-			case ch == '@' || ch == '\\' || (ch == '/' && !realm):
-				b.WriteByte('\\')
-				b.WriteByte(ch)
-			case ch == '\n':
-				b.WriteString(`\n`)
-			case ch == '\t':
-				b.WriteString(`\t`)
-			case ch == 0:
-				b.WriteString(`\0`)
-			default:
-				b.WriteByte(ch)
-			}
-		}
-	}
-	for i, c := range p.Components {
-		if i > 0 {
-			b.WriteByte('/')
-		}
-		esc(c, false)
-	}
-	b.WriteByte('@')
-	esc(p.Realm, true)
-	return b.String()
 }

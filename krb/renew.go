@@ -21,61 +21,16 @@ import (
 	"github.com/jcmturner/gokrb5/v8/types"
 )
 
-// Ticket flag bits in MIT's 32-bit layout (Credential.Flags).
-const (
-	FlagForwardable uint32 = 1 << (31 - flags.Forwardable)
-	FlagForwarded   uint32 = 1 << (31 - flags.Forwarded)
-	FlagProxiable   uint32 = 1 << (31 - flags.Proxiable)
-	FlagRenewable   uint32 = 1 << (31 - flags.Renewable)
-	FlagInitial     uint32 = 1 << (31 - flags.Initial)
-	FlagPreAuthent  uint32 = 1 << (31 - flags.PreAuthent)
-	FlagInvalid     uint32 = 1 << (31 - flags.Invalid)
-)
-
-// isTGTFor reports whether cr is the ticket-granting ticket of client's
-// own realm (krbtgt/REALM@REALM), the one MIT GSSAPI needs.
-func isTGTFor(cr *Credential, client Principal) bool {
-	s := cr.Server
-	return len(s.Components) == 2 && s.Components[0] == "krbtgt" &&
-		strings.EqualFold(s.Components[1], client.Realm) && strings.EqualFold(s.Realm, client.Realm) &&
-		samePrincipal(cr.Client, client)
-}
-
-func samePrincipal(a, b Principal) bool {
-	if !strings.EqualFold(a.Realm, b.Realm) || len(a.Components) != len(b.Components) {
-		return false
-	}
-	for i := range a.Components {
-		if a.Components[i] != b.Components[i] {
-			return false
-		}
-	}
-	return true
-}
-
-// localTGT finds the index of the default principal's TGT, or -1.
-func localTGT(cc *CCache) int {
-	idx := -1
-	for i := range cc.Credentials {
-		if isTGTFor(&cc.Credentials[i], cc.DefaultPrincipal) {
-			// The last one wins, as appended entries are newer.
-			idx = i
-		}
-	}
-	return idx
-}
-
 // CheckRenewable says why the cache's TGT cannot be renewed at time now
 // (local clock), or nil when it can.
 func CheckRenewable(cc *CCache, local time.Time) error {
-	i := localTGT(cc)
-	if i < 0 {
+	tgt, ok := cc.TGT()
+	if !ok {
 		return &Error{Kind: ErrNoTGT, Msg: fmt.Sprintf("no ticket-granting ticket for %s in the cache", cc.DefaultPrincipal),
 			hint: "get one with `sesame kinit`"}
 	}
-	tgt := &cc.Credentials[i]
-	now := KDCNow(cc, local)
-	if tgt.Flags&FlagRenewable == 0 || tgt.RenewTill.IsZero() {
+	now := kdcTime(cc, local)
+	if tgt.Flags&TktFlagRenewable == 0 || tgt.RenewTill.IsZero() {
 		return &Error{Kind: ErrNotRenewable, Msg: fmt.Sprintf("the ticket-granting ticket of %s is not renewable", cc.DefaultPrincipal),
 			hint: "get a renewable one with `sesame kinit -r 7d` (the realm must allow renewable tickets)"}
 	}
@@ -99,8 +54,8 @@ func (c *Client) Renew(ctx context.Context, cc *CCache) (*CCache, error) {
 	if err := CheckRenewable(cc, c.now()); err != nil {
 		return nil, err
 	}
-	i := localTGT(cc)
-	old := cc.Credentials[i]
+	tgt, _ := cc.TGT()
+	old := *tgt
 	realm := old.Server.Realm
 	var tkt messages.Ticket
 	if err := tkt.Unmarshal(old.Ticket); err != nil {
@@ -164,8 +119,7 @@ func (c *Client) Renew(ctx context.Context, cc *CCache) (*CCache, error) {
 		}
 		out := cloneCCache(cc)
 		nc := credentialFrom(old.Client, part, der)
-		nc.AuthData = old.AuthData
-		out.Credentials[i] = nc
+		out.Upsert(nc)
 		if skewed {
 			out.KDCOffset, out.HasKDCOffset = clock.offset, true
 		}
@@ -221,7 +175,7 @@ func (c *Client) renewReq(realm string, old Credential, tkt messages.Ticket, ses
 	auth := types.Authenticator{
 		AVNO:      iana.PVNO,
 		CRealm:    old.Client.Realm,
-		CName:     old.Client.principalName(),
+		CName:     old.Client.Gokrb5(),
 		Cksum:     types.Checksum{CksumType: et.GetHashID(), Checksum: sum},
 		CTime:     now.Truncate(time.Second),
 		Cusec:     now.Nanosecond() / 1000,

@@ -56,9 +56,9 @@ func skewError(ke *KDCError, clock skewClock) error {
 		hint: "synchronise this machine's clock (NTP); sesame corrects an offset once, with kdc_timesync = 1"}
 }
 
-// KDCNow is the KDC's estimated time for a cache: the local clock plus the
-// offset recorded in its header.
-func KDCNow(cc *CCache, local time.Time) time.Time {
+// kdcTime is the KDC's estimated time for a cache: the local clock plus
+// the offset recorded in its header.
+func kdcTime(cc *CCache, local time.Time) time.Time {
 	if cc != nil && cc.HasKDCOffset {
 		return local.Add(cc.KDCOffset)
 	}
