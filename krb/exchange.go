@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"time"
@@ -209,6 +210,7 @@ func (c *Client) send(ctx context.Context, realm string, msg []byte) ([]byte, er
 			if kerr := parseKRBError(reply, addr, &ke); kerr == nil {
 				if ke.Code == errorcode.KRB_ERR_RESPONSE_TOO_BIG && proto == "udp" {
 					proto = "tcp"
+					slog.Debug("kdc reply too big for udp, retrying over tcp", "kdc", addr)
 					reply, err = c.exchangeOne(ctx, proto, addr, msg)
 					if err != nil {
 						unreachable.Tried = append(unreachable.Tried, addr+"/"+proto+": "+netReason(err))
@@ -247,7 +249,11 @@ func netReason(err error) string {
 	return err.Error()
 }
 
-func (c *Client) exchangeOne(ctx context.Context, proto, addr string, msg []byte) ([]byte, error) {
+func (c *Client) exchangeOne(ctx context.Context, proto, addr string, msg []byte) (reply []byte, err error) {
+	start := time.Now()
+	defer func() {
+		slog.Debug("kdc exchange", "kdc", addr, "proto", proto, "sent", len(msg), "received", len(reply), "took", time.Since(start), "err", err)
+	}()
 	ctx, cancel := context.WithTimeout(ctx, c.timeout())
 	defer cancel()
 	var d net.Dialer
