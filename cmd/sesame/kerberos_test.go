@@ -434,3 +434,57 @@ func TestKinitWrongPasswordOnceNothingLost(t *testing.T) {
 // noCTTY starts a process in a new session, without a controlling
 // terminal, so that /dev/tty cannot be opened.
 func noCTTY() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setsid: true} }
+
+// The password prompt goes to the terminal and the password is not echoed.
+// util-linux script(1) provides the terminal.
+func TestKinitPasswordFromTerminal(t *testing.T) {
+	e := newKrbEnv(t, "alice")
+	script := testbed.Path(t, "script")
+	// script passes its standard input to the terminal it creates. Echo
+	// is off before the prompt appears, so the password is sent after it.
+	cmd := exec.Command(script, "-qec", e.bin+" kinit alice", "/dev/null")
+	cmd.Env = e.env
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "Password for alice@") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	stdin.Write([]byte(krbTestPassword + "\n"))
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("kinit on a terminal: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "Password for alice@"+e.kdc.Realm+": ") {
+		t.Errorf("no prompt on the terminal: %q", out.String())
+	}
+	if strings.Contains(out.String(), krbTestPassword) {
+		t.Errorf("password echoed: %q", out.String())
+	}
+	e.must(e.mit("", "klist", "-s"), "MIT klist -s after terminal kinit")
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/jcmturner/gokrb5/v8/keytab"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
+	"golang.org/x/sys/unix"
 
 	"github.com/sesame-ssh/sesame/krb"
 )
@@ -269,30 +269,65 @@ func readPassword(prompt string, fromStdin bool, stdin io.Reader) ([]byte, error
 		return nil, &hintErr{msg: "cannot prompt for the password: no terminal", hint: "pipe it in with --password-stdin, or use a keytab with -k"}
 	}
 	defer tty.Close()
+	return readNoEcho(tty, prompt)
+}
+
+// readNoEcho switches echo off before it prints the prompt (so that
+// typed-ahead characters are not shown either), reads one line, and puts
+// the terminal back, also when the user interrupts.
+func readNoEcho(tty *os.File, prompt string) ([]byte, error) {
 	fd := int(tty.Fd())
-	state, err := term.GetState(fd)
+	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	if err != nil {
 		return nil, &hintErr{msg: "cannot prompt for the password: /dev/tty is not a terminal", hint: "pipe it in with --password-stdin"}
 	}
-	// Restore echo if the user interrupts at the prompt.
+	noEcho := *old
+	noEcho.Lflag &^= unix.ECHO
+	noEcho.Lflag |= unix.ICANON | unix.ISIG
+	noEcho.Iflag |= unix.ICRNL
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &noEcho); err != nil {
+		return nil, fmt.Errorf("cannot switch terminal echo off: %w", err)
+	}
+	restore := func() { unix.IoctlSetTermios(fd, unix.TCSETS, old) }
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	done := make(chan struct{})
 	defer func() { signal.Stop(sig); close(done) }()
 	go func() {
 		select {
 		case <-sig:
-			term.Restore(fd, state)
+			restore()
 			fmt.Fprintln(tty)
 			os.Exit(130)
 		case <-done:
 		}
 	}()
+	defer restore()
 	fmt.Fprint(tty, prompt)
-	pw, err := term.ReadPassword(fd)
-	fmt.Fprintln(tty)
-	if err != nil {
-		return nil, fmt.Errorf("read password: %w", err)
+	defer fmt.Fprintln(tty)
+	// Preallocated so that appending never leaves copies behind.
+	pw := make([]byte, 0, maxPassword)
+	var b [1]byte
+	for {
+		n, err := tty.Read(b[:])
+		if n == 1 {
+			if b[0] == '\n' || b[0] == '\r' {
+				break
+			}
+			if len(pw) >= maxPassword {
+				clear(pw)
+				return nil, errors.New("password too long")
+			}
+			pw = append(pw, b[0])
+			continue
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			clear(pw)
+			return nil, fmt.Errorf("read password: %w", err)
+		}
 	}
 	if len(pw) == 0 {
 		return nil, errors.New("empty password")
