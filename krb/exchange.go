@@ -25,7 +25,9 @@ import (
 // encrypted timestamp after KDC_ERR_PREAUTH_FAILED (a second password
 // attempt against lockout counters), takes the timestamp from the local
 // clock with no KDC offset, shuffles the KDC list, and does not say which
-// KDCs it tried.
+// KDCs it tried. Not using its Client also means no PA-REQ-ENC-PA-REP is
+// sent, so the FAST-negotiation check that fails against Active Directory
+// (gokrb5's DisablePAFXFAST) never comes into play.
 
 // DefaultKDCTimeout bounds one attempt at one KDC when Client.Timeout is zero.
 const DefaultKDCTimeout = 5 * time.Second
@@ -117,6 +119,7 @@ var (
 	ErrNoTGT            = errors.New("no ticket-granting ticket")
 	ErrKeytab           = errors.New("no usable key in keytab")
 	ErrPasswordExpired  = errors.New("password expired")
+	ErrAccountLocked    = errors.New("account locked or disabled")
 )
 
 // Error is a failure with a kind (one of the Err* sentinels), a message and

@@ -157,7 +157,7 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 		if err != nil {
 			return nil, err
 		}
-		rep, tkt, der, err := parseKDCRep(reply, asnAppTag.ASREP)
+		rep, _, der, err := parseKDCRep(reply, asnAppTag.ASREP)
 		if err != nil {
 			return nil, err
 		}
@@ -179,7 +179,7 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 			}
 			return nil, wrongPassword(client, err)
 		}
-		if err := checkASRep(rep, part, tkt, req, client); err != nil {
+		if err := checkASRep(rep, part, req, client); err != nil {
 			return nil, err
 		}
 		if c.Config.LibDefaults.KDCTimeSync != 0 {
@@ -390,7 +390,7 @@ func keytabEtypes(kt *keytab.Keytab, cname types.PrincipalName, realm string, wa
 // checkASRep verifies that the reply answers our request (RFC 4120 3.1.5):
 // same nonce, the TGT we asked for, our client. Realms compare
 // case-insensitively, as Active Directory canonicalises their case.
-func checkASRep(rep rawKDCRep, part messages.EncKDCRepPart, tkt messages.Ticket, req messages.ASReq, client Principal) error {
+func checkASRep(rep rawKDCRep, part messages.EncKDCRepPart, req messages.ASReq, client Principal) error {
 	bad := func(what string) error { return fmt.Errorf("kdc reply does not match the request: %s", what) }
 	if rep.MsgType != msgtype.KRB_AS_REP || rep.PVNO != iana.PVNO {
 		return bad("not an as-rep")
@@ -410,7 +410,6 @@ func checkASRep(rep rawKDCRep, part messages.EncKDCRepPart, tkt messages.Ticket,
 	if part.EndTime.IsZero() {
 		return bad("no end time")
 	}
-	_ = tkt
 	return nil
 }
 
@@ -448,7 +447,7 @@ func (c *Client) loginError(ke *KDCError, client Principal, keytab bool) error {
 		return &Error{Kind: ErrPasswordExpired, Err: ke, Msg: fmt.Sprintf("password for %s has expired", client),
 			hint: "change it with kpasswd, then run kinit again"}
 	case errorcode.KDC_ERR_CLIENT_REVOKED:
-		return &Error{Kind: ErrWrongPassword, Err: ke, Msg: fmt.Sprintf("account %s is locked or disabled (kdc %s)", client, ke.KDC),
+		return &Error{Kind: ErrAccountLocked, Err: ke, Msg: fmt.Sprintf("account %s is locked or disabled (kdc %s)", client, ke.KDC),
 			hint: "wait for the lockout to expire or ask the administrators"}
 	}
 	return ke

@@ -23,11 +23,7 @@ func init() {
 // runKdestroy zeroes and unlinks the cache file (for a DIR collection,
 // its primary cache).
 func runKdestroy(ccache string) error {
-	cfg, err := krb.LoadConfig()
-	if err != nil && ccache == "" {
-		return err
-	}
-	name, err := krb.ResolveCacheName(ccache, cfg)
+	name, err := resolveCache(ccache)
 	if err != nil {
 		return err
 	}

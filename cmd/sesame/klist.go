@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -47,9 +48,7 @@ func init() {
 const klistTime = "01/02/06 15:04:05"
 
 func runKlist(w io.Writer, p klistParams, now time.Time) error {
-	var cfg *krb.Config
-	cfg, cfgErr := krb.LoadConfig()
-	name, err := krb.ResolveCacheName(p.ccache, cfg)
+	name, err := resolveCache(p.ccache)
 	if p.silent {
 		// Like MIT klist -s: no output in any case, only the status.
 		if err != nil {
@@ -62,9 +61,6 @@ func runKlist(w io.Writer, p klistParams, now time.Time) error {
 		return nil
 	}
 	if err != nil {
-		if cfgErr != nil {
-			return cfgErr
-		}
 		return err
 	}
 	cc, err := krb.ReadCCache(name.Path())
@@ -75,6 +71,19 @@ func runKlist(w io.Writer, p klistParams, now time.Time) error {
 		return klistJSON(w, name, cc, now, p.configEntry)
 	}
 	return klistText(w, name, cc, p)
+}
+
+// resolveCache finds the cache named by flag, KRB5CCNAME or krb5.conf. A
+// broken krb5.conf is an error only when the name depends on it.
+func resolveCache(flag string) (krb.CacheName, error) {
+	cfg, err := krb.LoadConfig()
+	if err != nil {
+		if flag == "" && os.Getenv("KRB5CCNAME") == "" {
+			return krb.CacheName{}, err
+		}
+		cfg = nil
+	}
+	return krb.ResolveCacheName(flag, cfg)
 }
 
 // hasCurrentTicket is MIT klist -s's test (check_ccache): a TGT of the
