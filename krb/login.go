@@ -138,7 +138,7 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 						hint: "the account may need another login method (OTP, PKINIT) that sesame does not support; use MIT kinit"}
 				}
 				saltInfo = methodData(ke.EData)
-				key, err = c.clientKey(opt, client, etypes, saltInfo)
+				key, err = c.clientKey(opt, client, etypes, saltInfo, 0)
 				if err != nil {
 					return nil, err
 				}
@@ -166,7 +166,7 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 		if !haveKey || key.KeyType != rep.EncPart.EType {
 			info := append(types.PADataSequence{}, rep.PAData...)
 			info = append(info, saltInfo...)
-			key, err = c.clientKey(opt, client, []int32{rep.EncPart.EType}, info)
+			key, err = c.clientKey(opt, client, []int32{rep.EncPart.EType}, info, rep.EncPart.KVNO)
 			if err != nil {
 				return nil, err
 			}
@@ -344,14 +344,18 @@ func firstInfoEtype(pas types.PADataSequence, allowed []int32) (int32, bool) {
 }
 
 // clientKey derives the client's long-term key for one of etypes: from
-// the password with the KDC's salt, or from the keytab.
-func (c *Client) clientKey(opt LoginOptions, client Principal, etypes []int32, pas types.PADataSequence) (types.EncryptionKey, error) {
+// the password with the KDC's salt, or from the keytab (key version kvno
+// when the KDC named one, else the newest).
+func (c *Client) clientKey(opt LoginOptions, client Principal, etypes []int32, pas types.PADataSequence, kvno int) (types.EncryptionKey, error) {
 	etype, ok := firstInfoEtype(pas, etypes)
 	if !ok {
 		etype = etypes[0]
 	}
 	if opt.Keytab != nil {
-		k, _, err := opt.Keytab.GetEncryptionKey(client.Gokrb5(), client.Realm, 0, etype)
+		k, _, err := opt.Keytab.GetEncryptionKey(client.Gokrb5(), client.Realm, kvno, etype)
+		if err != nil && kvno != 0 {
+			k, _, err = opt.Keytab.GetEncryptionKey(client.Gokrb5(), client.Realm, 0, etype)
+		}
 		if err != nil {
 			return k, &Error{Kind: ErrKeytab, Err: err, Msg: fmt.Sprintf("keytab has no key for %s with encryption type %d", client, etype),
 				hint: "list it with `klist -k -e KEYTAB`; recreate it with ktadd for this principal"}

@@ -175,6 +175,15 @@ func TestKinitPasswordMITToolsAndSSH(t *testing.T) {
 	}
 
 	e.must(e.mit("", "kvno", "host/localhost"), "MIT kvno host/localhost")
+	// sesame klist shows sesame's cache (with MIT's service ticket added)
+	// exactly as MIT klist does.
+	for _, args := range [][]string{nil, {"-f", "-e"}} {
+		want := e.must(e.mit("", "klist", args...), "MIT klist").out
+		got := e.must(e.sesame("", append([]string{"klist"}, args...)...), "sesame klist").out
+		if got != want {
+			t.Errorf("sesame klist %v differs from MIT klist:\n--- MIT\n%s--- sesame\n%s", args, want, got)
+		}
+	}
 
 	ssh := testbed.Path(t, "ssh")
 	r = e.run("", ssh, append(sshd.SSHArgs("GSSAPIAuthentication=yes", "PubkeyAuthentication=no"), "echo", "gssapi-ok")...)
@@ -283,6 +292,7 @@ func TestSesameCacheRenewedByMIT(t *testing.T) {
 func TestKinitKeytabLifetime(t *testing.T) {
 	e := newKrbEnv(t, "alice")
 	e.kdc.AddPrincipal("svc/batch", "")
+	e.kdc.Kadmin("modprinc +requires_preauth svc/batch")
 	kt := e.kdc.Keytab("svc/batch")
 	e.must(e.sesame("", "kinit", "-k", "-t", kt, "-l", "5m", "svc/batch"), "sesame kinit -k")
 	r := e.must(e.mit("", "klist"), "MIT klist")
