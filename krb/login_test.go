@@ -246,3 +246,34 @@ func TestRenewExpiredRefused(t *testing.T) {
 		t.Errorf("empty: %v", err)
 	}
 }
+
+// A clock that keeps running away cannot be corrected: one retry, then a
+// clear error. With kdc_timesync off there is no retry at all.
+func TestLoginClockSkewBeyondRecovery(t *testing.T) {
+	kdc, cl := exchangeRealm(t, testbed.KDCOptions{})
+	var calls int64
+	cl.Clock = func() time.Time {
+		calls++
+		return time.Now().Add(time.Duration(calls) * time.Hour)
+	}
+	skewLine := kdc.Realm + ", Clock skew too great"
+	_, err := cl.Login(context.Background(), LoginOptions{Principal: "alice", Password: []byte(testPassword)})
+	if !errors.Is(err, ErrClockSkew) {
+		t.Fatalf("err = %v, want ErrClockSkew", err)
+	}
+	if n := kdc.LogCount(skewLine); n != 2 {
+		t.Errorf("%d skew rejections, want 2 (one retry)", n)
+	}
+	cl.Clock = func() time.Time { return time.Now().Add(time.Hour) }
+	cl.Config.LibDefaults.KDCTimeSync = 0
+	_, err = cl.Login(context.Background(), LoginOptions{Principal: "alice", Password: []byte(testPassword)})
+	if !errors.Is(err, ErrClockSkew) || !strings.Contains(err.Error(), "clock skew") {
+		t.Fatalf("err = %v, want ErrClockSkew", err)
+	}
+	if n := kdc.LogCount(skewLine); n != 3 {
+		t.Errorf("%d skew rejections, want 3 (no retry without kdc_timesync)", n)
+	}
+	if n := kdc.LogCount("Decrypt integrity check failed"); n != 0 {
+		t.Errorf("%d failed decryptions", n)
+	}
+}
