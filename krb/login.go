@@ -192,9 +192,10 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 		}
 		cl := PrincipalFromGokrb5(rep.CName, rep.CRealm)
 		cc := &CCache{
-			Version:          4,
+			Version: 4,
+			// MIT writes the offset header only with kdc_timesync.
 			KDCOffset:        clock.offset,
-			HasKDCOffset:     true,
+			HasKDCOffset:     c.Config.LibDefaults.KDCTimeSync != 0,
 			DefaultPrincipal: cl,
 			Credentials:      []Credential{credentialFrom(cl, part, der)},
 		}

@@ -52,7 +52,7 @@ func (s *skewClock) learnSeconds(kdcTime time.Time) {
 func skewError(ke *KDCError, clock skewClock) error {
 	d := ke.STime.Sub(clock.now()).Round(time.Second)
 	return &Error{Kind: ErrClockSkew, Err: ke,
-		Msg:  fmt.Sprintf("clock skew too great: kdc %s is %v away from this machine's corrected clock", ke.KDC, d),
+		Msg:  fmt.Sprintf("clock skew too great: the clock of kdc %s differs from this machine's by about %v", ke.KDC, d),
 		hint: "synchronise this machine's clock (NTP); sesame corrects an offset once, with kdc_timesync = 1"}
 }
 
