@@ -48,10 +48,10 @@ const (
 	TktFlagEncPARep             uint32 = 0x00010000
 	TktFlagAnonymous            uint32 = 0x00008000
 
-	// ConfigRealm and ConfigPrefix mark MIT cache configuration entries:
+	// CacheConfigRealm and CacheConfigPrefix mark MIT cache configuration entries:
 	// server principal krb5_ccache_conf_data/<key>[/<principal>]@X-CACHECONF:.
-	ConfigRealm  = "X-CACHECONF:"
-	ConfigPrefix = "krb5_ccache_conf_data"
+	CacheConfigRealm  = "X-CACHECONF:"
+	CacheConfigPrefix = "krb5_ccache_conf_data"
 )
 
 const (
@@ -74,8 +74,8 @@ const (
 	ccNotRegularMsg = "%s is not a regular file"
 )
 
-// flagOrder is MIT klist's flags_string order and letters.
-var flagOrder = []struct {
+// ccFlagOrder is MIT klist's flags_string order and letters.
+var ccFlagOrder = []struct {
 	flag   uint32
 	letter byte
 }{
@@ -98,7 +98,7 @@ var flagOrder = []struct {
 // FlagString renders ticket flags as MIT `klist -f` does, e.g. "FRIA".
 func FlagString(flags uint32) string {
 	var b []byte
-	for _, f := range flagOrder {
+	for _, f := range ccFlagOrder {
 		if flags&f.flag != 0 {
 			b = append(b, f.letter)
 		}
@@ -107,13 +107,13 @@ func FlagString(flags uint32) string {
 }
 
 // FlagString renders the credential's flags as MIT `klist -f` does.
-func (c *Credential) FlagString() string { return FlagString(c.Flags) }
+func (c Credential) FlagString() string { return FlagString(c.Flags) }
 
 // ---- errors ----
 
 // ErrNoCache is matched (errors.Is) by the error of reading or destroying
 // a cache file that does not exist.
-var ErrNoCache = errors.New(ccNoCacheMsg)
+var ErrNoCache = errors.New("no credentials cache found")
 
 // NoCacheError says that the cache file is not there. It matches both
 // ErrNoCache and fs.ErrNotExist.
@@ -122,6 +122,7 @@ type NoCacheError struct {
 	Err  error
 }
 
+// Error says that no cache was found, naming the file as MIT klist does.
 func (e *NoCacheError) Error() string {
 	return fmt.Sprintf("%s (filename: %s)", ccNoCacheMsg, e.Path)
 }
@@ -143,6 +144,7 @@ type CCacheFormatError struct {
 	Msg    string
 }
 
+// Error is one line naming the file and what is wrong with it.
 func (e *CCacheFormatError) Error() string {
 	if e.Path != "" {
 		return fmt.Sprintf("%s: %s: %s", "credentials cache is damaged", e.Path, e.Msg)
@@ -521,9 +523,11 @@ func (cc *CCache) Marshal() []byte {
 // derives the pair from the KDC's reply time with microseconds usually 0,
 // so an unchanged offset reproduces the same bytes.
 func (cc *CCache) offsetParts() (int32, int32) {
-	lim := time.Duration(math.MaxInt32) * time.Second
-	d := max(-lim, min(lim, cc.KDCOffset))
-	return int32(d / time.Second), int32((d % time.Second) / time.Microsecond)
+	sec := max(math.MinInt32, min(math.MaxInt32, cc.KDCOffset/time.Second))
+	// Whatever does not fit the seconds goes to the microseconds, so any
+	// offset read from a file (up to 2^31 s + 2^31 µs) is written back intact.
+	usec := max(math.MinInt32, min(math.MaxInt32, (cc.KDCOffset-sec*time.Second)/time.Microsecond))
+	return int32(sec), int32(usec)
 }
 
 // SetKDCOffset records the KDC clock offset (KDC time minus local time),
@@ -541,15 +545,16 @@ func (cc *CCache) SetKDCOffset(d time.Duration) {
 func ReadCCache(path string) (*CCache, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		// MIT reports a path through a non-directory as "no cache" too.
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 			return nil, &NoCacheError{Path: path, Err: err}
 		}
-		return nil, fmt.Errorf("read credentials cache %s: %w", path, errFromPath(err))
+		return nil, fmt.Errorf("read credentials cache %s: %w", path, ccErrFromPath(err))
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("read credentials cache %s: %w", path, errFromPath(err))
+		return nil, fmt.Errorf("read credentials cache %s: %w", path, ccErrFromPath(err))
 	}
 	if !st.Mode().IsRegular() {
 		return nil, &CCacheFormatError{Path: path, Msg: "not a regular file"}
@@ -557,7 +562,7 @@ func ReadCCache(path string) (*CCache, error) {
 	// Read at most one byte past the cap to tell "too large" apart.
 	data, err := io.ReadAll(io.LimitReader(f, ccMaxFileSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("read credentials cache %s: %w", path, errFromPath(err))
+		return nil, fmt.Errorf("read credentials cache %s: %w", path, ccErrFromPath(err))
 	}
 	if len(data) > ccMaxFileSize {
 		return nil, &CCacheFormatError{Path: path, Msg: fmt.Sprintf("larger than %d MiB", ccMaxFileSize>>20)}
@@ -573,8 +578,8 @@ func ReadCCache(path string) (*CCache, error) {
 	return cc, nil
 }
 
-// errFromPath drops the *fs.PathError wrapper (the caller names the path).
-func errFromPath(err error) error {
+// ccErrFromPath drops the *fs.PathError wrapper (the caller names the path).
+func ccErrFromPath(err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		return pe.Err
@@ -613,7 +618,7 @@ func DestroyCCache(path string) error {
 		if errors.Is(err, fs.ErrNotExist) {
 			return &NoCacheError{Path: path, Err: err}
 		}
-		return fmt.Errorf("destroy credentials cache %s: %w", path, errFromPath(err))
+		return fmt.Errorf("destroy credentials cache %s: %w", path, ccErrFromPath(err))
 	}
 	if fi.Mode().IsRegular() {
 		if err := ccZeroFile(path); err != nil {
@@ -623,7 +628,7 @@ func DestroyCCache(path string) error {
 		return fmt.Errorf("destroy credentials cache %s: "+ccNotRegularMsg, path, path)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("destroy credentials cache %s: %w", path, errFromPath(err))
+		return fmt.Errorf("destroy credentials cache %s: %w", path, ccErrFromPath(err))
 	}
 	return nil
 }
@@ -631,12 +636,12 @@ func DestroyCCache(path string) error {
 func ccZeroFile(path string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return errFromPath(err)
+		return ccErrFromPath(err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return errFromPath(err)
+		return ccErrFromPath(err)
 	}
 	// Zeroing a file with other hard links would destroy content that is
 	// not (only) the cache; unlinking our name is enough then.
@@ -650,12 +655,12 @@ func ccZeroFile(path string) error {
 			n = left
 		}
 		if _, err := f.Write(zeros[:n]); err != nil {
-			return errFromPath(err)
+			return ccErrFromPath(err)
 		}
 		left -= n
 	}
 	if err := f.Sync(); err != nil {
-		return errFromPath(err)
+		return ccErrFromPath(err)
 	}
 	return nil
 }
@@ -680,8 +685,14 @@ func (p Principal) String() string {
 
 // NameString is the principal without its realm ("host/example.org").
 func (p Principal) NameString() string {
-	s := p.String()
-	return s[:strings.LastIndexByte(s, '@')]
+	var b strings.Builder
+	for i, c := range p.Components {
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		ccEscape(&b, c, "/@")
+	}
+	return b.String()
 }
 
 func ccEscape(b *strings.Builder, s, special string) {
@@ -806,14 +817,14 @@ func (p Principal) IsTGT(realm string) bool {
 // IsConfigEntry reports whether the credential is an MIT cache
 // configuration entry (server krb5_ccache_conf_data/…@X-CACHECONF:)
 // rather than a ticket. klist hides these unless asked.
-func (c *Credential) IsConfigEntry() bool {
-	return c.Server.Realm == ConfigRealm && len(c.Server.Components) >= 2 &&
-		c.Server.Components[0] == ConfigPrefix
+func (c Credential) IsConfigEntry() bool {
+	return c.Server.Realm == CacheConfigRealm && len(c.Server.Components) >= 2 &&
+		c.Server.Components[0] == CacheConfigPrefix
 }
 
 // ConfigKey returns the key of a config entry ("pa_type", "fast_avail",
 // "refresh_time", …), or "" for a ticket.
-func (c *Credential) ConfigKey() string {
+func (c Credential) ConfigKey() string {
 	if !c.IsConfigEntry() {
 		return ""
 	}
@@ -838,7 +849,7 @@ func (cc *CCache) ConfigValue(key string) ([]byte, bool) {
 func (cc *CCache) SetConfigValue(key string, value []byte) {
 	cc.Upsert(Credential{
 		Client: cc.DefaultPrincipal,
-		Server: Principal{NameType: ccNameTypeUnknown, Realm: ConfigRealm, Components: []string{ConfigPrefix, key}},
+		Server: Principal{NameType: ccNameTypeUnknown, Realm: CacheConfigRealm, Components: []string{CacheConfigPrefix, key}},
 		Ticket: append([]byte(nil), value...),
 	})
 }
@@ -899,7 +910,7 @@ func (cc *CCache) Upsert(cred Credential) {
 // Valid reports whether the credential is usable at now (StartTime, or
 // AuthTime when unset, not in the future; EndTime in the future), with the
 // KDC offset applied to the local clock.
-func (c *Credential) Valid(now time.Time) bool {
+func (c Credential) Valid(now time.Time) bool {
 	start := c.StartTime
 	if start.IsZero() {
 		start = c.AuthTime

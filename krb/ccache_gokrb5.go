@@ -31,7 +31,7 @@ func (k KeyBlock) Gokrb5() types.EncryptionKey {
 
 // Gokrb5Ticket decodes the credential's DER ticket. Malformed DER is an
 // error, never a panic (gokrb5's ASN.1 decoder is guarded).
-func (c *Credential) Gokrb5Ticket() (tkt messages.Ticket, err error) {
+func (c Credential) Gokrb5Ticket() (tkt messages.Ticket, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("ticket for %s cannot be decoded", c.Server)
@@ -95,4 +95,43 @@ func ccKDCTime(t time.Time) time.Time {
 		return time.Time{}
 	}
 	return t.Truncate(time.Second)
+}
+
+// ccEnctypeNames are MIT's canonical enctype names, as klist -e prints them.
+var ccEnctypeNames = map[int32]string{
+	1: "des-cbc-crc", 2: "des-cbc-md4", 3: "des-cbc-md5", 16: "des3-cbc-sha1",
+	17: "aes128-cts-hmac-sha1-96", 18: "aes256-cts-hmac-sha1-96",
+	19: "aes128-cts-hmac-sha256-128", 20: "aes256-cts-hmac-sha384-192",
+	23: "arcfour-hmac", 24: "arcfour-hmac-exp",
+	25: "camellia128-cts-cmac", 26: "camellia256-cts-cmac",
+}
+
+// EncTypeName is the key's enctype as MIT klist -e names it
+// ("aes256-cts-hmac-sha1-96"), or "etype N" for one MIT does not know.
+func (k KeyBlock) EncTypeName() string { return ccEnctypeName(k.EncType) }
+
+func ccEnctypeName(e int32) string {
+	if n, ok := ccEnctypeNames[e]; ok {
+		return n
+	}
+	return fmt.Sprintf("etype %d", e)
+}
+
+// TicketEncType is the enctype the ticket itself is encrypted with (the
+// second name in klist -e's "Etype (skey, tkt)").
+func (c Credential) TicketEncType() (int32, error) {
+	t, err := c.Gokrb5Ticket()
+	if err != nil {
+		return 0, err
+	}
+	return t.EncPart.EType, nil
+}
+
+// TicketEncTypeName is TicketEncType named as klist -e does.
+func (c Credential) TicketEncTypeName() (string, error) {
+	e, err := c.TicketEncType()
+	if err != nil {
+		return "", err
+	}
+	return ccEnctypeName(e), nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,7 +15,7 @@ import (
 	"time"
 )
 
-func sampleCCache() *CCache {
+func ccSample() *CCache {
 	client := Principal{NameType: 1, Realm: "EXAMPLE.ORG", Components: []string{"alice"}}
 	t0 := time.Unix(1_700_000_000, 0)
 	cc := &CCache{
@@ -46,7 +47,7 @@ func sampleCCache() *CCache {
 
 func TestCCacheRoundTrip(t *testing.T) {
 	for _, version := range []int{3, 4} {
-		cc := sampleCCache()
+		cc := ccSample()
 		cc.Version = version
 		if version == 3 {
 			cc.HasKDCOffset, cc.KDCOffset, cc.OtherHeader = false, 0, nil
@@ -69,7 +70,7 @@ func TestCCacheRoundTrip(t *testing.T) {
 }
 
 func TestCCacheAccessors(t *testing.T) {
-	cc := sampleCCache()
+	cc := ccSample()
 	tgt, ok := cc.TGT()
 	if !ok || tgt.Server.String() != "krbtgt/EXAMPLE.ORG@EXAMPLE.ORG" {
 		t.Fatalf("TGT: %v %v", tgt, ok)
@@ -106,7 +107,7 @@ func TestCCacheAccessors(t *testing.T) {
 
 func TestFlagString(t *testing.T) {
 	all := uint32(0)
-	for _, f := range flagOrder {
+	for _, f := range ccFlagOrder {
 		all |= f.flag
 	}
 	if got := FlagString(all); got != "FfPpDdiRIHATOa" {
@@ -156,7 +157,7 @@ func TestPrincipalStrings(t *testing.T) {
 // Every malformed input is an error of type *CCacheFormatError, never a
 // panic, and never a huge allocation.
 func TestParseCCacheHostile(t *testing.T) {
-	good := sampleCCache().Marshal()
+	good := ccSample().Marshal()
 	hugeCount := append([]byte{5, 4, 0, 0}, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff)
 	hugeLen := append([]byte{5, 4, 0, 0}, 0, 0, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xf0)
 	cases := map[string][]byte{
@@ -180,7 +181,7 @@ func TestParseCCacheHostile(t *testing.T) {
 	}
 	// Every prefix that does not end exactly between two entries.
 	boundary := map[int]bool{}
-	part := sampleCCache()
+	part := ccSample()
 	for n := 0; n <= len(part.Credentials); n++ {
 		p := *part
 		p.Credentials = part.Credentials[:n]
@@ -231,7 +232,7 @@ func TestParseCCacheSkipsUnknownHeaderTags(t *testing.T) {
 func TestWriteReadDestroy(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "cc")
-	cc := sampleCCache()
+	cc := ccSample()
 	if err := WriteCCache(p, cc); err != nil {
 		t.Fatal(err)
 	}
@@ -291,6 +292,9 @@ func TestWriteReadDestroy(t *testing.T) {
 	if err := DestroyCCache(p); !errors.Is(err, ErrNoCache) {
 		t.Errorf("destroy missing: %v", err)
 	}
+	if _, err := ReadCCache(filepath.Join(victim, "cc")); !errors.Is(err, ErrNoCache) {
+		t.Errorf("path through a file: %v", err)
+	}
 	garbage := filepath.Join(dir, "garbage")
 	os.WriteFile(garbage, []byte("not a cache at all"), 0o600)
 	_, err = ReadCCache(garbage)
@@ -304,8 +308,8 @@ func TestWriteReadDestroy(t *testing.T) {
 // that parse to the same cache and marshal identically (Marshal∘Parse is
 // stable).
 func FuzzParseCCache(f *testing.F) {
-	f.Add(sampleCCache().Marshal())
-	v3 := sampleCCache()
+	f.Add(ccSample().Marshal())
+	v3 := ccSample()
 	v3.Version, v3.HasKDCOffset, v3.OtherHeader = 3, false, nil
 	f.Add(v3.Marshal())
 	f.Add([]byte{5, 4, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1})
@@ -342,4 +346,42 @@ func FuzzParseCCache(f *testing.F) {
 			_ = cc.Credentials[i].Server.String()
 		}
 	})
+}
+
+func TestKDCOffsetExtremesRoundTrip(t *testing.T) {
+	for _, pair := range [][2]int32{{math.MaxInt32, math.MaxInt32}, {math.MinInt32, math.MinInt32}, {5, -300000}, {-7, 0}} {
+		var b []byte
+		b = append(b, 5, 4, 0, 12, 0, 1, 0, 8)
+		b = binary.BigEndian.AppendUint32(b, uint32(pair[0]))
+		b = binary.BigEndian.AppendUint32(b, uint32(pair[1]))
+		b = append(b, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 'R', 0, 0, 0, 1, 'u')
+		cc, err := ParseCCache(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := time.Duration(pair[0])*time.Second + time.Duration(pair[1])*time.Microsecond
+		again, err := ParseCCache(cc.Marshal())
+		if err != nil || cc.KDCOffset != want || again.KDCOffset != want {
+			t.Errorf("%v: got %v then %v, want %v (%v)", pair, cc.KDCOffset, again.KDCOffset, want, err)
+		}
+	}
+}
+
+func TestErrorsReadForUsers(t *testing.T) {
+	_, err := ReadCCache("/nonexistent-dir/krb5cc_x")
+	if err == nil || err.Error() != "no credentials cache found (filename: /nonexistent-dir/krb5cc_x)" {
+		t.Errorf("message %q", err)
+	}
+	var h interface{ Hint() string }
+	if !errors.As(err, &h) || !strings.Contains(h.Hint(), "kinit") {
+		t.Errorf("hint missing: %v", err)
+	}
+	_, err = ParseCCache([]byte{5, 2, 0, 0})
+	if !errors.As(err, &h) || !strings.Contains(h.Hint(), "kdestroy") {
+		t.Errorf("format error hint: %v", err)
+	}
+	k := KeyBlock{EncType: 18, Value: []byte{1, 2}}
+	if g := k.Gokrb5(); g.KeyType != 18 || len(g.KeyValue) != 2 || k.EncTypeName() != "aes256-cts-hmac-sha1-96" || (KeyBlock{EncType: 99}).EncTypeName() != "etype 99" {
+		t.Errorf("keyblock helpers: %+v", g)
+	}
 }

@@ -73,6 +73,7 @@ type UnsupportedCacheError struct {
 	Source string
 }
 
+// Error names the cache, where it came from, and why it cannot be used.
 func (e *UnsupportedCacheError) Error() string {
 	switch e.Type {
 	case "KEYRING", "KCM", "MEMORY", "API", "MSLSA":
@@ -135,12 +136,12 @@ func ParseCacheName(name, source string) (CacheName, error) {
 		n.path = residual
 		return n, nil
 	case "DIR":
-		return resolveDir(n, name)
+		return ccResolveDir(n, name)
 	}
 	return CacheName{}, &UnsupportedCacheError{Name: name, Type: typ, Source: source}
 }
 
-func resolveDir(n CacheName, name string) (CacheName, error) {
+func ccResolveDir(n CacheName, name string) (CacheName, error) {
 	if n.Residual == "" || n.Residual == ":" {
 		return CacheName{}, fmt.Errorf("credentials cache name %q (from %s) has no directory", name, n.Source)
 	}
@@ -157,10 +158,10 @@ func resolveDir(n CacheName, name string) (CacheName, error) {
 		return CacheName{}, err
 	}
 	primary := filepath.Join(n.dir, ccPrimaryFile)
-	sub, err := readPrimary(primary)
+	sub, err := ccReadPrimary(primary)
 	if errors.Is(err, fs.ErrNotExist) {
 		sub = ccSubsidiaryPrefix
-		if err := writePrimary(primary, sub); err != nil {
+		if err := ccWritePrimary(primary, sub); err != nil {
 			return CacheName{}, err
 		}
 	} else if err != nil {
@@ -176,12 +177,12 @@ func ccEnsureDir(dir string) error {
 	fi, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("credentials cache directory %s does not exist and cannot be created: %w", dir, errFromPath(err))
+			return fmt.Errorf("credentials cache directory %s does not exist and cannot be created: %w", dir, ccErrFromPath(err))
 		}
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("credentials cache directory %s: %w", dir, errFromPath(err))
+		return fmt.Errorf("credentials cache directory %s: %w", dir, ccErrFromPath(err))
 	}
 	if !fi.IsDir() {
 		return fmt.Errorf("credentials cache directory %s exists but is not a directory", dir)
@@ -189,10 +190,10 @@ func ccEnsureDir(dir string) error {
 	return nil
 }
 
-// readPrimary returns the file name in a collection's primary file, with
+// ccReadPrimary returns the file name in a collection's primary file, with
 // MIT's checks: one line ending in a newline, starting with "tkt", no
 // path separators.
-func readPrimary(path string) (string, error) {
+func ccReadPrimary(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", err
@@ -204,7 +205,7 @@ func readPrimary(path string) (string, error) {
 	return line, nil
 }
 
-func writePrimary(path, name string) error {
+func ccWritePrimary(path, name string) error {
 	if err := atomicfile.Write(path, []byte(name+"\n"), 0o600); err != nil {
 		return fmt.Errorf("cannot set the primary cache: %w", err)
 	}
@@ -222,7 +223,7 @@ func (n CacheName) SetPrimary() error {
 	if !strings.HasPrefix(base, ccSubsidiaryPrefix) {
 		return fmt.Errorf("cannot make %s the primary cache: names in a DIR collection must start with %q", n.path, ccSubsidiaryPrefix)
 	}
-	return writePrimary(filepath.Join(n.dir, ccPrimaryFile), base)
+	return ccWritePrimary(filepath.Join(n.dir, ccPrimaryFile), base)
 }
 
 // NewSubsidiary creates a new, empty, uniquely named cache file (tkt…,
@@ -234,7 +235,7 @@ func (n CacheName) NewSubsidiary() (CacheName, error) {
 	}
 	f, err := os.CreateTemp(n.dir, ccSubsidiaryPrefix)
 	if err != nil {
-		return CacheName{}, fmt.Errorf("cannot create a new cache in %s: %w", n.dir, errFromPath(err))
+		return CacheName{}, fmt.Errorf("cannot create a new cache in %s: %w", n.dir, ccErrFromPath(err))
 	}
 	f.Close()
 	return CacheName{Type: "DIR", Residual: ":" + f.Name(), Source: n.Source, path: f.Name(), dir: n.dir}, nil
@@ -248,7 +249,7 @@ func (n CacheName) Collection() ([]CacheName, error) {
 	}
 	ents, err := os.ReadDir(n.dir)
 	if err != nil {
-		return nil, fmt.Errorf("read credentials cache directory %s: %w", n.dir, errFromPath(err))
+		return nil, fmt.Errorf("read credentials cache directory %s: %w", n.dir, ccErrFromPath(err))
 	}
 	var out []CacheName
 	for _, e := range ents {

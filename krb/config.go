@@ -6,9 +6,11 @@ import (
 	"io/fs"
 	"os"
 	"os/user"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unicode"
 )
@@ -19,17 +21,17 @@ const DefaultConfigPath = "/etc/krb5.conf"
 
 // MIT library defaults for the values gokrb5 gets wrong or leaves out.
 const (
-	defaultTicketLifetime     = 24 * time.Hour
-	defaultClockskew          = 300 * time.Second
-	defaultUDPPreferenceLimit = 1465
+	cfgDefaultTicketLifetime     = 24 * time.Hour
+	cfgDefaultClockskew          = 300 * time.Second
+	cfgDefaultUDPPreferenceLimit = 1465
 	// MIT refuses UDP for anything larger than this whatever the setting.
-	maxUDPPreferenceLimit = 32700
-	defaultKeytabName     = "FILE:/etc/krb5.keytab"
+	cfgMaxUDPPreferenceLimit = 32700
+	cfgDefaultKeytabName     = "FILE:/etc/krb5.keytab"
 	// Debian's build of MIT krb5 (see `strings libkrb5.so.3`).
-	defaultClientKeytabName = "FILE:/etc/krb5/user/%{euid}/client.keytab"
+	cfgDefaultClientKeytabName = "FILE:/etc/krb5/user/%{euid}/client.keytab"
 	// MIT gives up rather than recurse forever on an include loop; it has
 	// no explicit limit, we stop at a depth no sane setup reaches.
-	maxIncludeDepth = 16
+	cfgMaxIncludeDepth = 16
 )
 
 // Config is the merged krb5.conf as MIT reads it: every file of
@@ -94,6 +96,7 @@ type ConfigError struct {
 	Err  error // underlying I/O error, if any
 }
 
+// Error is one line: "krb5.conf FILE:LINE: what is wrong".
 func (e *ConfigError) Error() string {
 	if e.Line > 0 {
 		return fmt.Sprintf("krb5.conf %s:%d: %s", e.File, e.Line, e.Msg)
@@ -139,19 +142,37 @@ func LoadConfig() (*Config, error) {
 func LoadConfigFiles(paths ...string) (*Config, error) {
 	c := &Config{}
 	for _, p := range paths {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			// MIT's profile library quietly skips a missing or unreadable
-			// entry of the path list; only includes must exist.
-			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) || isDirErr(err) {
-				continue
+		if strings.HasPrefix(p, "~/") {
+			if home, err := os.UserHomeDir(); err == nil {
+				p = filepath.Join(home, p[2:])
 			}
-			return nil, &ConfigError{File: p, Msg: "cannot read: " + errText(err), Err: err}
 		}
 		root := &profNode{}
-		pp := profParser{open: os.ReadFile, readDir: os.ReadDir, files: &c.Files}
-		if err := pp.parseFile(p, data, root, 0); err != nil {
-			return nil, err
+		pp := profParser{open: cfgReadFile, readDir: os.ReadDir, files: &c.Files}
+		fi, err := os.Stat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission):
+			// MIT's profile library quietly skips a missing or unreadable
+			// entry of the path list; only includes must exist.
+			continue
+		case err != nil:
+			return nil, &ConfigError{File: p, Msg: "cannot read: " + cfgErrText(err), Err: err}
+		case fi.IsDir():
+			// A directory in the list is read like includedir.
+			if err := pp.includeDir(p, 0, p, root, 0); err != nil {
+				return nil, err
+			}
+		default:
+			data, err := cfgReadFile(p)
+			if errors.Is(err, fs.ErrPermission) {
+				continue
+			}
+			if err != nil {
+				return nil, &ConfigError{File: p, Msg: "cannot read: " + cfgErrText(err), Err: err}
+			}
+			if err := pp.parseFile(p, data, root, 0); err != nil {
+				return nil, err
+			}
 		}
 		c.roots = append(c.roots, root)
 	}
@@ -159,10 +180,20 @@ func LoadConfigFiles(paths ...string) (*Config, error) {
 	return c, nil
 }
 
+// cfgReadFile reads a profile file. A directory reads as empty, as it does
+// for MIT (fopen succeeds, the first read ends the file).
+func cfgReadFile(p string) ([]byte, error) {
+	b, err := os.ReadFile(p)
+	if err != nil && cfgIsDirErr(err) {
+		return nil, nil
+	}
+	return b, err
+}
+
 // ParseConfig parses one krb5.conf held in memory; name is used in error
 // messages. include and includedir lines are followed on the filesystem.
 func ParseConfig(name string, data []byte) (*Config, error) {
-	return parseConfigWith(name, data, os.ReadFile, os.ReadDir)
+	return parseConfigWith(name, data, cfgReadFile, os.ReadDir)
 }
 
 func parseConfigWith(name string, data []byte, open func(string) ([]byte, error), readDir func(string) ([]os.DirEntry, error)) (*Config, error) {
@@ -177,14 +208,13 @@ func parseConfigWith(name string, data []byte, open func(string) ([]byte, error)
 	return c, nil
 }
 
-func isDirErr(err error) bool {
-	var pe *fs.PathError
-	return errors.As(err, &pe) && strings.Contains(pe.Err.Error(), "is a directory")
+func cfgIsDirErr(err error) bool {
+	return errors.Is(err, syscall.EISDIR)
 }
 
-// errText is the lowercase reason of an I/O error without the path, which
+// cfgErrText is the lowercase reason of an I/O error without the path, which
 // the caller already names.
-func errText(err error) string {
+func cfgErrText(err error) string {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		return pe.Err.Error()
@@ -404,27 +434,28 @@ func profDirective(line, word string) (string, bool) {
 }
 
 func (pp *profParser) include(from string, line int, path string, root *profNode, depth int) error {
-	if depth >= maxIncludeDepth {
+	if depth >= cfgMaxIncludeDepth {
 		return &ConfigError{File: from, Line: line, Msg: "includes nested too deeply (include loop?)"}
 	}
 	data, err := pp.open(path)
 	if err != nil {
-		return &ConfigError{File: from, Line: line, Msg: fmt.Sprintf("cannot include %s: %s", path, errText(err)), Err: err}
+		return &ConfigError{File: from, Line: line, Msg: fmt.Sprintf("cannot include %s: %s", path, cfgErrText(err)), Err: err}
 	}
 	return pp.parseFile(path, data, root, depth+1)
 }
 
 func (pp *profParser) includeDir(from string, line int, dir string, root *profNode, depth int) error {
-	if depth >= maxIncludeDepth {
+	if depth >= cfgMaxIncludeDepth {
 		return &ConfigError{File: from, Line: line, Msg: "includes nested too deeply (include loop?)"}
 	}
 	ents, err := pp.readDir(dir)
 	if err != nil {
-		return &ConfigError{File: from, Line: line, Msg: fmt.Sprintf("cannot include directory %s: %s", dir, errText(err)), Err: err}
+		return &ConfigError{File: from, Line: line, Msg: fmt.Sprintf("cannot include directory %s: %s", dir, cfgErrText(err)), Err: err}
 	}
 	names := make([]string, 0, len(ents))
 	for _, e := range ents {
-		if IncludeDirName(e.Name()) {
+		// A subdirectory reads as empty for MIT; skipping it is the same.
+		if IncludeDirName(e.Name()) && !e.IsDir() {
 			names = append(names, e.Name())
 		}
 	}
@@ -435,7 +466,7 @@ func (pp *profParser) includeDir(from string, line int, dir string, root *profNo
 		if err != nil {
 			// A directory or unreadable entry in the include dir makes MIT
 			// fail the whole profile, so it does here.
-			return &ConfigError{File: from, Line: line, Msg: fmt.Sprintf("cannot include %s: %s", p, errText(err)), Err: err}
+			return &ConfigError{File: from, Line: line, Msg: fmt.Sprintf("cannot include %s: %s", p, cfgErrText(err)), Err: err}
 		}
 		if err := pp.parseFile(p, data, root, depth+1); err != nil {
 			return err
@@ -615,11 +646,11 @@ func (c *Config) fill() {
 		return def
 	}
 	c.DefaultCCacheName = str("default_ccache_name", "")
-	c.DefaultKeytabName = str("default_keytab_name", defaultKeytabName)
-	c.DefaultClientKeytabName = str("default_client_keytab_name", defaultClientKeytabName)
-	c.TicketLifetime = dur("ticket_lifetime", defaultTicketLifetime)
+	c.DefaultKeytabName = str("default_keytab_name", cfgDefaultKeytabName)
+	c.DefaultClientKeytabName = str("default_client_keytab_name", cfgDefaultClientKeytabName)
+	c.TicketLifetime = dur("ticket_lifetime", cfgDefaultTicketLifetime)
 	c.RenewLifetime = dur("renew_lifetime", 0)
-	c.Clockskew = dur("clockskew", defaultClockskew)
+	c.Clockskew = dur("clockskew", cfgDefaultClockskew)
 	c.Forwardable = boolean("forwardable", false)
 	c.Proxiable = boolean("proxiable", false)
 	c.DNSLookupKDC = boolean("dns_lookup_kdc", true)
@@ -631,10 +662,10 @@ func (c *Config) fill() {
 		n, err := strconv.Atoi(strings.TrimSpace(v))
 		c.KDCTimeSync = err != nil || n != 0
 	}
-	c.UDPPreferenceLimit = defaultUDPPreferenceLimit
+	c.UDPPreferenceLimit = cfgDefaultUDPPreferenceLimit
 	if v, ok := c.Libdefault("udp_preference_limit"); ok {
 		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
-			c.UDPPreferenceLimit = min(n, maxUDPPreferenceLimit)
+			c.UDPPreferenceLimit = min(n, cfgMaxUDPPreferenceLimit)
 		}
 	}
 	c.DNSCanonicalizeHostname = "true"
@@ -724,7 +755,7 @@ func (c *Config) KeytabName() (string, error) {
 	if v := os.Getenv("KRB5_KTNAME"); v != "" {
 		return v, nil
 	}
-	return ExpandPath(c.defaulted(c.DefaultKeytabName, defaultKeytabName))
+	return ExpandPath(c.defaulted(c.DefaultKeytabName, cfgDefaultKeytabName))
 }
 
 // ClientKeytabName is the default client keytab as MIT picks it:
@@ -733,7 +764,7 @@ func (c *Config) ClientKeytabName() (string, error) {
 	if v := os.Getenv("KRB5_CLIENT_KTNAME"); v != "" {
 		return v, nil
 	}
-	return ExpandPath(c.defaulted(c.DefaultClientKeytabName, defaultClientKeytabName))
+	return ExpandPath(c.defaulted(c.DefaultClientKeytabName, cfgDefaultClientKeytabName))
 }
 
 func (c *Config) defaulted(v, def string) string {
@@ -786,7 +817,7 @@ func ParseDeltat(s string) (time.Duration, error) {
 		units := []time.Duration{time.Hour, time.Minute, time.Second}
 		for k, p := range parts {
 			n, err := strconv.ParseUint(p, 10, 31)
-			if err != nil || (k > 0 && (len(p) != 2 || n > 59)) {
+			if err != nil || (k > 0 && (len(p) > 2 || n > 59)) {
 				return 0, bad
 			}
 			total += time.Duration(n) * units[k]
@@ -836,7 +867,7 @@ func ExpandPath(s string) (string, error) {
 			return "", fmt.Errorf("path %q: %%{ without a closing }", profClip(s))
 		}
 		tok := s[i+2 : i+j]
-		v, err := expandToken(tok)
+		v, err := cfgExpandToken(tok)
 		if err != nil {
 			return "", err
 		}
@@ -845,14 +876,14 @@ func ExpandPath(s string) (string, error) {
 	}
 }
 
-func expandToken(tok string) (string, error) {
+func cfgExpandToken(tok string) (string, error) {
 	switch tok {
 	case "uid", "USERID":
 		return strconv.Itoa(os.Getuid()), nil
 	case "euid":
 		return strconv.Itoa(os.Geteuid()), nil
 	case "username":
-		return currentUsername()
+		return cfgCurrentUsername()
 	case "TEMP":
 		if t := os.Getenv("TMPDIR"); t != "" {
 			return t, nil
@@ -872,13 +903,13 @@ func expandToken(tok string) (string, error) {
 
 // ccfgUserLookup is replaceable in tests; it maps the effective uid to a
 // user name.
-var ccfgUserLookup = lookupUsername
+var ccfgUserLookup = cfgLookupUsername
 
-func currentUsername() (string, error) {
+func cfgCurrentUsername() (string, error) {
 	return ccfgUserLookup(os.Geteuid())
 }
 
-func lookupUsername(uid int) (string, error) {
+func cfgLookupUsername(uid int) (string, error) {
 	u, err := user.LookupId(strconv.Itoa(uid))
 	if err != nil {
 		return "", fmt.Errorf("cannot find the user name of uid %d: %w", uid, err)

@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/jcmturner/gokrb5/v8/config"
 	"github.com/jcmturner/gokrb5/v8/iana/etypeID"
@@ -95,9 +96,9 @@ func (c *Config) Gokrb5(realmSpellings ...string) *config.Config {
 	}
 	enc := func(key string, names *[]string, ids *[]int32) {
 		if v, ok := c.Libdefault(key); ok {
-			*names = expandEnctypeList(strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }), *names)
+			*names = cfgExpandEnctypes(strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }), *names)
 		}
-		*ids = enctypeIDs(*names, l.AllowWeakCrypto)
+		*ids = cfgEnctypeIDs(*names, l.AllowWeakCrypto)
 	}
 	enc("default_tgs_enctypes", &l.DefaultTGSEnctypes, &l.DefaultTGSEnctypeIDs)
 	enc("default_tkt_enctypes", &l.DefaultTktEnctypes, &l.DefaultTktEnctypeIDs)
@@ -108,14 +109,14 @@ func (c *Config) Gokrb5(realmSpellings ...string) *config.Config {
 		names = append(names, n)
 	}
 	for _, n := range names {
-		g.Realms = append(g.Realms, gokrb5Realm(n, c.Realms[n]))
+		g.Realms = append(g.Realms, cfgGokrb5Realm(n, c.Realms[n]))
 	}
 	for _, want := range realmSpellings {
 		if _, exact := c.Realms[want]; exact || want == "" {
 			continue
 		}
 		if r, ok := c.Realm(want); ok {
-			g.Realms = append(g.Realms, gokrb5Realm(want, r))
+			g.Realms = append(g.Realms, cfgGokrb5Realm(want, r))
 		}
 	}
 	for k, v := range c.DomainRealm {
@@ -124,30 +125,30 @@ func (c *Config) Gokrb5(realmSpellings ...string) *config.Config {
 	return g
 }
 
-func gokrb5Realm(name string, r *RealmConfig) config.Realm {
+func cfgGokrb5Realm(name string, r *RealmConfig) config.Realm {
 	out := config.Realm{
 		Realm:         name,
 		DefaultDomain: r.DefaultDomain,
 		AdminServer:   append([]string(nil), r.AdminServer...),
 	}
 	for _, k := range r.KDC {
-		if hp, ok := gokrb5HostPort(k, "88"); ok {
+		if hp, ok := cfgGokrb5HostPort(k, "88"); ok {
 			out.KDC = append(out.KDC, hp)
 		}
 	}
 	for _, k := range r.MasterKDC {
-		if hp, ok := gokrb5HostPort(k, "88"); ok {
+		if hp, ok := cfgGokrb5HostPort(k, "88"); ok {
 			out.MasterKDC = append(out.MasterKDC, hp)
 		}
 	}
 	for _, k := range r.KPasswdServer {
-		if hp, ok := gokrb5HostPort(k, "464"); ok {
+		if hp, ok := cfgGokrb5HostPort(k, "464"); ok {
 			out.KPasswdServer = append(out.KPasswdServer, hp)
 		}
 	}
 	if len(out.KPasswdServer) == 0 {
 		for _, a := range r.AdminServer {
-			if hp, ok := gokrb5HostPort(a, "464"); ok {
+			if hp, ok := cfgGokrb5HostPort(a, "464"); ok {
 				h, _, _ := net.SplitHostPort(hp)
 				out.KPasswdServer = append(out.KPasswdServer, net.JoinHostPort(h, "464"))
 			}
@@ -156,28 +157,33 @@ func gokrb5Realm(name string, r *RealmConfig) config.Realm {
 	return out
 }
 
-// gokrb5HostPort turns an MIT server entry into the host:port gokrb5
+// cfgGokrb5HostPort turns an MIT server entry into the host:port gokrb5
 // dials. MIT's "tcp/" and "udp/" prefixes are dropped (gokrb5 picks the
 // transport from udp_preference_limit), and HTTPS proxies, which gokrb5
 // cannot use, are left out.
-func gokrb5HostPort(entry, defPort string) (string, bool) {
+func cfgGokrb5HostPort(entry, defPort string) (string, bool) {
 	e := strings.TrimSpace(entry)
 	if strings.HasPrefix(e, "http://") || strings.HasPrefix(e, "https://") || e == "" {
 		return "", false
 	}
 	e = strings.TrimPrefix(strings.TrimPrefix(e, "tcp/"), "udp/")
-	if h, p, err := net.SplitHostPort(e); err == nil {
-		return net.JoinHostPort(h, p), true
+	hp := e
+	if _, _, err := net.SplitHostPort(e); err != nil {
+		// A bare host, or a bare IPv6 address (with or without brackets).
+		hp = net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(e, "["), "]"), defPort)
 	}
-	// A bare host, or a bare IPv6 address (with or without brackets).
-	h := strings.TrimSuffix(strings.TrimPrefix(e, "["), "]")
-	return net.JoinHostPort(h, defPort), true
+	// Whatever still does not read as host:port cannot be dialled.
+	h, p, err := net.SplitHostPort(hp)
+	if err != nil || h == "" || p == "" || strings.ContainsFunc(hp, unicode.IsSpace) {
+		return "", false
+	}
+	return net.JoinHostPort(h, p), true
 }
 
-// expandEnctypeList resolves MIT's list syntax: "DEFAULT" (the previous
+// cfgExpandEnctypes resolves MIT's list syntax: "DEFAULT" (the previous
 // list), family names ("aes", "aes-sha1", "aes-sha2", "camellia", "rc4",
 // "des3"), and "-name" to remove an entry.
-func expandEnctypeList(items, def []string) []string {
+func cfgExpandEnctypes(items, def []string) []string {
 	families := map[string][]string{
 		"aes":      {"aes256-cts-hmac-sha1-96", "aes128-cts-hmac-sha1-96", "aes256-cts-hmac-sha384-192", "aes128-cts-hmac-sha256-128"},
 		"aes-sha1": {"aes256-cts-hmac-sha1-96", "aes128-cts-hmac-sha1-96"},
@@ -218,7 +224,7 @@ func expandEnctypeList(items, def []string) []string {
 	return out
 }
 
-func enctypeIDs(names []string, allowWeak bool) []int32 {
+func cfgEnctypeIDs(names []string, allowWeak bool) []int32 {
 	weak := map[string]bool{}
 	for _, w := range strings.Fields(config.WeakETypeList) {
 		weak[w] = true

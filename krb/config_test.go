@@ -2,6 +2,7 @@ package krb
 
 import (
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -10,7 +11,7 @@ import (
 	"time"
 )
 
-func writeFile(t *testing.T, path, content string) string {
+func cfgTestWriteFile(t *testing.T, path, content string) string {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		t.Fatal(err)
@@ -111,8 +112,8 @@ func TestConfigEmptyIsMITDefaults(t *testing.T) {
 
 func TestConfigPathListPrecedence(t *testing.T) {
 	dir := t.TempDir()
-	a := writeFile(t, filepath.Join(dir, "a.conf"), "[libdefaults]\n default_realm = A.ORG\n[realms]\n A.ORG = {\n  kdc = a1\n }\n")
-	b := writeFile(t, filepath.Join(dir, "b.conf"), "[libdefaults]\n default_realm = B.ORG\n forwardable = true\n[realms]\n A.ORG = {\n  kdc = a2\n }\n")
+	a := cfgTestWriteFile(t, filepath.Join(dir, "a.conf"), "[libdefaults]\n default_realm = A.ORG\n[realms]\n A.ORG = {\n  kdc = a1\n }\n")
+	b := cfgTestWriteFile(t, filepath.Join(dir, "b.conf"), "[libdefaults]\n default_realm = B.ORG\n forwardable = true\n[realms]\n A.ORG = {\n  kdc = a2\n }\n")
 	t.Setenv("KRB5_CONFIG", a+":"+filepath.Join(dir, "nope.conf")+":"+b)
 	if got := ConfigPaths(); len(got) != 3 {
 		t.Fatalf("paths %v", got)
@@ -134,8 +135,8 @@ func TestConfigPathListPrecedence(t *testing.T) {
 
 func TestConfigFinalSection(t *testing.T) {
 	dir := t.TempDir()
-	a := writeFile(t, filepath.Join(dir, "a.conf"), "[realms]*\n A.ORG = {\n  kdc = a1\n }\n")
-	b := writeFile(t, filepath.Join(dir, "b.conf"), "[realms]\n A.ORG = {\n  kdc = a2\n }\n")
+	a := cfgTestWriteFile(t, filepath.Join(dir, "a.conf"), "[realms]*\n A.ORG = {\n  kdc = a1\n }\n")
+	b := cfgTestWriteFile(t, filepath.Join(dir, "b.conf"), "[realms]\n A.ORG = {\n  kdc = a2\n }\n")
 	c, err := LoadConfigFiles(a, b)
 	if err != nil {
 		t.Fatal(err)
@@ -147,15 +148,17 @@ func TestConfigFinalSection(t *testing.T) {
 
 func TestConfigIncludes(t *testing.T) {
 	dir := t.TempDir()
-	inc := writeFile(t, filepath.Join(dir, "extra", "one"), "[libdefaults]\n forwardable = true\n")
+	inc := cfgTestWriteFile(t, filepath.Join(dir, "extra", "one"), "[libdefaults]\n forwardable = true\n")
 	d := filepath.Join(dir, "conf.d")
-	writeFile(t, filepath.Join(d, "10-realm.conf"), "[realms]\n SSSD.ORG = {\n  kdc = k1\n }\n")
-	writeFile(t, filepath.Join(d, "20_more"), "[realms]\n SSSD.ORG = {\n  kdc = k2\n }\n")
+	cfgTestWriteFile(t, filepath.Join(d, "10-realm.conf"), "[realms]\n SSSD.ORG = {\n  kdc = k1\n }\n")
+	cfgTestWriteFile(t, filepath.Join(d, "20_more"), "[realms]\n SSSD.ORG = {\n  kdc = k2\n }\n")
 	// Names MIT skips: editor backups, package leftovers, dot files.
-	writeFile(t, filepath.Join(d, "30-bad.conf~"), "garbage without equals\n")
-	writeFile(t, filepath.Join(d, "40.rpmsave"), "garbage without equals\n")
-	writeFile(t, filepath.Join(d, ".hidden.conf"), "garbage without equals\n")
-	main := writeFile(t, filepath.Join(dir, "krb5.conf"),
+	cfgTestWriteFile(t, filepath.Join(d, "30-bad.conf~"), "garbage without equals\n")
+	cfgTestWriteFile(t, filepath.Join(d, "40.rpmsave"), "garbage without equals\n")
+	cfgTestWriteFile(t, filepath.Join(d, ".hidden.conf"), "garbage without equals\n")
+	// A subdirectory with an acceptable name reads as empty, as in MIT.
+	os.Mkdir(filepath.Join(d, "subdir"), 0o700)
+	main := cfgTestWriteFile(t, filepath.Join(dir, "krb5.conf"),
 		"include "+inc+"\nincludedir "+d+"\n[libdefaults]\n default_realm = SSSD.ORG\n")
 	c, err := LoadConfigFiles(main)
 	if err != nil {
@@ -172,6 +175,22 @@ func TestConfigIncludes(t *testing.T) {
 	}
 }
 
+func TestConfigPathListDirectoryAndHome(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	cfgTestWriteFile(t, filepath.Join(home, "k.conf"), "[libdefaults]\n default_realm = HOME.ORG\n")
+	d := filepath.Join(t.TempDir(), "krb5.conf.d")
+	cfgTestWriteFile(t, filepath.Join(d, "a.conf"), "[libdefaults]\n forwardable = true\n")
+	cfgTestWriteFile(t, filepath.Join(d, "b.conf~"), "broken line\n")
+	c, err := LoadConfigFiles("~/k.conf", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DefaultRealm != "HOME.ORG" || !c.Forwardable {
+		t.Errorf("home file / directory entry not read: %q %v (files %v)", c.DefaultRealm, c.Forwardable, c.Files)
+	}
+}
+
 func TestIncludeDirName(t *testing.T) {
 	for name, want := range map[string]bool{
 		"a.conf": true, "abc_DEF-1": true, "x.conf~": false, ".a.conf": false,
@@ -185,7 +204,7 @@ func TestIncludeDirName(t *testing.T) {
 
 func TestConfigErrors(t *testing.T) {
 	dir := t.TempDir()
-	bad := writeFile(t, filepath.Join(dir, "bad.conf"), "[libdefaults]\n ok = 1\n this has no equals\n")
+	bad := cfgTestWriteFile(t, filepath.Join(dir, "bad.conf"), "[libdefaults]\n ok = 1\n this has no equals\n")
 	cases := []struct {
 		name, text, want string
 		line             int
@@ -203,7 +222,7 @@ func TestConfigErrors(t *testing.T) {
 		{"missing includedir", "includedir " + filepath.Join(dir, "nope") + "\n", "cannot include directory", 1},
 		{"include loop", "include " + filepath.Join(dir, "loop.conf") + "\n", "nested too deeply", 1},
 	}
-	writeFile(t, filepath.Join(dir, "loop.conf"), "include "+filepath.Join(dir, "loop.conf")+"\n")
+	cfgTestWriteFile(t, filepath.Join(dir, "loop.conf"), "include "+filepath.Join(dir, "loop.conf")+"\n")
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseConfig("main.conf", []byte(tc.text))
@@ -260,7 +279,7 @@ func TestParseDeltat(t *testing.T) {
 
 func TestExpandPath(t *testing.T) {
 	ccfgUserLookup = func(int) (string, error) { return "alice", nil }
-	t.Cleanup(func() { ccfgUserLookup = lookupUsername })
+	t.Cleanup(func() { ccfgUserLookup = cfgLookupUsername })
 	t.Setenv("TMPDIR", "/scratch")
 	uid := strconv.Itoa(os.Getuid())
 	got, err := ExpandPath("%{TEMP}/krb5cc_%{uid}_%{euid}_%{USERID}_%{username}%{null}")
@@ -314,8 +333,51 @@ func FuzzConfig(f *testing.F) {
 		if g == nil {
 			t.Fatal("nil gokrb5 config")
 		}
+		for _, r := range g.Realms {
+			for _, k := range r.KDC {
+				if _, _, err := net.SplitHostPort(k); err != nil {
+					t.Fatalf("gokrb5 KDC entry %q is not host:port: %v", k, err)
+				}
+			}
+		}
 		for name := range c.Realms {
-			c.KDCs(name)
+			if _, ok := c.Realm(name); !ok {
+				t.Fatalf("realm %q listed but not found", name)
+			}
 		}
 	})
+}
+
+func TestGokrb5Enctypes(t *testing.T) {
+	c, err := ParseConfig("e.conf", []byte("[libdefaults]\n permitted_enctypes = aes -aes128-cts-hmac-sha256-128 camellia256-cts-cmac\n default_tkt_enctypes = DEFAULT -des3-cbc-sha1\n default_tgs_enctypes = des-cbc-crc aes256-cts\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := c.Gokrb5().LibDefaults
+	if got := strings.Join(l.PermittedEnctypes, " "); got != "aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96 aes256-cts-hmac-sha384-192 camellia256-cts-cmac" {
+		t.Errorf("permitted %q", got)
+	}
+	// gokrb5 implements no camellia, so only the three AES types get ids.
+	if len(l.PermittedEnctypeIDs) != 3 || l.PermittedEnctypeIDs[0] != 18 {
+		t.Errorf("permitted ids %v", l.PermittedEnctypeIDs)
+	}
+	for _, n := range l.DefaultTktEnctypes {
+		if n == "des3-cbc-sha1" {
+			t.Errorf("DEFAULT -des3 kept des3: %v", l.DefaultTktEnctypes)
+		}
+	}
+	// Single DES is weak and dropped unless allow_weak_crypto.
+	if ids := l.DefaultTGSEnctypeIDs; len(ids) != 1 || ids[0] != 18 {
+		t.Errorf("tgs ids %v", ids)
+	}
+}
+
+func TestUsernameToken(t *testing.T) {
+	got, err := ExpandPath("%{username}")
+	if err != nil || got == "" {
+		t.Fatalf("username: %q %v", got, err)
+	}
+	if _, err := cfgLookupUsername(1 << 30); err == nil {
+		t.Error("lookup of a uid nobody has should fail")
+	}
 }
