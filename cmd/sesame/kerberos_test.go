@@ -498,3 +498,32 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// A cache in a directory nobody may write to (immutable, which stops root
+// too): kinit fails with one line and the old cache stays as it was.
+func TestKinitUnwritableLocationKeepsOldCache(t *testing.T) {
+	e := newKrbEnv(t, "alice")
+	dir := t.TempDir()
+	cache := filepath.Join(dir, "cc")
+	e.must(e.sesame(krbTestPassword+"\n", "kinit", "--password-stdin", "-c", cache, "alice"), "sesame kinit")
+	before, err := os.ReadFile(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chattr, err := exec.LookPath("chattr")
+	if err != nil {
+		t.Skip("chattr not available")
+	}
+	if out, err := exec.Command(chattr, "+i", dir).CombinedOutput(); err != nil {
+		t.Skipf("file system cannot make %s immutable: %v %s", dir, err, out)
+	}
+	t.Cleanup(func() { exec.Command(chattr, "-i", dir).Run() })
+	r := e.sesame(krbTestPassword+"\n", "kinit", "--password-stdin", "-r", "1d", "-c", cache, "alice")
+	if r.code != 1 || strings.Count(r.err, "\n") > 2 || !strings.HasPrefix(r.err, "sesame: ") {
+		t.Errorf("kinit into an immutable directory: exit %d, %q", r.code, r.err)
+	}
+	if after, err := os.ReadFile(cache); err != nil || !bytes.Equal(before, after) {
+		t.Errorf("old cache changed or lost: %v", err)
+	}
+	e.must(e.mit("", "klist", "-s", "-c", cache), "MIT klist -s on the old cache")
+}
