@@ -187,8 +187,9 @@ func (c *Client) kdcAddrs(realm string) ([]string, error) {
 
 // send delivers msg to the KDCs of realm in order until one answers, and
 // returns its reply. A KRB-ERROR reply is returned as a *KDCError. Like MIT,
-// UDP is used for messages up to udp_preference_limit bytes, with a TCP
-// retry when the KDC says the reply is too big.
+// UDP is used for messages up to udp_preference_limit bytes; TCP is tried
+// on the same KDC when UDP gets no answer (firewalls often drop it) or the
+// KDC says the reply is too big for UDP.
 func (c *Client) send(ctx context.Context, realm string, msg []byte) ([]byte, error) {
 	addrs, err := c.kdcAddrs(realm)
 	if err != nil {
@@ -198,43 +199,39 @@ func (c *Client) send(ctx context.Context, realm string, msg []byte) ([]byte, er
 	if limit == 0 {
 		limit = 1465
 	}
+	protos := []string{"udp", "tcp"}
+	if len(msg) > limit {
+		protos = protos[1:]
+	}
 	unreachable := &UnreachableError{Realm: realm}
 	for _, addr := range addrs {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		proto := "udp"
-		if len(msg) > limit {
-			proto = "tcp"
-		}
-		reply, err := c.exchangeOne(ctx, proto, addr, msg)
-		if err == nil {
-			var ke *KDCError
-			if kerr := parseKRBError(reply, addr, &ke); kerr == nil {
-				if ke.Code == errorcode.KRB_ERR_RESPONSE_TOO_BIG && proto == "udp" {
-					proto = "tcp"
-					slog.Debug("kdc reply too big for udp, retrying over tcp", "kdc", addr)
-					reply, err = c.exchangeOne(ctx, proto, addr, msg)
-					if err != nil {
-						unreachable.Tried = append(unreachable.Tried, addr+"/"+proto+": "+netReason(err))
-						continue
-					}
-					if kerr := parseKRBError(reply, addr, &ke); kerr != nil {
-						return reply, nil
-					}
-				}
-				if ke.Code == errorcode.KDC_ERR_SVC_UNAVAILABLE {
-					unreachable.Tried = append(unreachable.Tried, addr+"/"+proto+": service unavailable")
-					continue
-				}
-				return nil, ke
+	protocols:
+		for _, proto := range protos {
+			if err := ctx.Err(); err != nil {
+				return nil, err
 			}
-			return reply, nil
+			reply, err := c.exchangeOne(ctx, proto, addr, msg)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				unreachable.Tried = append(unreachable.Tried, addr+"/"+proto+": "+netReason(err))
+				continue
+			}
+			var ke *KDCError
+			if parseKRBError(reply, addr, &ke) != nil {
+				return reply, nil
+			}
+			switch {
+			case ke.Code == errorcode.KRB_ERR_RESPONSE_TOO_BIG && proto == "udp":
+				slog.Debug("kdc reply too big for udp, retrying over tcp", "kdc", addr)
+				continue
+			case ke.Code == errorcode.KDC_ERR_SVC_UNAVAILABLE:
+				unreachable.Tried = append(unreachable.Tried, addr+"/"+proto+": service unavailable")
+				break protocols
+			}
+			return nil, ke
 		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		unreachable.Tried = append(unreachable.Tried, addr+"/"+proto+": "+netReason(err))
 	}
 	return nil, unreachable
 }
@@ -252,12 +249,20 @@ func netReason(err error) string {
 	return err.Error()
 }
 
+// udpWait bounds the wait for a UDP answer before TCP is tried on the
+// same KDC, as MIT moves on after about a second.
+const udpWait = 2 * time.Second
+
 func (c *Client) exchangeOne(ctx context.Context, proto, addr string, msg []byte) (reply []byte, err error) {
 	start := time.Now()
 	defer func() {
 		slog.Debug("kdc exchange", "kdc", addr, "proto", proto, "sent", len(msg), "received", len(reply), "took", time.Since(start), "err", err)
 	}()
-	ctx, cancel := context.WithTimeout(ctx, c.timeout())
+	wait := c.timeout()
+	if proto == "udp" && wait > udpWait {
+		wait = udpWait
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, proto, addr)

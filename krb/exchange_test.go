@@ -32,8 +32,31 @@ func TestExchangeUDPAndFailover(t *testing.T) {
 	kdc.Stop()
 	_, err := cl.Login(context.Background(), LoginOptions{Principal: "alice", Password: []byte(testPassword)})
 	var ue *UnreachableError
-	if !errors.As(err, &ue) || len(ue.Tried) != 2 || !strings.Contains(err.Error(), dead+"/udp") || !strings.Contains(err.Error(), kdc.Addr()+"/udp") {
-		t.Fatalf("err = %v, want both KDCs named", err)
+	if !errors.As(err, &ue) || len(ue.Tried) != 4 || !strings.Contains(err.Error(), dead+"/udp") || !strings.Contains(err.Error(), kdc.Addr()+"/tcp") {
+		t.Fatalf("err = %v, want both KDCs named, over udp and tcp", err)
+	}
+}
+
+// A KDC reachable only over TCP (UDP blocked) is still used.
+func TestExchangeUDPBlockedFallsBackToTCP(t *testing.T) {
+	kdc, cl := exchangeRealm(t, testbed.KDCOptions{})
+	kdc.Stop()
+	conf, err := os.ReadFile(kdc.KDCConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Move the KDC's UDP listener elsewhere: its port answers TCP only.
+	conf = []byte(strings.Replace(string(conf), fmt.Sprintf("kdc_ports = %d", kdc.Port), fmt.Sprintf("kdc_ports = %d", testbed.FreePort(t)), 1))
+	if err := os.WriteFile(kdc.KDCConf, conf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kdc.Start()
+	cl.Config.LibDefaults.UDPPreferenceLimit = 1465
+	if _, err := cl.Login(context.Background(), LoginOptions{Principal: "alice", Password: []byte(testPassword)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := kdc.LogCount("PREAUTH_FAILED"); n != 0 {
+		t.Errorf("%d failed pre-authentications", n)
 	}
 }
 
