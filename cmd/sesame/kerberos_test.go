@@ -527,3 +527,31 @@ func TestKinitUnwritableLocationKeepsOldCache(t *testing.T) {
 	}
 	e.must(e.mit("", "klist", "-s", "-c", cache), "MIT klist -s on the old cache")
 }
+
+// With a DIR collection as the default cache, kinit keeps one cache per
+// principal and makes the one it writes the primary, as MIT kinit does.
+func TestKinitDIRCollection(t *testing.T) {
+	e := newKrbEnv(t, "alice")
+	e.kdc.AddPrincipal("bob", krbTestPassword)
+	dir := filepath.Join(t.TempDir(), "krb5cc")
+	e.env = append(e.env, "KRB5CCNAME=DIR:"+dir)
+	kinit := func(who string) {
+		t.Helper()
+		e.must(e.sesame(krbTestPassword+"\n", "kinit", "--password-stdin", who), "sesame kinit "+who)
+		r := e.must(e.mit("", "klist"), "MIT klist")
+		if !strings.Contains(r.out, "Default principal: "+who+"@") {
+			t.Errorf("after kinit %s the primary cache is:\n%s", who, r.out)
+		}
+	}
+	kinit("alice")
+	kinit("bob")
+	kinit("alice")
+	r := e.must(e.mit("", "klist", "-l"), "MIT klist -l")
+	if !strings.Contains(r.out, "alice@") || !strings.Contains(r.out, "bob@") || strings.Count(r.out, "DIR::") != 2 {
+		t.Errorf("collection should hold one cache each for alice and bob:\n%s", r.out)
+	}
+	e.must(e.sesame("", "kdestroy"), "sesame kdestroy")
+	if r := e.mit("", "klist", "-l"); strings.Contains(r.out, "alice@") || !strings.Contains(r.out, "bob@") {
+		t.Errorf("kdestroy should remove only the primary (alice's) cache:\n%s%s", r.out, r.err)
+	}
+}

@@ -54,7 +54,7 @@ is never retried, so account lockout policies see a single failure.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runKinit(ctx, p, cmd.InOrStdin(), cmd.ErrOrStderr())
+			return runKinit(ctx, p, cmd.InOrStdin())
 		},
 	}
 	f := cmd.Flags()
@@ -73,7 +73,7 @@ is never retried, so account lockout policies see a single failure.`,
 
 // runKinit is `sesame kinit` without cobra: it loads krb5.conf, resolves
 // the cache, obtains or renews the TGT and stores it atomically.
-func runKinit(ctx context.Context, p kinitParams, stdin io.Reader, stderr io.Writer) error {
+func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 	if p.forwardable && p.notForwardable {
 		return errors.New("-f and -F contradict each other")
 	}
@@ -115,11 +115,57 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader, stderr io.Wri
 		}
 		defer clear(opt.Password)
 	}
+	target, fresh, err := collectionTarget(name, p, cfg, opt.Principal)
+	if err != nil {
+		return err
+	}
 	cc, err := cl.Login(ctx, opt)
 	if err != nil {
 		return err
 	}
-	return krb.WriteCCache(name.Path(), cc)
+	if fresh {
+		if target, err = name.NewSubsidiary(); err != nil {
+			return err
+		}
+	}
+	if err := krb.WriteCCache(target.Path(), cc); err != nil {
+		if fresh {
+			os.Remove(target.Path())
+		}
+		return err
+	}
+	if target.Type == "DIR" && (fresh || target.Path() != name.Path()) {
+		return target.SetPrimary()
+	}
+	return nil
+}
+
+// collectionTarget picks the cache of a DIR collection for the principal
+// the way MIT kinit does when the default cache is a collection and a
+// principal is named: the cache that already holds that principal's
+// tickets, else the primary cache if it is empty, else a new cache (fresh)
+// that becomes the primary. Anything else writes to name itself.
+func collectionTarget(name krb.CacheName, p kinitParams, cfg *krb.Config, princ string) (krb.CacheName, bool, error) {
+	if name.Type != "DIR" || strings.HasPrefix(name.Residual, ":") || p.principal == "" || p.ccache != "" {
+		return name, false, nil
+	}
+	want, err := krb.ParsePrincipal(princ, cfg.DefaultRealm)
+	if err != nil {
+		return name, false, err
+	}
+	members, err := name.Collection()
+	if err != nil {
+		return name, false, err
+	}
+	for _, m := range members {
+		if cc, err := krb.ReadCCache(m.Path()); err == nil && cc.DefaultPrincipal.Equal(want) {
+			return m, false, nil
+		}
+	}
+	if cc, err := krb.ReadCCache(name.Path()); err != nil || len(cc.DefaultPrincipal.Components) == 0 {
+		return name, false, nil
+	}
+	return name, true, nil
 }
 
 // loginOptions turns the flags into krb.LoginOptions, with krb5.conf's
