@@ -286,6 +286,27 @@ func TestSesameCacheRenewedByMIT(t *testing.T) {
 	// And sesame renews what krenew wrote.
 	time.Sleep(1100 * time.Millisecond)
 	e.must(e.sesame("", "kinit", "-R"), "sesame kinit -R after krenew")
+
+	// An expired TGT is refused before anything is sent. (The KDC would
+	// refuse it too; here only the cache's copy of the times is moved.)
+	cc, err := krb.ReadCCache(e.cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range cc.Credentials {
+		cc.Credentials[i].EndTime = time.Now().Add(-time.Minute).Truncate(time.Second)
+	}
+	if err := krb.WriteCCache(e.cache, cc); err != nil {
+		t.Fatal(err)
+	}
+	n := e.kdc.LogCount("TGS_REQ")
+	r := e.sesame("", "kinit", "-R")
+	if r.code != 1 || !strings.Contains(r.err, "expired") || !strings.Contains(r.err, "hint: ") {
+		t.Errorf("kinit -R of an expired TGT: exit %d, %q", r.code, r.err)
+	}
+	if got := e.kdc.LogCount("TGS_REQ") - n; got != 0 {
+		t.Errorf("%d TGS requests sent for an expired TGT", got)
+	}
 }
 
 // Issue test 3: keytab login with a lifetime.
