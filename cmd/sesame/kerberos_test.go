@@ -327,6 +327,7 @@ func TestKinitKeytabLifetime(t *testing.T) {
 	// The default keytab comes from KRB5_CLIENT_KTNAME.
 	e.env = append(e.env, "KRB5_CLIENT_KTNAME=FILE:"+kt)
 	e.must(e.sesame("", "kinit", "-k", "-l", "1h", "svc/batch"), "sesame kinit -k with KRB5_CLIENT_KTNAME")
+	e.must(e.sesame("", "kinit", "-i", "-l", "1h", "svc/batch"), "sesame kinit -i with KRB5_CLIENT_KTNAME")
 	// A non-renewable ticket: kinit -R fails with one clear line, cache intact.
 	before, _ := os.ReadFile(e.cache)
 	r = e.sesame("", "kinit", "-R")
@@ -574,5 +575,12 @@ func TestKinitDIRCollection(t *testing.T) {
 	e.must(e.sesame("", "kdestroy"), "sesame kdestroy")
 	if r := e.mit("", "klist", "-l"); strings.Contains(r.out, "alice@") || !strings.Contains(r.out, "bob@") {
 		t.Errorf("kdestroy should remove only the primary (alice's) cache:\n%s%s", r.out, r.err)
+	}
+	e.must(e.sesame("", "kdestroy", "-A"), "sesame kdestroy -A")
+	ents, _ := os.ReadDir(dir)
+	for _, ent := range ents {
+		if strings.HasPrefix(ent.Name(), "tkt") {
+			t.Errorf("kdestroy -A left %s", ent.Name())
+		}
 	}
 }

@@ -26,6 +26,7 @@ type kinitParams struct {
 	principal      string
 	passwordStdin  bool
 	useKeytab      bool
+	clientKeytab   bool
 	keytabName     string
 	lifetime       string
 	renewable      string
@@ -61,7 +62,8 @@ is never retried, so account lockout policies see a single failure.`,
 	f.SortFlags = false
 	f.BoolVar(&p.passwordStdin, "password-stdin", false, "read the password as one line from standard input")
 	f.BoolVarP(&p.useKeytab, "keytab", "k", false, "use a key from a keytab instead of a password")
-	f.StringVarP(&p.keytabName, "keytab-file", "t", "", "keytab to use with -k (default KRB5_CLIENT_KTNAME, KRB5_KTNAME, default_keytab_name)")
+	f.StringVarP(&p.keytabName, "keytab-file", "t", "", "keytab to use with -k (default KRB5_CLIENT_KTNAME, else KRB5_KTNAME or default_keytab_name)")
+	f.BoolVarP(&p.clientKeytab, "client-keytab", "i", false, "use the default client keytab (KRB5_CLIENT_KTNAME, default_client_keytab_name)")
 	f.StringVarP(&p.lifetime, "lifetime", "l", "", "requested ticket lifetime, e.g. 10h, 90m, 1d")
 	f.StringVarP(&p.renewable, "renewable", "r", "", "requested renewable life, e.g. 7d")
 	f.BoolVarP(&p.forwardable, "forwardable", "f", false, "request a forwardable ticket")
@@ -77,8 +79,11 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 	if p.forwardable && p.notForwardable {
 		return errors.New("-f and -F contradict each other")
 	}
-	if p.keytabName != "" && !p.useKeytab {
-		p.useKeytab = true // MIT: -t implies -k
+	if p.keytabName != "" || p.clientKeytab {
+		p.useKeytab = true // MIT: -t and -i imply -k
+	}
+	if p.keytabName != "" && p.clientKeytab {
+		return errors.New("-t and -i contradict each other")
 	}
 	if p.renew && (p.useKeytab || p.passwordStdin) {
 		return errors.New("-R renews the ticket in the cache and takes no password or keytab")
@@ -100,7 +105,7 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 		return err
 	}
 	if p.useKeytab {
-		opt.Keytab, err = loadKeytab(cfg, p.keytabName)
+		opt.Keytab, err = loadKeytab(cfg, p.keytabName, p.clientKeytab)
 		if err != nil {
 			return err
 		}
@@ -257,13 +262,21 @@ func renewCache(ctx context.Context, cfg *krb.Config, name krb.CacheName, princ 
 	return krb.WriteCCache(name.Path(), nc)
 }
 
-// loadKeytab opens the keytab named by -t, or the default one.
-func loadKeytab(cfg *krb.Config, name string) (*keytab.Keytab, error) {
+// loadKeytab opens the keytab named by -t; with -i the default client
+// keytab; otherwise KRB5_CLIENT_KTNAME when set (a keytab meant for
+// clients), else the default keytab as MIT kinit -k uses it.
+func loadKeytab(cfg *krb.Config, name string, client bool) (*keytab.Keytab, error) {
 	if name == "" {
 		var err error
-		if v := os.Getenv("KRB5_CLIENT_KTNAME"); v != "" {
-			name = v
-		} else if name, err = cfg.KeytabName(); err != nil {
+		switch {
+		case client:
+			name, err = cfg.ClientKeytabName()
+		case os.Getenv("KRB5_CLIENT_KTNAME") != "":
+			name = os.Getenv("KRB5_CLIENT_KTNAME")
+		default:
+			name, err = cfg.KeytabName()
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
