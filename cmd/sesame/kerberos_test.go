@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -381,9 +382,18 @@ func TestKlistSilentAndKdestroy(t *testing.T) {
 	}
 
 	e.must(e.sesame(krbTestPassword+"\n", "kinit", "--password-stdin", "alice"), "sesame kinit")
+	// Keep the file open to see what kdestroy leaves in it: zeros.
+	f, err := os.Open(e.cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
 	e.must(e.sesame("", "kdestroy"), "sesame kdestroy")
 	if _, err := os.Lstat(e.cache); !os.IsNotExist(err) {
 		t.Errorf("cache still there after kdestroy: %v", err)
+	}
+	if b, err := io.ReadAll(f); err != nil || len(b) == 0 || len(bytes.Trim(b, "\x00")) != 0 {
+		t.Errorf("kdestroy did not overwrite the cache with zeros (%d bytes, %v)", len(b), err)
 	}
 	check("destroyed")
 	if r := e.sesame("", "kdestroy"); r.code != 1 || !strings.Contains(r.err, "no credentials cache") {
