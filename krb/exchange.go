@@ -371,27 +371,15 @@ func decryptRepPart(ed types.EncryptedData, key types.EncryptionKey, usage uint3
 	return part, nil
 }
 
-// credentialFrom builds a ccache entry from a decrypted KDC reply.
-func credentialFrom(client Principal, part messages.EncKDCRepPart, ticketDER []byte) Credential {
-	start := part.StartTime
-	if start.IsZero() {
-		start = part.AuthTime
+// credentialFrom builds the ccache entry for a KDC reply, keeping the
+// ticket exactly as the KDC encoded it rather than re-encoded by gokrb5.
+func credentialFrom(rep rawKDCRep, tkt messages.Ticket, part messages.EncKDCRepPart, ticketDER []byte) (Credential, error) {
+	cr, err := CredentialFromKDCRep(rep.CRealm, rep.CName, tkt, part)
+	if err != nil {
+		return cr, err
 	}
-	cr := Credential{
-		Client:    client,
-		Server:    PrincipalFromGokrb5(part.SName, part.SRealm),
-		Key:       KeyBlock{EncType: part.Key.KeyType, Value: append([]byte(nil), part.Key.KeyValue...)},
-		AuthTime:  part.AuthTime,
-		StartTime: start,
-		EndTime:   part.EndTime,
-		RenewTill: part.RenewTill,
-		Flags:     FlagsFromGokrb5(part.Flags),
-		Ticket:    ticketDER,
-	}
-	for _, a := range part.CAddr {
-		cr.Addresses = append(cr.Addresses, Address{Type: int16(a.AddrType), Data: append([]byte(nil), a.Address...)})
-	}
-	return cr
+	cr.Ticket = ticketDER
+	return cr, nil
 }
 
 // supportedEtypes keeps the enctypes gokrb5 can compute with, in order.
@@ -403,38 +391,4 @@ func supportedEtypes(ids []int32) []int32 {
 		}
 	}
 	return out
-}
-
-// etypeNames are MIT's names for the enctypes a cache may hold.
-var etypeNames = map[int32]string{
-	1:  "des-cbc-crc",
-	3:  "des-cbc-md5",
-	16: "des3-cbc-sha1",
-	17: "aes128-cts-hmac-sha1-96",
-	18: "aes256-cts-hmac-sha1-96",
-	19: "aes128-cts-hmac-sha256-128",
-	20: "aes256-cts-hmac-sha384-192",
-	23: "arcfour-hmac",
-	24: "arcfour-hmac-exp",
-	25: "camellia128-cts-cmac",
-	26: "camellia256-cts-cmac",
-}
-
-// EtypeName is the MIT name of an enctype, or "etype N" as MIT klist
-// prints unknown ones.
-func EtypeName(id int32) string {
-	if n, ok := etypeNames[id]; ok {
-		return n
-	}
-	return fmt.Sprintf("etype %d", id)
-}
-
-// TicketEtype returns the enctype of a DER ticket's encrypted part (the
-// service key's type, klist -e's second column).
-func TicketEtype(der []byte) (int32, error) {
-	var t messages.Ticket
-	if err := t.Unmarshal(der); err != nil {
-		return 0, fmt.Errorf("malformed ticket: %w", err)
-	}
-	return t.EncPart.EType, nil
 }

@@ -117,7 +117,7 @@ func FuzzKDCReply(f *testing.F) {
 			firstInfoEtype(rep.PAData, []int32{17, 18})
 		}
 		_, _, _, _ = parseKDCRep(b, asnAppTag.TGSREP)
-		_, _ = TicketEtype(b)
+		_, _ = Credential{Ticket: b}.TicketEncType()
 		pas := methodData(b)
 		saltFor(pas, 18)
 		firstInfoEtype(pas, []int32{17, 18, 23})

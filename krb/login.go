@@ -157,7 +157,7 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 		if err != nil {
 			return nil, err
 		}
-		rep, _, der, err := parseKDCRep(reply, asnAppTag.ASREP)
+		rep, tkt, der, err := parseKDCRep(reply, asnAppTag.ASREP)
 		if err != nil {
 			return nil, err
 		}
@@ -190,14 +190,17 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 			return nil, &Error{Kind: ErrClockSkew, Msg: fmt.Sprintf("clock skew with the kdc is %v", d.Round(time.Second)),
 				hint: "synchronise this machine's clock (NTP), or set kdc_timesync = 1"}
 		}
-		cl := PrincipalFromGokrb5(rep.CName, rep.CRealm)
+		cred, err := credentialFrom(rep, tkt, part, der)
+		if err != nil {
+			return nil, err
+		}
 		cc := &CCache{
 			Version: 4,
 			// MIT writes the offset header only with kdc_timesync.
 			KDCOffset:        clock.offset,
 			HasKDCOffset:     c.Config.LibDefaults.KDCTimeSync != 0,
-			DefaultPrincipal: cl,
-			Credentials:      []Credential{credentialFrom(cl, part, der)},
+			DefaultPrincipal: cred.Client,
+			Credentials:      []Credential{cred},
 		}
 		return cc, nil
 	}

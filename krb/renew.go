@@ -103,7 +103,7 @@ func (c *Client) Renew(ctx context.Context, cc *CCache) (*CCache, error) {
 		if err != nil {
 			return nil, err
 		}
-		rep, _, der, err := parseKDCRep(reply, asnAppTag.TGSREP)
+		rep, newTkt, der, err := parseKDCRep(reply, asnAppTag.TGSREP)
 		if err != nil {
 			return nil, err
 		}
@@ -118,7 +118,10 @@ func (c *Client) Renew(ctx context.Context, cc *CCache) (*CCache, error) {
 			return nil, fmt.Errorf("kdc renewed %s@%s instead of the ticket-granting ticket", part.SName.PrincipalNameString(), part.SRealm)
 		}
 		out := cloneCCache(cc)
-		nc := credentialFrom(old.Client, part, der)
+		nc, err := credentialFrom(rep, newTkt, part, der)
+		if err != nil {
+			return nil, err
+		}
 		out.Upsert(nc)
 		if skewed {
 			out.KDCOffset, out.HasKDCOffset = clock.offset, true

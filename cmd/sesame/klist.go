@@ -162,9 +162,9 @@ func writeCredential(b *strings.Builder, c *krb.Credential, def string, p klistP
 		extra = 0
 	}
 	if p.etypes {
-		if te, err := krb.TicketEtype(c.Ticket); err == nil {
+		if te, err := c.TicketEncTypeName(); err == nil {
 			sep()
-			fmt.Fprintf(b, "Etype (skey, tkt): %s, %s ", krb.EtypeName(c.Key.EncType), krb.EtypeName(te))
+			fmt.Fprintf(b, "Etype (skey, tkt): %s, %s ", c.Key.EncTypeName(), te)
 			extra++
 		}
 	}
@@ -262,11 +262,11 @@ func klistJSON(w io.Writer, name krb.CacheName, cc *krb.CCache, now time.Time, w
 		t := klistJSONTicket{
 			Client: c.Client.String(), Server: c.Server.String(),
 			AuthTime: tp(c.AuthTime), StartTime: tp(c.StartTime), EndTime: tp(c.EndTime), RenewTill: tp(c.RenewTill),
-			Flags: c.FlagString(), SessionEtype: krb.EtypeName(c.Key.EncType),
+			Flags: c.FlagString(), SessionEtype: c.Key.EncTypeName(),
 			Expired: !c.EndTime.After(now),
 		}
-		if te, err := krb.TicketEtype(c.Ticket); err == nil {
-			t.TicketEtype = krb.EtypeName(te)
+		if te, err := c.TicketEncTypeName(); err == nil {
+			t.TicketEtype = te
 		}
 		out.Tickets = append(out.Tickets, t)
 	}
