@@ -124,7 +124,7 @@ func (c *Client) Renew(ctx context.Context, cc *CCache) (*CCache, error) {
 		}
 		out.Upsert(nc)
 		if skewed {
-			out.KDCOffset, out.HasKDCOffset = clock.offset, true
+			out.SetKDCOffset(clock.offset)
 		}
 		return out, nil
 	}
