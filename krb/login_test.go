@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -160,6 +162,22 @@ func TestLoginClockSkew(t *testing.T) {
 	// Times in the ticket are the KDC's, so about now.
 	if d := time.Until(cc.Credentials[0].EndTime); d < 55*time.Minute || d > 61*time.Minute {
 		t.Errorf("ticket ends in %v, want about 1h", d)
+	}
+	// The offset survives the cache file, where MIT tools read it too.
+	path := filepath.Join(t.TempDir(), "cc")
+	if err := WriteCCache(path, cc); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadCCache(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !back.HasKDCOffset || back.KDCOffset != cc.KDCOffset {
+		t.Errorf("offset read back %v (%v), wrote %v", back.KDCOffset, back.HasKDCOffset, cc.KDCOffset)
+	}
+	klist := exec.Command(testbed.Path(t, "klist"), "-c", path)
+	if out, err := klist.CombinedOutput(); err != nil || !strings.Contains(string(out), "krbtgt/") {
+		t.Errorf("MIT klist of the skew-corrected cache: %v\n%s", err, out)
 	}
 	// Renewal with the stored offset needs no second skew error.
 	rc, err := cl.Renew(context.Background(), cc)
