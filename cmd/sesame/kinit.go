@@ -85,6 +85,9 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 	if p.keytabName != "" && p.clientKeytab {
 		return errors.New("-t and -i contradict each other")
 	}
+	if p.useKeytab && p.passwordStdin {
+		return errors.New("--password-stdin and a keytab (-k, -t, -i) contradict each other")
+	}
 	if p.renew && (p.useKeytab || p.passwordStdin) {
 		return errors.New("-R renews the ticket in the cache and takes no password or keytab")
 	}
