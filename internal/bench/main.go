@@ -37,6 +37,7 @@ type result struct {
 	Peer     []time.Duration
 	PeerName string
 	Target   float64 // maximum acceptable ratio sesame/peer; 0 for none
+	Note     string  // printed under the line when the target is missed
 }
 
 var comparisons []comparison

@@ -46,6 +46,9 @@ func report(w io.Writer, r result) {
 	}
 	fmt.Fprintf(w, "%-28s sesame median %8s (mean %8s)   %s median %8s (mean %8s)   ratio %.2f×%s   [n=%d]\n",
 		r.Task, round(ms), round(mean(r.Sesame)), r.PeerName, round(mp), round(mean(r.Peer)), ratio, verdict, len(r.Sesame))
+	if r.Note != "" && r.Target > 0 && ratio > r.Target {
+		fmt.Fprintf(w, "%28s %s\n", "", r.Note)
+	}
 }
 
 func round(d time.Duration) time.Duration { return d.Round(10 * time.Microsecond) }
