@@ -1,0 +1,404 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"os/user"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jcmturner/gokrb5/v8/keytab"
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/sesame-ssh/sesame/krb"
+)
+
+// kinitParams are the parsed flags of `sesame kinit`.
+type kinitParams struct {
+	principal      string
+	passwordStdin  bool
+	useKeytab      bool
+	clientKeytab   bool
+	keytabName     string
+	lifetime       string
+	renewable      string
+	forwardable    bool
+	notForwardable bool
+	ccache         string
+	renew          bool
+}
+
+func init() {
+	var p kinitParams
+	cmd := &cobra.Command{
+		Use:   "kinit [principal]",
+		Short: "Get a Kerberos ticket-granting ticket (like MIT kinit)",
+		Long: `Get a Kerberos ticket-granting ticket and store it in the credentials cache
+(-c, KRB5CCNAME, default_ccache_name, or FILE:/tmp/krb5cc_UID), where MIT
+tools and OpenSSH's GSSAPI find it.
+
+The password is read from the terminal without echo, or as one line from
+standard input with --password-stdin. It is sent once: a rejected password
+is never retried, so account lockout policies see a single failure.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				p.principal = args[0]
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runKinit(ctx, p, cmd.InOrStdin())
+		},
+	}
+	f := cmd.Flags()
+	f.SortFlags = false
+	f.BoolVar(&p.passwordStdin, "password-stdin", false, "read the password as one line from standard input")
+	f.BoolVarP(&p.useKeytab, "keytab", "k", false, "use a key from a keytab instead of a password")
+	f.StringVarP(&p.keytabName, "keytab-file", "t", "", "keytab to use with -k (default KRB5_CLIENT_KTNAME, else KRB5_KTNAME or default_keytab_name)")
+	f.BoolVarP(&p.clientKeytab, "client-keytab", "i", false, "use the default client keytab (KRB5_CLIENT_KTNAME, default_client_keytab_name)")
+	f.StringVarP(&p.lifetime, "lifetime", "l", "", "requested ticket lifetime, e.g. 10h, 90m, 1d")
+	f.StringVarP(&p.renewable, "renewable", "r", "", "requested renewable life, e.g. 7d")
+	f.BoolVarP(&p.forwardable, "forwardable", "f", false, "request a forwardable ticket")
+	f.BoolVarP(&p.notForwardable, "not-forwardable", "F", false, "request a non-forwardable ticket")
+	f.StringVarP(&p.ccache, "cache", "c", "", "credentials cache (FILE:path, DIR:dir or a path)")
+	f.BoolVarP(&p.renew, "renew", "R", false, "renew the ticket-granting ticket in the cache")
+	rootCmd.AddCommand(cmd)
+}
+
+// runKinit is `sesame kinit` without cobra: it loads krb5.conf, resolves
+// the cache, obtains or renews the TGT and stores it atomically.
+func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
+	if p.forwardable && p.notForwardable {
+		return errors.New("-f and -F contradict each other")
+	}
+	if p.keytabName != "" || p.clientKeytab {
+		p.useKeytab = true // MIT: -t and -i imply -k
+	}
+	if p.keytabName != "" && p.clientKeytab {
+		return errors.New("-t and -i contradict each other")
+	}
+	if p.useKeytab && p.passwordStdin {
+		return errors.New("--password-stdin and a keytab (-k, -t, -i) contradict each other")
+	}
+	if p.renew && (p.useKeytab || p.passwordStdin) {
+		return errors.New("-R renews the ticket in the cache and takes no password or keytab")
+	}
+	cfg, err := krb.LoadConfig()
+	if err != nil {
+		return err
+	}
+	name, err := krb.ResolveCacheName(p.ccache, cfg)
+	if err != nil {
+		return err
+	}
+	if p.renew {
+		return renewCache(ctx, cfg, name, p.principal)
+	}
+
+	opt, cl, err := loginOptions(cfg, name, p)
+	if err != nil {
+		return err
+	}
+	if p.useKeytab {
+		opt.Keytab, err = loadKeytab(cfg, p.keytabName, p.clientKeytab)
+		if err != nil {
+			return err
+		}
+	} else {
+		princ, err := krb.ParsePrincipal(opt.Principal, cfg.DefaultRealm)
+		if err != nil {
+			return err
+		}
+		opt.Password, err = readPassword(fmt.Sprintf("Password for %s: ", princ), p.passwordStdin, stdin)
+		if err != nil {
+			return err
+		}
+		defer clear(opt.Password)
+	}
+	target, fresh, err := collectionTarget(name, p, cfg, opt.Principal)
+	if err != nil {
+		return err
+	}
+	cc, err := cl.Login(ctx, opt)
+	if err != nil {
+		return err
+	}
+	if fresh {
+		if target, err = name.NewSubsidiary(); err != nil {
+			return err
+		}
+	}
+	if err := krb.WriteCCache(target.Path(), cc); err != nil {
+		if fresh {
+			os.Remove(target.Path())
+		}
+		return err
+	}
+	if target.Type == "DIR" && (fresh || target.Path() != name.Path()) {
+		return target.SetPrimary()
+	}
+	return nil
+}
+
+// collectionTarget picks the cache of a DIR collection for the principal
+// the way MIT kinit does when the default cache is a collection and a
+// principal is named: the cache that already holds that principal's
+// tickets, else the primary cache if it is empty, else a new cache (fresh)
+// that becomes the primary. Anything else writes to name itself.
+func collectionTarget(name krb.CacheName, p kinitParams, cfg *krb.Config, princ string) (krb.CacheName, bool, error) {
+	if name.Type != "DIR" || strings.HasPrefix(name.Residual, ":") || p.principal == "" || p.ccache != "" {
+		return name, false, nil
+	}
+	want, err := krb.ParsePrincipal(princ, cfg.DefaultRealm)
+	if err != nil {
+		return name, false, err
+	}
+	members, err := name.Collection()
+	if err != nil {
+		return name, false, err
+	}
+	for _, m := range members {
+		if cc, err := krb.ReadCCache(m.Path()); err == nil && cc.DefaultPrincipal.Equal(want) {
+			return m, false, nil
+		}
+	}
+	if cc, err := krb.ReadCCache(name.Path()); err != nil || len(cc.DefaultPrincipal.Components) == 0 {
+		return name, false, nil
+	}
+	return name, true, nil
+}
+
+// loginOptions turns the flags into krb.LoginOptions, with krb5.conf's
+// defaults for whatever was not given.
+func loginOptions(cfg *krb.Config, name krb.CacheName, p kinitParams) (krb.LoginOptions, *krb.Client, error) {
+	princ := p.principal
+	var existing *krb.CCache
+	if old, err := krb.ReadCCache(name.Path()); err == nil {
+		existing = old
+	}
+	if princ == "" {
+		switch {
+		case p.useKeytab:
+			// MIT kinit -k without a name uses the host principal.
+			host, err := os.Hostname()
+			if err != nil {
+				return krb.LoginOptions{}, nil, fmt.Errorf("no principal given and no host name: %w", err)
+			}
+			princ = "host/" + strings.ToLower(host)
+		case existing != nil && len(existing.DefaultPrincipal.Components) > 0:
+			princ = existing.DefaultPrincipal.String()
+		default:
+			u, err := user.Current()
+			if err != nil {
+				return krb.LoginOptions{}, nil, fmt.Errorf("no principal given and no user name: %w", err)
+			}
+			princ = u.Username
+		}
+	}
+	parsed, err := krb.ParsePrincipal(princ, cfg.DefaultRealm)
+	if err != nil {
+		return krb.LoginOptions{}, nil, err
+	}
+	cl := krb.NewClient(cfg.Gokrb5(parsed.Realm))
+	opt := cl.DefaultLoginOptions()
+	opt.Principal = princ
+	if p.lifetime != "" {
+		if opt.Lifetime, err = parseLife("-l", p.lifetime); err != nil {
+			return opt, nil, err
+		}
+	}
+	if p.renewable != "" {
+		if opt.RenewLife, err = parseLife("-r", p.renewable); err != nil {
+			return opt, nil, err
+		}
+	}
+	if p.forwardable {
+		opt.Forwardable = true
+	}
+	if p.notForwardable {
+		opt.Forwardable = false
+	}
+	// Start from the offset MIT or sesame recorded against the same KDCs.
+	if existing != nil && existing.HasKDCOffset && strings.EqualFold(existing.DefaultPrincipal.Realm, parsed.Realm) {
+		opt.KDCOffset = existing.KDCOffset
+	}
+	return opt, cl, nil
+}
+
+func parseLife(flag, s string) (time.Duration, error) {
+	d, err := krb.ParseDeltat(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("bad %s duration %q (examples: 10h, 7d, 90m, 30s)", flag, s)
+	}
+	return d, nil
+}
+
+// renewCache is kinit -R: a TGS RENEW of the cached TGT, keeping the
+// other entries of the cache.
+func renewCache(ctx context.Context, cfg *krb.Config, name krb.CacheName, princ string) error {
+	cc, err := krb.ReadCCache(name.Path())
+	if err != nil {
+		return err
+	}
+	if princ != "" {
+		want, err := krb.ParsePrincipal(princ, cfg.DefaultRealm)
+		if err != nil {
+			return err
+		}
+		if !want.Equal(cc.DefaultPrincipal) {
+			return fmt.Errorf("the cache %s holds tickets of %s, not %s", name, cc.DefaultPrincipal, want)
+		}
+	}
+	cl := krb.NewClient(cfg.Gokrb5(cc.DefaultPrincipal.Realm))
+	nc, err := cl.Renew(ctx, cc)
+	if err != nil {
+		return err
+	}
+	return krb.WriteCCache(name.Path(), nc)
+}
+
+// loadKeytab opens the keytab named by -t; with -i the default client
+// keytab; otherwise KRB5_CLIENT_KTNAME when set (a keytab meant for
+// clients), else the default keytab as MIT kinit -k uses it.
+func loadKeytab(cfg *krb.Config, name string, client bool) (*keytab.Keytab, error) {
+	if name == "" {
+		var err error
+		switch {
+		case client:
+			name, err = cfg.ClientKeytabName()
+		case os.Getenv("KRB5_CLIENT_KTNAME") != "":
+			name = os.Getenv("KRB5_CLIENT_KTNAME")
+		default:
+			name, err = cfg.KeytabName()
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	path := name
+	if i := strings.IndexByte(name, ':'); i > 0 && !strings.Contains(name[:i], "/") {
+		switch strings.ToUpper(name[:i]) {
+		case "FILE", "WRFILE":
+			path = name[i+1:]
+		default:
+			return nil, fmt.Errorf("keytab %s: only FILE keytabs are supported", name)
+		}
+	}
+	kt, err := keytab.Load(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("keytab %s does not exist", path)
+		}
+		return nil, fmt.Errorf("cannot read keytab %s: %w", path, err)
+	}
+	return kt, nil
+}
+
+// maxPassword bounds what --password-stdin reads; no real password comes
+// near it.
+const maxPassword = 4096
+
+// readPassword reads the password from stdin (one line) or from the
+// controlling terminal without echo. Never from argv or the environment.
+func readPassword(prompt string, fromStdin bool, stdin io.Reader) ([]byte, error) {
+	if fromStdin {
+		r := bufio.NewReaderSize(io.LimitReader(stdin, maxPassword+2), maxPassword+2)
+		line, err := r.ReadSlice('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			if errors.Is(err, bufio.ErrBufferFull) {
+				return nil, errors.New("password on standard input is too long")
+			}
+			return nil, fmt.Errorf("read password from standard input: %w", err)
+		}
+		pw := bytes.TrimRight(line, "\r\n")
+		out := append([]byte(nil), pw...)
+		clear(line)
+		if len(out) == 0 {
+			return nil, errors.New("no password on standard input")
+		}
+		return out, nil
+	}
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return nil, &hintErr{msg: "cannot prompt for the password: no terminal", hint: "pipe it in with --password-stdin, or use a keytab with -k"}
+	}
+	defer tty.Close()
+	return readNoEcho(tty, prompt)
+}
+
+// readNoEcho switches echo off before it prints the prompt (so that
+// typed-ahead characters are not shown either), reads one line, and puts
+// the terminal back, also when the user interrupts.
+func readNoEcho(tty *os.File, prompt string) ([]byte, error) {
+	fd := int(tty.Fd())
+	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return nil, &hintErr{msg: "cannot prompt for the password: /dev/tty is not a terminal", hint: "pipe it in with --password-stdin"}
+	}
+	noEcho := *old
+	noEcho.Lflag &^= unix.ECHO
+	noEcho.Lflag |= unix.ICANON | unix.ISIG
+	noEcho.Iflag |= unix.ICRNL
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &noEcho); err != nil {
+		return nil, fmt.Errorf("cannot switch terminal echo off: %w", err)
+	}
+	restore := func() { unix.IoctlSetTermios(fd, unix.TCSETS, old) }
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	done := make(chan struct{})
+	defer func() { signal.Stop(sig); close(done) }()
+	go func() {
+		select {
+		case <-sig:
+			restore()
+			fmt.Fprintln(tty)
+			os.Exit(130)
+		case <-done:
+		}
+	}()
+	defer restore()
+	fmt.Fprint(tty, prompt)
+	defer fmt.Fprintln(tty)
+	// Preallocated so that appending never leaves copies behind.
+	pw := make([]byte, 0, maxPassword)
+	var b [1]byte
+	for {
+		n, err := tty.Read(b[:])
+		if n == 1 {
+			if b[0] == '\n' || b[0] == '\r' {
+				break
+			}
+			if len(pw) >= maxPassword {
+				clear(pw)
+				return nil, errors.New("password too long")
+			}
+			pw = append(pw, b[0])
+			continue
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			clear(pw)
+			return nil, fmt.Errorf("read password: %w", err)
+		}
+	}
+	if len(pw) == 0 {
+		return nil, errors.New("empty password")
+	}
+	return pw, nil
+}
+
+// hintErr is a command-level error with a hint line.
+type hintErr struct{ msg, hint string }
+
+func (e *hintErr) Error() string { return e.msg }
+func (e *hintErr) Hint() string  { return e.hint }

@@ -1,0 +1,462 @@
+package krb
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/jcmturner/gofork/encoding/asn1"
+	"github.com/jcmturner/gokrb5/v8/crypto"
+	"github.com/jcmturner/gokrb5/v8/iana"
+	"github.com/jcmturner/gokrb5/v8/iana/asnAppTag"
+	"github.com/jcmturner/gokrb5/v8/iana/errorcode"
+	"github.com/jcmturner/gokrb5/v8/iana/flags"
+	"github.com/jcmturner/gokrb5/v8/iana/keyusage"
+	"github.com/jcmturner/gokrb5/v8/iana/msgtype"
+	"github.com/jcmturner/gokrb5/v8/iana/patype"
+	"github.com/jcmturner/gokrb5/v8/keytab"
+	"github.com/jcmturner/gokrb5/v8/messages"
+	"github.com/jcmturner/gokrb5/v8/types"
+)
+
+// LoginOptions describe one AS exchange for a ticket-granting ticket.
+// Exactly one of Password and Keytab is set.
+type LoginOptions struct {
+	// Principal is "name[/instance...][@REALM]"; without a realm the
+	// default_realm of krb5.conf applies.
+	Principal string
+	Password  []byte
+	Keytab    *keytab.Keytab
+	// Lifetime is the requested ticket lifetime; zero means ticket_lifetime
+	// from krb5.conf (24h if unset).
+	Lifetime time.Duration
+	// RenewLife is the requested renewable life; zero means no renewable
+	// ticket is asked for (the KDC may still grant one for RENEWABLE-OK).
+	RenewLife   time.Duration
+	Forwardable bool
+	Proxiable   bool
+	// KDCOffset (KDC clock minus local clock) to start from, when known.
+	KDCOffset time.Duration
+}
+
+// DefaultLoginOptions returns the options krb5.conf asks for: lifetime,
+// renew_lifetime, forwardable and proxiable from [libdefaults].
+func (c *Client) DefaultLoginOptions() LoginOptions {
+	ld := c.Config.LibDefaults
+	return LoginOptions{
+		Lifetime:    ld.TicketLifetime,
+		RenewLife:   ld.RenewLifetime,
+		Forwardable: ld.Forwardable,
+		Proxiable:   ld.Proxiable,
+	}
+}
+
+// nonce returns a random 31-bit request nonce.
+func nonce() (int, error) {
+	n, err := rand.Int(rand.Reader, big.NewInt(math.MaxInt32))
+	if err != nil {
+		return 0, err
+	}
+	return int(n.Int64()), nil
+}
+
+// Login performs an AS exchange and returns a new cache holding the TGT as
+// its only entry, with the client as default principal and the KDC clock
+// offset in its header.
+//
+// A password is tried exactly once: a KDC that rejects it is never asked
+// again, because lockout policies count every rejected attempt. The only
+// repeated request is the one after KRB_AP_ERR_SKEW (see skew.go).
+func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
+	if (opt.Password == nil) == (opt.Keytab == nil) {
+		return nil, errors.New("login needs either a password or a keytab")
+	}
+	client, err := ParsePrincipal(opt.Principal, c.Config.LibDefaults.DefaultRealm)
+	if err != nil {
+		return nil, err
+	}
+	realm := client.Realm
+	cname := client.Gokrb5()
+	etypes := supportedEtypes(c.Config.LibDefaults.DefaultTktEnctypeIDs)
+	if opt.Keytab != nil {
+		etypes = keytabEtypes(opt.Keytab, cname, realm, etypes)
+		if len(etypes) == 0 {
+			return nil, &Error{Kind: ErrKeytab, Msg: fmt.Sprintf("keytab has no key for %s with a supported encryption type", client),
+				hint: "list it with `klist -k -e KEYTAB`; recreate it with ktadd for this principal"}
+		}
+	}
+	if len(etypes) == 0 {
+		return nil, errors.New("krb5.conf permits no encryption type that sesame supports")
+	}
+	if opt.Lifetime <= 0 {
+		opt.Lifetime = 24 * time.Hour
+	}
+
+	clock := skewClock{local: c.now, offset: opt.KDCOffset}
+	var (
+		key       types.EncryptionKey
+		haveKey   bool
+		preauth   bool // an encrypted timestamp goes with the next request
+		preauthed bool // one has been sent: the password's single attempt
+		skewed    bool // the one retry after KRB_AP_ERR_SKEW is used up
+		saltInfo  types.PADataSequence
+	)
+	for {
+		req, err := c.asReq(realm, cname, etypes, opt, clock.now())
+		if err != nil {
+			return nil, err
+		}
+		if preauth {
+			pa, err := encTimestamp(key, clock.now())
+			if err != nil {
+				return nil, err
+			}
+			req.PAData = append(req.PAData, pa)
+			preauthed = true
+		}
+		b, err := req.Marshal()
+		if err != nil {
+			return nil, fmt.Errorf("encode as-req: %w", err)
+		}
+		reply, err := c.send(ctx, realm, b)
+		var ke *KDCError
+		if errors.As(err, &ke) {
+			switch ke.Code {
+			case errorcode.KDC_ERR_PREAUTH_REQUIRED:
+				if preauthed {
+					// The KDC wants a mechanism we do not speak (OTP,
+					// PKINIT): sending the timestamp again would count as
+					// a failed attempt.
+					return nil, &Error{Kind: ErrWrongPassword, Err: ke,
+						Msg:  fmt.Sprintf("kdc %s did not accept encrypted-timestamp pre-authentication for %s", ke.KDC, client),
+						hint: "the account may need another login method (OTP, PKINIT) that sesame does not support; use MIT kinit"}
+				}
+				saltInfo = methodData(ke.EData)
+				key, err = c.clientKey(opt, client, etypes, saltInfo, 0)
+				if err != nil {
+					return nil, err
+				}
+				haveKey, preauth = true, true
+				continue
+			case errorcode.KRB_AP_ERR_SKEW:
+				if skewed || c.Config.LibDefaults.KDCTimeSync == 0 {
+					return nil, skewError(ke, clock)
+				}
+				skewed = true
+				clock.learn(ke.STime)
+				continue
+			}
+			return nil, c.loginError(ke, client, opt.Keytab != nil)
+		}
+		if err != nil {
+			return nil, err
+		}
+		rep, tkt, der, err := parseKDCRep(reply, asnAppTag.ASREP)
+		if err != nil {
+			return nil, err
+		}
+		// The reply may be encrypted in another enctype than the one the
+		// pre-authentication used, or arrive without pre-authentication.
+		if !haveKey || key.KeyType != rep.EncPart.EType {
+			info := append(types.PADataSequence{}, rep.PAData...)
+			info = append(info, saltInfo...)
+			key, err = c.clientKey(opt, client, []int32{rep.EncPart.EType}, info, rep.EncPart.KVNO)
+			if err != nil {
+				return nil, err
+			}
+		}
+		part, err := decryptRepPart(rep.EncPart, key, keyusage.AS_REP_ENCPART)
+		if err != nil {
+			if opt.Keytab != nil {
+				return nil, &Error{Kind: ErrKeytab, Err: err, Msg: fmt.Sprintf("the keytab key for %s does not match the kdc's", client),
+					hint: "the keytab is stale (key version changed); extract a new one"}
+			}
+			return nil, wrongPassword(client, err)
+		}
+		if err := checkASRep(rep, part, req, client); err != nil {
+			return nil, err
+		}
+		if c.Config.LibDefaults.KDCTimeSync != 0 {
+			// Like MIT with kdc_timesync: the KDC's authtime is the
+			// reference clock for this cache from now on.
+			clock.learnSeconds(part.AuthTime)
+		} else if d := part.AuthTime.Sub(c.now()); d > c.Config.LibDefaults.Clockskew || -d > c.Config.LibDefaults.Clockskew {
+			return nil, &Error{Kind: ErrClockSkew, Msg: fmt.Sprintf("clock skew with the kdc is %v", d.Round(time.Second)),
+				hint: "synchronise this machine's clock (NTP), or set kdc_timesync = 1"}
+		}
+		cred, err := credentialFrom(rep, tkt, part, der)
+		if err != nil {
+			return nil, err
+		}
+		cc := &CCache{
+			Version: 4,
+			// MIT writes the offset header only with kdc_timesync.
+			KDCOffset:        clock.offset,
+			HasKDCOffset:     c.Config.LibDefaults.KDCTimeSync != 0,
+			DefaultPrincipal: cred.Client,
+			Credentials:      []Credential{cred},
+		}
+		return cc, nil
+	}
+}
+
+// asReq builds the request body the way MIT kinit does: the lifetime and
+// renewable life are counted from the (offset-corrected) clock, and the
+// options are exactly those asked for, not gokrb5's defaults (NewASReq
+// forces renew-till to now+48h).
+func (c *Client) asReq(realm string, cname types.PrincipalName, etypes []int32, opt LoginOptions, now time.Time) (messages.ASReq, error) {
+	req, err := messages.NewASReqForTGT(realm, c.Config, cname)
+	if err != nil {
+		return req, err
+	}
+	now = now.UTC()
+	body := &req.ReqBody
+	body.EType = etypes
+	body.Till = now.Add(opt.Lifetime).Truncate(time.Second)
+	body.RTime = time.Time{}
+	body.From = time.Time{}
+	types.UnsetFlags(&body.KDCOptions, []int{flags.Forwardable, flags.Proxiable, flags.Renewable})
+	if opt.Forwardable {
+		types.SetFlag(&body.KDCOptions, flags.Forwardable)
+	}
+	if opt.Proxiable {
+		types.SetFlag(&body.KDCOptions, flags.Proxiable)
+	}
+	if opt.RenewLife > 0 {
+		types.SetFlag(&body.KDCOptions, flags.Renewable)
+		body.RTime = now.Add(opt.RenewLife).Truncate(time.Second)
+	}
+	req.PAData = types.PADataSequence{}
+	return req, nil
+}
+
+// encTimestamp is PA-ENC-TIMESTAMP (RFC 4120 5.2.7.2) for the given time.
+func encTimestamp(key types.EncryptionKey, now time.Time) (types.PAData, error) {
+	now = now.UTC()
+	ts := types.PAEncTSEnc{PATimestamp: now.Truncate(time.Second), PAUSec: now.Nanosecond() / 1000}
+	b, err := asn1.Marshal(ts)
+	if err != nil {
+		return types.PAData{}, fmt.Errorf("encode pa-enc-timestamp: %w", err)
+	}
+	ed, err := crypto.GetEncryptedData(b, key, keyusage.AS_REQ_PA_ENC_TIMESTAMP, 0)
+	if err != nil {
+		return types.PAData{}, fmt.Errorf("encrypt pa-enc-timestamp: %w", err)
+	}
+	eb, err := ed.Marshal()
+	if err != nil {
+		return types.PAData{}, fmt.Errorf("encode pa-enc-timestamp: %w", err)
+	}
+	return types.PAData{PADataType: patype.PA_ENC_TIMESTAMP, PADataValue: eb}, nil
+}
+
+// methodData decodes the METHOD-DATA of a PREAUTH_REQUIRED error; garbage
+// yields nothing (the default salt then applies).
+func methodData(edata []byte) types.PADataSequence {
+	var pas types.PADataSequence
+	if len(edata) == 0 || pas.Unmarshal(edata) != nil {
+		return nil
+	}
+	return pas
+}
+
+// saltFor finds the salt and string-to-key parameters for etype in
+// ETYPE-INFO2, ETYPE-INFO or PW-SALT (RFC 4120 5.2.7.5: INFO2 wins).
+func saltFor(pas types.PADataSequence, etype int32) (salt, params string, found bool) {
+	var info1, pw *string
+	for _, pa := range pas {
+		switch pa.PADataType {
+		case patype.PA_ETYPE_INFO2:
+			var e2 types.ETypeInfo2
+			if e2.Unmarshal(pa.PADataValue) != nil {
+				continue
+			}
+			for _, e := range e2 {
+				if e.EType == etype {
+					if len(e.S2KParams) > 0 {
+						params = hex.EncodeToString(e.S2KParams)
+					}
+					return e.Salt, params, true
+				}
+			}
+		case patype.PA_ETYPE_INFO:
+			var e1 types.ETypeInfo
+			if e1.Unmarshal(pa.PADataValue) != nil {
+				continue
+			}
+			for _, e := range e1 {
+				if e.EType == etype {
+					s := string(e.Salt)
+					info1 = &s
+				}
+			}
+		case patype.PA_PW_SALT:
+			s := string(pa.PADataValue)
+			pw = &s
+		}
+	}
+	if info1 != nil {
+		return *info1, "", true
+	}
+	if pw != nil {
+		return *pw, "", true
+	}
+	return "", "", false
+}
+
+// firstInfoEtype is the enctype the KDC prefers in ETYPE-INFO2/ETYPE-INFO,
+// restricted to the ones we asked for.
+func firstInfoEtype(pas types.PADataSequence, allowed []int32) (int32, bool) {
+	ok := func(e int32) bool {
+		for _, a := range allowed {
+			if a == e {
+				return true
+			}
+		}
+		return false
+	}
+	for _, pa := range pas {
+		if pa.PADataType == patype.PA_ETYPE_INFO2 {
+			var e2 types.ETypeInfo2
+			if e2.Unmarshal(pa.PADataValue) == nil {
+				for _, e := range e2 {
+					if ok(e.EType) {
+						return e.EType, true
+					}
+				}
+			}
+		}
+	}
+	for _, pa := range pas {
+		if pa.PADataType == patype.PA_ETYPE_INFO {
+			var e1 types.ETypeInfo
+			if e1.Unmarshal(pa.PADataValue) == nil {
+				for _, e := range e1 {
+					if ok(e.EType) {
+						return e.EType, true
+					}
+				}
+			}
+		}
+	}
+	return 0, false
+}
+
+// clientKey derives the client's long-term key for one of etypes: from
+// the password with the KDC's salt, or from the keytab (key version kvno
+// when the KDC named one, else the newest).
+func (c *Client) clientKey(opt LoginOptions, client Principal, etypes []int32, pas types.PADataSequence, kvno int) (types.EncryptionKey, error) {
+	etype, ok := firstInfoEtype(pas, etypes)
+	if !ok {
+		etype = etypes[0]
+	}
+	if opt.Keytab != nil {
+		k, _, err := opt.Keytab.GetEncryptionKey(client.Gokrb5(), client.Realm, kvno, etype)
+		if err != nil && kvno != 0 {
+			k, _, err = opt.Keytab.GetEncryptionKey(client.Gokrb5(), client.Realm, 0, etype)
+		}
+		if err != nil {
+			return k, &Error{Kind: ErrKeytab, Err: err, Msg: fmt.Sprintf("keytab has no key for %s with encryption type %d", client, etype),
+				hint: "list it with `klist -k -e KEYTAB`; recreate it with ktadd for this principal"}
+		}
+		return k, nil
+	}
+	et, err := crypto.GetEtype(etype)
+	if err != nil {
+		return types.EncryptionKey{}, fmt.Errorf("kdc chose unsupported encryption type %d", etype)
+	}
+	salt, params, found := saltFor(pas, etype)
+	if !found {
+		salt = client.Gokrb5().GetSalt(client.Realm)
+	}
+	if params == "" {
+		params = et.GetDefaultStringToKeyParams()
+	}
+	kb, err := et.StringToKey(string(opt.Password), salt, params)
+	if err != nil {
+		return types.EncryptionKey{}, fmt.Errorf("derive key from password: %w", err)
+	}
+	return types.EncryptionKey{KeyType: etype, KeyValue: kb}, nil
+}
+
+// keytabEtypes keeps the enctypes for which kt holds a key of the client.
+func keytabEtypes(kt *keytab.Keytab, cname types.PrincipalName, realm string, want []int32) []int32 {
+	var out []int32
+	for _, e := range want {
+		if _, _, err := kt.GetEncryptionKey(cname, realm, 0, e); err == nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// checkASRep verifies that the reply answers our request (RFC 4120 3.1.5):
+// same nonce, the TGT we asked for, our client. Realms compare
+// case-insensitively, as Active Directory canonicalises their case.
+func checkASRep(rep rawKDCRep, part messages.EncKDCRepPart, req messages.ASReq, client Principal) error {
+	bad := func(what string) error { return fmt.Errorf("kdc reply does not match the request: %s", what) }
+	if rep.MsgType != msgtype.KRB_AS_REP || rep.PVNO != iana.PVNO {
+		return bad("not an as-rep")
+	}
+	if part.Nonce != req.ReqBody.Nonce {
+		return bad("nonce differs (possible replay)")
+	}
+	if !strings.EqualFold(rep.CRealm, client.Realm) {
+		return bad("client realm " + rep.CRealm)
+	}
+	if !rep.CName.Equal(req.ReqBody.CName) && !sameNameFold(rep.CName, req.ReqBody.CName) {
+		return bad("client name " + rep.CName.PrincipalNameString())
+	}
+	if len(part.SName.NameString) != 2 || part.SName.NameString[0] != "krbtgt" || !strings.EqualFold(part.SRealm, client.Realm) {
+		return bad("service " + part.SName.PrincipalNameString() + "@" + part.SRealm)
+	}
+	if part.EndTime.IsZero() {
+		return bad("no end time")
+	}
+	return nil
+}
+
+func sameNameFold(a, b types.PrincipalName) bool {
+	if len(a.NameString) != len(b.NameString) {
+		return false
+	}
+	for i := range a.NameString {
+		if !strings.EqualFold(a.NameString[i], b.NameString[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func wrongPassword(client Principal, cause error) error {
+	return &Error{Kind: ErrWrongPassword, Err: cause,
+		Msg:  fmt.Sprintf("password incorrect for %s", client),
+		hint: "sesame tried it once and will not retry, so a lockout policy counts one failure; check the password and the principal name"}
+}
+
+// loginError turns a KRB-ERROR answering an AS-REQ into one clear error.
+func (c *Client) loginError(ke *KDCError, client Principal, keytab bool) error {
+	switch ke.Code {
+	case errorcode.KDC_ERR_PREAUTH_FAILED, errorcode.KRB_AP_ERR_BAD_INTEGRITY:
+		if keytab {
+			return &Error{Kind: ErrKeytab, Err: ke, Msg: fmt.Sprintf("kdc rejected the keytab key for %s", client),
+				hint: "the keytab is stale (key version changed); extract a new one"}
+		}
+		return wrongPassword(client, ke)
+	case errorcode.KDC_ERR_C_PRINCIPAL_UNKNOWN:
+		return &Error{Kind: ErrPrincipalUnknown, Err: ke, Msg: fmt.Sprintf("client %s not found in the kerberos database (kdc %s)", client, ke.KDC),
+			hint: "check the spelling and the realm (user@REALM)"}
+	case errorcode.KDC_ERR_KEY_EXPIRED:
+		return &Error{Kind: ErrPasswordExpired, Err: ke, Msg: fmt.Sprintf("password for %s has expired", client),
+			hint: "change it with kpasswd, then run kinit again"}
+	case errorcode.KDC_ERR_CLIENT_REVOKED:
+		return &Error{Kind: ErrAccountLocked, Err: ke, Msg: fmt.Sprintf("account %s is locked or disabled (kdc %s)", client, ke.KDC),
+			hint: "wait for the lockout to expire or ask the administrators"}
+	}
+	return ke
+}
