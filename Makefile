@@ -30,7 +30,7 @@ vet:
 test: vet unit fuzz
 
 unit:
-	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -parallel 8 -timeout 30m ./...
 
 # Run every Fuzz* function for a bounded time. Go allows one fuzz target per
 # invocation, so list them per package first.

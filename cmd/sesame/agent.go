@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -35,6 +36,9 @@ var (
 	agentPolicy func() (agent.Policy, error)
 	// agentLocker builds the lock; nil uses agent.NewPassphraseLocker.
 	agentLocker func() (agent.Locker, error)
+	// agentCompanions run beside the server until it stops (the
+	// Kerberos ticket keeper).
+	agentCompanions []func(ctx context.Context)
 )
 
 // envAgentChild marks the re-executed background process: Go cannot fork,
@@ -218,6 +222,12 @@ func serveUntilSignal(ctx context.Context, srv *agent.Server) error {
 		<-ctx.Done()
 		stop()
 	}()
+	var wg sync.WaitGroup
+	for _, run := range agentCompanions {
+		wg.Add(1)
+		go func() { defer wg.Done(); run(ctx) }()
+	}
+	defer wg.Wait()
 	return srv.Serve(ctx)
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/sesame-ssh/sesame/keychain"
 	"github.com/sesame-ssh/sesame/krb"
 )
 
@@ -34,6 +35,7 @@ type kinitParams struct {
 	notForwardable bool
 	ccache         string
 	renew          bool
+	remember       bool
 }
 
 func init() {
@@ -70,6 +72,7 @@ is never retried, so account lockout policies see a single failure.`,
 	f.BoolVarP(&p.notForwardable, "not-forwardable", "F", false, "request a non-forwardable ticket")
 	f.StringVarP(&p.ccache, "cache", "c", "", "credentials cache (FILE:path, DIR:dir or a path)")
 	f.BoolVarP(&p.renew, "renew", "R", false, "renew the ticket-granting ticket in the cache")
+	f.BoolVar(&p.remember, "remember", false, "store the password in the keychain so that 'sesame renew' and the agent can get a new ticket when this one can no longer be renewed")
 	rootCmd.AddCommand(cmd)
 }
 
@@ -87,6 +90,9 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 	}
 	if p.useKeytab && p.passwordStdin {
 		return errors.New("--password-stdin and a keytab (-k, -t, -i) contradict each other")
+	}
+	if p.remember && (p.useKeytab || p.renew) {
+		return errors.New("--remember stores a password and goes with a password login only")
 	}
 	if p.renew && (p.useKeytab || p.passwordStdin) {
 		return errors.New("-R renews the ticket in the cache and takes no password or keytab")
@@ -142,10 +148,35 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 		}
 		return err
 	}
+	// A new ticket: whatever stopped an earlier renewer no longer applies.
+	clearKeeperState(target.String())
+	clearKeeperState(name.String())
+	if p.remember {
+		// Only a password the KDC has just accepted is stored.
+		if err := rememberPassword(cc.DefaultPrincipal.String(), opt.Password); err != nil {
+			return fmt.Errorf("ticket obtained, but the password was not stored: %w", err)
+		}
+	}
 	if target.Type == "DIR" && (fresh || target.Path() != name.Path()) {
 		return target.SetPrimary()
 	}
 	return nil
+}
+
+// rememberPassword stores the password for principal in the keychain
+// (backend from SESAME_BACKEND; vault passphrase from
+// SESAME_PASSPHRASE_FILE, else asked on the terminal).
+func rememberPassword(principal string, password []byte) error {
+	src := keychain.PassphraseFromEnv()
+	if src == nil {
+		src = ttyVaultPassphrase
+	}
+	kc, err := keychain.Open(keychain.Options{Passphrase: src})
+	if err != nil {
+		return err
+	}
+	defer kc.Close()
+	return kc.SetKrbPassword(principal, password)
 }
 
 // collectionTarget picks the cache of a DIR collection for the principal

@@ -117,6 +117,10 @@ func klistText(w io.Writer, name krb.CacheName, cc *krb.CCache, p klistParams) e
 		}
 		writeCredential(&b, c, def, p)
 	}
+	// Not in MIT's output: why background renewal gave up, when it did.
+	if note := keeperNote(name.String()); note != "" {
+		fmt.Fprintf(&b, "\n%s\n", note)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -213,6 +217,7 @@ type klistJSONCache struct {
 	KDCOffsetSeconds *float64          `json:"kdc_offset_seconds,omitempty"`
 	Tickets          []klistJSONTicket `json:"tickets"`
 	Config           []klistJSONConfig `json:"config,omitempty"`
+	Renewal          *krb.KeeperState  `json:"renewal,omitempty"`
 }
 
 type klistJSONTicket struct {
@@ -236,6 +241,9 @@ type klistJSONConfig struct {
 
 func klistJSON(w io.Writer, name krb.CacheName, cc *krb.CCache, now time.Time, withConfig bool) error {
 	out := klistJSONCache{Cache: name.String(), DefaultPrincipal: cc.DefaultPrincipal.String(), Tickets: []klistJSONTicket{}}
+	if s, ok := loadKeeperState(name.String()); ok {
+		out.Renewal = &s
+	}
 	if cc.HasKDCOffset {
 		s := cc.KDCOffset.Seconds()
 		out.KDCOffsetSeconds = &s

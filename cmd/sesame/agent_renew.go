@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/jcmturner/gokrb5/v8/keytab"
+
+	"github.com/sesame-ssh/sesame/krb"
+)
+
+// The running agent keeps the default credentials cache's TGT alive, the
+// way `sesame renew` does, unless --no-renew is given.
+
+var agentNoRenew bool
+
+// agentRenewIdle is how often the agent looks for a new ticket when it has
+// none to keep (no cache yet, or renewal stopped). A stat of one file every
+// few minutes; the keeper itself sleeps on timers.
+const agentRenewIdle = 5 * time.Minute
+
+func init() {
+	agentCmd.Flags().BoolVar(&agentNoRenew, "no-renew", false, "do not keep the default Kerberos ticket alive")
+	agentCompanions = append(agentCompanions, func(ctx context.Context) {
+		if !agentNoRenew {
+			keepDefaultCacheAlive(ctx)
+		}
+	})
+}
+
+// keepDefaultCacheAlive runs a keeper on the default cache whenever it
+// holds a TGT. After renewal stops (a rejected secret, an expired ticket)
+// it is not restarted on the same ticket — that could retry a rejected
+// password — only when a new ticket appears (the user ran kinit).
+func keepDefaultCacheAlive(ctx context.Context) {
+	var stoppedOn []byte // ticket renewal gave up on
+	for {
+		if kept := keepOnce(ctx, &stoppedOn); !kept {
+			t := time.NewTimer(agentRenewIdle)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// keepOnce runs the keeper if there is a ticket to keep; it reports
+// whether it did.
+func keepOnce(ctx context.Context, stoppedOn *[]byte) bool {
+	cfg, err := krb.LoadConfig()
+	if err != nil {
+		slog.Debug("ticket keeper: no krb5.conf", "err", err)
+		return false
+	}
+	name, err := krb.ResolveCacheName("", cfg)
+	if err != nil {
+		slog.Debug("ticket keeper: no usable default cache", "err", err)
+		return false
+	}
+	cc, err := krb.ReadCCache(name.Path())
+	if err != nil {
+		return false
+	}
+	tgt, ok := cc.TGT()
+	if !ok || string(tgt.Ticket) == string(*stoppedOn) {
+		return false
+	}
+	var kt *keytab.Keytab
+	if os.Getenv("KRB5_CLIENT_KTNAME") != "" {
+		if kt, err = loadKeytab(cfg, "", true); err != nil {
+			slog.Debug("ticket keeper: client keytab unusable", "err", err)
+			kt = nil
+		}
+	}
+	k := newKeeper(cfg, name.String(), name.Path(), kt)
+	if err := k.Run(ctx); err != nil {
+		slog.Warn("ticket keeper", "cache", name.String(), "err", err)
+		if cc, err := krb.ReadCCache(name.Path()); err == nil {
+			if t, ok := cc.TGT(); ok {
+				*stoppedOn = append([]byte(nil), t.Ticket...)
+			}
+		}
+	}
+	return true
+}

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sesame-ssh/sesame/internal/testbed"
+	"github.com/sesame-ssh/sesame/krb"
+)
+
+// Issue 6: tickets that stay alive. These run against a real KDC with
+// lifetimes of a minute or two, so each takes that long; they run in
+// parallel with each other.
+
+// startRenewer runs `sesame renew args…` in the background and returns a
+// function that stops it and returns its output and exit code.
+func (e *krbEnv) startRenewer(args ...string) (stop func() (string, int), done <-chan struct{}) {
+	e.t.Helper()
+	cmd := exec.Command(e.bin, append([]string{"renew", "--debug"}, args...)...)
+	cmd.Env = e.env
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	ch := make(chan struct{})
+	go func() { cmd.Wait(); close(ch) }()
+	stopped := false
+	stop = func() (string, int) {
+		if !stopped {
+			stopped = true
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-ch:
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				<-ch
+			}
+		}
+		return out.String(), cmd.ProcessState.ExitCode()
+	}
+	e.t.Cleanup(func() { stop() })
+	return stop, ch
+}
+
+// tgt reads the cache's TGT directly.
+func (e *krbEnv) tgt() *krb.Credential {
+	e.t.Helper()
+	cc, err := krb.ReadCCache(e.cache)
+	if err != nil {
+		e.t.Fatalf("read cache: %v", err)
+	}
+	tgt, ok := cc.TGT()
+	if !ok {
+		e.t.Fatal("no TGT in cache")
+	}
+	return tgt
+}
+
+func sleepUntil(t time.Time) { time.Sleep(time.Until(t)) }
+
+// Test 1: a one-minute renewable ticket stays valid past its original end
+// while sesame renew runs, and a GSSAPI login works after that end.
+func TestRenewKeepsShortTicketAlive(t *testing.T) {
+	t.Parallel()
+	e := newKrbEnv(t, "alice")
+	sshd := testbed.NewSSHD(t, testbed.SSHDOptions{KDC: e.kdc})
+	e.kdc.AddPrincipal(sshd.User, krbTestPassword)
+	e.must(e.sesame(krbTestPassword+"\n", "kinit", "--password-stdin", "-l", "1m", "-r", "10m", sshd.User), "kinit")
+	orig := e.tgt().EndTime
+	stop, _ := e.startRenewer()
+
+	sleepUntil(orig.Add(5 * time.Second))
+	if r := e.mit("", "klist", "-s"); r.code != 0 {
+		out, _ := stop()
+		t.Fatalf("ticket lapsed at its original end although sesame renew runs:\n%s", out)
+	}
+	if end := e.tgt().EndTime; !end.After(orig) {
+		t.Fatalf("end time %v not extended past %v", end, orig)
+	}
+	r := e.run("", testbed.Path(t, "ssh"), append(sshd.SSHArgs("GSSAPIAuthentication=yes", "PubkeyAuthentication=no"), "echo", "still-in")...)
+	if r.code != 0 || !strings.Contains(r.out, "still-in") {
+		t.Fatalf("GSSAPI login after the original end time: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	if out, code := stop(); code != 0 {
+		t.Fatalf("sesame renew exited %d on SIGTERM:\n%s", code, out)
+	}
+}
+
+// Test 2: past renew-till, a keytab gets a fresh ticket.
+func TestRenewReacquiresFromKeytabPastRenewTill(t *testing.T) {
+	t.Parallel()
+	e := newKrbEnv(t, "svc")
+	e.kdc.Kadmin("modprinc -requires_preauth svc")
+	kt := e.kdc.Keytab("svc")
+	e.must(e.sesame("", "kinit", "-k", "-t", kt, "-l", "20s", "-r", "30s", "svc"), "kinit -k")
+	first := e.tgt()
+	stop, _ := e.startRenewer("-k", "-t", kt)
+
+	sleepUntil(first.RenewTill.Add(10 * time.Second))
+	now := time.Now()
+	got := e.tgt()
+	if !got.AuthTime.After(first.AuthTime) {
+		out, _ := stop()
+		t.Fatalf("no fresh ticket after renew-till (auth time %v, first %v):\n%s", got.AuthTime, first.AuthTime, out)
+	}
+	if !got.EndTime.After(now) {
+		t.Fatalf("ticket expired at %v", got.EndTime)
+	}
+	e.must(e.mit("", "klist", "-s"), "MIT klist -s after re-acquisition")
+	stop()
+}
+
+// Test 3: a stored password that the KDC now rejects is tried exactly
+// once; renewal stops and klist says why.
+func TestRenewStoredPasswordRejectedOnce(t *testing.T) {
+	t.Parallel()
+	e := newKrbEnv(t, "bob")
+	pass := filepath.Join(t.TempDir(), "vault-pass")
+	os.WriteFile(pass, []byte("vault passphrase for tests\n"), 0o600)
+	e.env = append(e.env, "SESAME_PASSPHRASE_FILE="+pass, "SESAME_BACKEND=vault")
+	// Not renewable: the keeper must re-acquire at half-life.
+	e.must(e.sesame(krbTestPassword+"\n", "kinit", "--password-stdin", "--remember", "-l", "20s", "bob"), "kinit --remember")
+	// The password changes (or the account's password expires) elsewhere.
+	e.kdc.Kadmin("cpw -pw Another-pw-2 bob")
+	before := e.kdc.LogCount("PREAUTH_FAILED")
+
+	stop, done := e.startRenewer()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		out, _ := stop()
+		t.Fatalf("sesame renew still running after a rejected password:\n%s", out)
+	}
+	out, code := stop()
+	if code == 0 {
+		t.Fatalf("sesame renew exited 0 after the KDC rejected the stored password:\n%s", out)
+	}
+	if n := e.kdc.LogCount("PREAUTH_FAILED") - before; n != 1 {
+		b, _ := os.ReadFile(e.kdc.Log)
+		t.Fatalf("%d pre-authentication failures at the KDC, want exactly 1\n%s", n, b)
+	}
+	r := e.sesame("", "klist", "--json")
+	var j struct {
+		Renewal *krb.KeeperState `json:"renewal"`
+	}
+	if err := json.Unmarshal([]byte(r.out), &j); err != nil || j.Renewal == nil || j.Renewal.Running || !strings.Contains(j.Renewal.Reason, "password") {
+		t.Fatalf("klist --json does not say why renewal stopped: %v\n%s", err, r.out)
+	}
+	if r := e.sesame("", "klist"); !strings.Contains(r.out, "Renewal stopped") {
+		t.Fatalf("klist does not say renewal stopped:\n%s", r.out)
+	}
+	// A new kinit clears the old reason.
+	e.must(e.sesame("Another-pw-2\n", "kinit", "--password-stdin", "bob"), "kinit with the new password")
+	if r := e.sesame("", "klist"); strings.Contains(r.out, "Renewal stopped") {
+		t.Fatalf("stale renewal note after a new kinit:\n%s", r.out)
+	}
+}
+
+// Test 4: the KDC is down for longer than a retry interval; renewal
+// recovers once it is back, before the ticket ends.
+func TestRenewRecoversAfterKDCOutage(t *testing.T) {
+	t.Parallel()
+	e := newKrbEnv(t, "carol")
+	e.must(e.sesame(krbTestPassword+"\n", "kinit", "--password-stdin", "-l", "2m", "-r", "20m", "carol"), "kinit")
+	first := e.tgt()
+	// The keeper renews at half-life (60 s); be down from 50 s to 90 s.
+	sleepUntil(first.StartTime.Add(50 * time.Second))
+	e.kdc.Stop()
+	stop, _ := e.startRenewer()
+	sleepUntil(first.StartTime.Add(90 * time.Second))
+	if got := e.tgt(); got.EndTime.After(first.EndTime) {
+		t.Fatal("ticket renewed while the KDC was down?")
+	}
+	e.kdc.Start()
+	sleepUntil(first.EndTime.Add(-5 * time.Second))
+	got := e.tgt()
+	if !got.EndTime.After(first.EndTime) {
+		out, _ := stop()
+		t.Fatalf("ticket not renewed after the KDC came back (end %v):\n%s", got.EndTime, out)
+	}
+	out, _ := stop()
+	if !strings.Contains(out, "retry") {
+		t.Errorf("no retry while the KDC was down? log:\n%s", out)
+	}
+}
+
+// Test 5: sesame renew -- COMMAND keeps the command's own cache alive and
+// returns its exit status.
+func TestRenewAroundCommand(t *testing.T) {
+	t.Parallel()
+	e := newKrbEnv(t, "dave")
+	e.must(e.sesame(krbTestPassword+"\n", "kinit", "--password-stdin", "-l", "1m", "-r", "10m", "dave"), "kinit")
+	klist := testbed.Path(t, "klist")
+	script := "sleep 75; " + klist + " -s || exit 99; echo cache=$KRB5CCNAME; exit 7"
+	r := e.sesame("", "renew", "--", "sh", "-c", script)
+	if r.code != 7 {
+		t.Fatalf("exit %d, want the command's 7 (99 = ticket lapsed)\n%s%s", r.code, r.out, r.err)
+	}
+	// The command got a private cache, which is gone afterwards.
+	private := strings.TrimPrefix(strings.TrimSpace(strings.SplitN(r.out, "cache=", 2)[1]), "FILE:")
+	if private == e.cache {
+		t.Fatal("the command used the user's cache, not a private copy")
+	}
+	if _, err := os.Stat(private); !os.IsNotExist(err) {
+		t.Fatalf("private cache %s left behind", private)
+	}
+}
+
+func TestRenewBadInput(t *testing.T) {
+	e := newKrbEnv(t, "erin")
+	if r := e.sesame("", "renew"); r.code == 0 || !strings.Contains(r.err, "sesame kinit") {
+		t.Fatalf("renew without a cache: exit %d, %q", r.code, r.err)
+	}
+	e.must(e.sesame(krbTestPassword+"\n", "kinit", "--password-stdin", "erin"), "kinit")
+	if r := e.sesame("", "renew", "-k", "-t", "/nonexistent/keytab"); r.code == 0 || !strings.Contains(r.err, "keytab") {
+		t.Fatalf("renew with a missing keytab: exit %d, %q", r.code, r.err)
+	}
+	if r := e.sesame("", "renew", "-b", "--", "true"); r.code == 0 {
+		t.Fatal("-b with a command accepted")
+	}
+}
