@@ -588,7 +588,8 @@ func ccErrFromPath(err error) error {
 }
 
 // WriteCCache replaces the cache file at path with cc, atomically (a
-// temporary file in the same directory, synced, renamed over the target),
+// temporary file in the same directory renamed over the target, not
+// synced: MIT does not sync either, and a lost cache costs one kinit),
 // with mode 0600. If anything fails the old cache is left untouched. A
 // symbolic link at path is refused: the default location in /tmp is
 // predictable, and following a planted link would let another user choose
@@ -602,7 +603,7 @@ func WriteCCache(path string, cc *CCache) error {
 			return fmt.Errorf("refusing to write credentials cache %s: "+ccNotRegularMsg, path, path)
 		}
 	}
-	if err := atomicfile.Write(path, cc.Marshal(), 0o600); err != nil {
+	if err := atomicfile.WriteUnsynced(path, cc.Marshal(), 0o600); err != nil {
 		return fmt.Errorf("cannot store credentials: %w", err)
 	}
 	return nil

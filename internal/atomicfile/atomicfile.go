@@ -11,8 +11,22 @@ import (
 	"path/filepath"
 )
 
-// Write replaces path with data, atomically, creating it with perm.
+// Write replaces path with data, atomically and durably, creating it with
+// perm.
 func Write(path string, data []byte, perm os.FileMode) error {
+	return write(path, data, perm, true)
+}
+
+// WriteUnsynced is Write without the fsyncs: readers still see the old or
+// the new content, never a mix, but a power cut may lose the new content.
+// For files that are cheap to recreate and rewritten often — credential
+// caches, which MIT writes the same way — the two syncs would cost more
+// than the file is worth.
+func WriteUnsynced(path string, data []byte, perm os.FileMode) error {
+	return write(path, data, perm, false)
+}
+
+func write(path string, data []byte, perm os.FileMode, durable bool) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -33,8 +47,10 @@ func Write(path string, data []byte, perm os.FileMode) error {
 	if _, err := tmp.Write(data); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	if durable {
+		if err := tmp.Sync(); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
@@ -43,6 +59,9 @@ func Write(path string, data []byte, perm os.FileMode) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	ok = true
+	if !durable {
+		return nil
+	}
 	// Make the rename itself durable; failure here does not undo the write.
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()
