@@ -68,7 +68,9 @@ func benchRenew(e *env) ([]result, error) {
 	fmt.Printf("%-28s idling for %v...\n", "renew (idle)", idle)
 	time.Sleep(idle)
 	sc, kc := cpuTime(s.Process.Pid)-s0, cpuTime(k.Process.Pid)-k0
-	perMin := func(d time.Duration) time.Duration { return time.Duration(float64(d) * float64(time.Minute) / float64(idle)) }
+	perMin := func(d time.Duration) time.Duration {
+		return time.Duration(float64(d) * float64(time.Minute) / float64(idle))
+	}
 	verdict := "met"
 	if perMin(sc) >= 10*time.Millisecond {
 		verdict = "NOT met"
