@@ -58,12 +58,23 @@ func TestDoctorTestbed(t *testing.T) {
 		t.Errorf("doctor says an unpinned key is offered to a pinned host:\n%s", out)
 	}
 
+	// sesame ssh-config: no ticket, no GSSAPI line.
+	conf := w.mustRun(a.env, "sesame", "ssh-config")
+	if !strings.Contains(conf, "Host localhost\n") || strings.Contains(conf, "GSSAPIAuthentication") {
+		t.Errorf("ssh-config without a ticket:\n%s", conf)
+	}
+
 	kinit := exec.Command(testbed.Path(t, "kinit"), "-r", "2d", s.User)
 	kinit.Env = w.env
 	kinit.Stdin = strings.NewReader("pw-for-tests\n")
 	if out, err := kinit.CombinedOutput(); err != nil {
 		t.Fatalf("kinit: %v\n%s", err, out)
 	}
+	conf = w.mustRun(a.env, "sesame", "ssh-config")
+	if !strings.Contains(conf, "Host localhost\n    IdentityFile ") || !strings.Contains(conf, "    GSSAPIAuthentication yes\n") {
+		t.Errorf("ssh-config with a ticket for the host's realm:\n%s", conf)
+	}
+
 	// A ticket, but ssh's config does not use it.
 	out = w.mustRun(a.env, "sesame", "doctor", "-F", cfgNo, "-p", port, "localhost")
 	for _, want := range []string{

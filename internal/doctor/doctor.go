@@ -364,18 +364,7 @@ func checkKerberos(r *Report, opt Options, dest pin.Name) {
 		}
 	}
 	if cc != nil && k.TGTValid && k.HostRealm != "" {
-		client := cc.DefaultPrincipal.Realm
-		if strings.EqualFold(client, k.HostRealm) {
-			k.RealmCovered = true
-		} else {
-			// A cross-realm TGT krbtgt/HOSTREALM@CLIENTREALM also does.
-			for _, c := range cc.Tickets() {
-				if len(c.Server.Components) == 2 && c.Server.Components[0] == "krbtgt" &&
-					strings.EqualFold(c.Server.Components[1], k.HostRealm) && c.Valid(now) {
-					k.RealmCovered = true
-				}
-			}
-		}
+		k.RealmCovered = realmCovered(cc, k.HostRealm, now)
 		for _, c := range cc.Tickets() {
 			if len(c.Server.Components) == 2 && c.Server.Components[0] == "host" &&
 				strings.EqualFold(c.Server.Components[1], dest.Host) && c.Valid(now) {
@@ -661,4 +650,64 @@ func firstField(s string) string {
 		return s
 	}
 	return strings.TrimSuffix(f[0], ",")
+}
+
+// realmCovered reports whether cc holds a valid TGT for realm: the
+// client's own realm, or a cross-realm krbtgt/REALM@CLIENTREALM.
+func realmCovered(cc *krb.CCache, realm string, now time.Time) bool {
+	if tgt, ok := cc.TGT(); !ok || !tgt.Valid(now) {
+		return false
+	}
+	if strings.EqualFold(cc.DefaultPrincipal.Realm, realm) {
+		return true
+	}
+	for _, c := range cc.Tickets() {
+		if len(c.Server.Components) == 2 && c.Server.Components[0] == "krbtgt" &&
+			strings.EqualFold(c.Server.Components[1], realm) && c.Valid(now) {
+			return true
+		}
+	}
+	return false
+}
+
+// GSSAPICovers returns the test `sesame ssh-config` uses for
+// GSSAPIAuthentication: whether every positive ssh_config host pattern
+// maps (through [domain_realm], else the default realm) to a realm the
+// default credentials cache holds a valid TGT for. It reads krb5.conf and
+// the cache once; with no usable ticket it always answers false.
+func GSSAPICovers() func(patterns []string) bool {
+	no := func([]string) bool { return false }
+	cfg, err := krb.LoadConfig()
+	if err != nil {
+		return no
+	}
+	name, err := krb.ResolveCacheName("", cfg)
+	if err != nil {
+		return no
+	}
+	cc, err := krb.ReadCCache(name.Path())
+	if err != nil {
+		return no
+	}
+	now := cc.KDCNow()
+	return func(patterns []string) bool {
+		n := 0
+		for _, p := range patterns {
+			if strings.HasPrefix(p, "!") {
+				continue
+			}
+			n++
+			// A wildcard stands for some host under it: "*.example.org"
+			// is looked up as "x.example.org".
+			host := strings.NewReplacer("*", "x", "?", "x").Replace(p)
+			realm := cfg.RealmOfHost(host)
+			if realm == "" {
+				realm = cfg.DefaultRealm
+			}
+			if realm == "" || !realmCovered(cc, realm, now) {
+				return false
+			}
+		}
+		return n > 0
+	}
 }
