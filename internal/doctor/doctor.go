@@ -25,7 +25,6 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	xagent "golang.org/x/crypto/ssh/agent"
-	"golang.org/x/sys/unix"
 
 	"github.com/sesame-ssh/sesame/agent"
 	"github.com/sesame-ssh/sesame/agent/pin"
@@ -463,21 +462,6 @@ func programName(p string) string {
 		return "not sesame"
 	}
 	return filepath.Base(p)
-}
-
-// peerPID is the process at the other end of a unix socket.
-func peerPID(c *net.UnixConn) int {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return 0
-	}
-	pid := 0
-	raw.Control(func(fd uintptr) {
-		if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
-			pid = int(cred.Pid)
-		}
-	})
-	return pid
 }
 
 // parseQuery reads the reply to the query extension: the success code,
