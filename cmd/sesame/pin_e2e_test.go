@@ -279,6 +279,19 @@ func (w *e2eWorld) login(a *e2eAgent, s *testbed.SSHD) int {
 	return s.FailedPublickey() - before
 }
 
+func hostKeyFP(t *testing.T, s *testbed.SSHD) string {
+	t.Helper()
+	b, err := os.ReadFile(s.HostKey + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _, _, _, err := ssh.ParseAuthorizedKey(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ssh.FingerprintSHA256(k)
+}
+
 func hostPort(s *testbed.SSHD) string { return fmt.Sprintf("[localhost]:%d", s.Port) }
 
 // Issue scenario 1: MaxAuthTries 3, six keys, only the sixth authorized.
@@ -364,7 +377,8 @@ type agentFrame []byte
 type recordingProxy struct {
 	sock  string
 	mu    sync.Mutex
-	binds []agentFrame
+	binds []agentFrame   // every session-bind, in order
+	chain [][]agentFrame // the session-binds of each connection
 }
 
 func newRecordingProxy(t *testing.T, agentSock string) *recordingProxy {
@@ -386,6 +400,10 @@ func newRecordingProxy(t *testing.T, agentSock string) *recordingProxy {
 				c.Close()
 				continue
 			}
+			p.mu.Lock()
+			p.chain = append(p.chain, nil)
+			idx := len(p.chain) - 1
+			p.mu.Unlock()
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -398,6 +416,7 @@ func newRecordingProxy(t *testing.T, agentSock string) *recordingProxy {
 					if isSessionBind(f) {
 						p.mu.Lock()
 						p.binds = append(p.binds, f)
+						p.chain[idx] = append(p.chain[idx], f)
 						p.mu.Unlock()
 					}
 					if writeFrame(up, f) != nil {
@@ -418,6 +437,19 @@ func (p *recordingProxy) lastBind(t *testing.T) agentFrame {
 		t.Fatal("ssh sent no session-bind")
 	}
 	return p.binds[len(p.binds)-1]
+}
+
+// longestChain returns the binds of the connection that had the most.
+func (p *recordingProxy) longestChain() []agentFrame {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var best []agentFrame
+	for _, c := range p.chain {
+		if len(c) > len(best) {
+			best = c
+		}
+	}
+	return best
 }
 
 func readFrame(r io.Reader) (agentFrame, error) {
@@ -473,19 +505,29 @@ func bindContents(t *testing.T, f agentFrame) (hostKey ssh.PublicKey, sessionID 
 // holding the forwarded agent could. It reports whether the agent signed.
 func signOnBind(t *testing.T, sock string, bind agentFrame, key ssh.PublicKey, user string) bool {
 	t.Helper()
-	hk, sid := bindContents(t, bind)
+	return signOnChain(t, sock, []agentFrame{bind}, key, user)
+}
+
+// signOnChain is signOnBind for a chain of binds (hops, then the
+// destination), as a forwarded agent connection carries them.
+func signOnChain(t *testing.T, sock string, chain []agentFrame, key ssh.PublicKey, user string) bool {
+	t.Helper()
+	hk, sid := bindContents(t, chain[len(chain)-1])
 	c, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(20 * time.Second))
-	if err := writeFrame(c, bind); err != nil {
-		t.Fatal(err)
-	}
-	reply, err := readFrame(c)
-	if err != nil || len(reply) != 1 || reply[0] != 6 {
-		t.Fatalf("replayed session-bind: %v %x", err, reply)
+	var reply agentFrame
+	for _, bind := range chain {
+		if err := writeFrame(c, bind); err != nil {
+			t.Fatal(err)
+		}
+		reply, err = readFrame(c)
+		if err != nil || len(reply) != 1 || reply[0] != 6 {
+			t.Fatalf("replayed session-bind: %v %x", err, reply)
+		}
 	}
 	data := ssh.Marshal(struct {
 		SessionID []byte
@@ -608,13 +650,30 @@ func TestE2EForwardedAgentFollowsBindChain(t *testing.T) {
 	}
 	// Only the key pinned to target alone is left: the hop cannot use it.
 	w.mustRun(nil, "sesame", "unpin", hostPort(target), w.keys["both"]+".pub")
+	proxy := newRecordingProxy(t, a.sock)
+	pa := &e2eAgent{sock: proxy.sock, env: []string{"SSH_AUTH_SOCK=" + proxy.sock}, stderr: a.stderr}
 	before = target.FailedPublickey()
-	out, err = w.ssh(a, hop, []string{"ForwardAgent=yes"}, inner())
+	out, err = w.ssh(pa, hop, []string{"ForwardAgent=yes"}, inner())
 	if err == nil || strings.Contains(out, "from-hop") {
 		t.Fatalf("the hop logged in to the target with a key not pinned to the hop:\n%s", out)
 	}
 	if n := target.FailedPublickey() - before; n != 0 {
 		t.Errorf("target was offered %d keys through the hop, want none", n)
+	}
+	// Nor sign with it: the forwarded connection's chain [hop, target],
+	// replayed, gets a refusal; the target's bind alone, a signature.
+	chain := proxy.longestChain()
+	if len(chain) != 2 {
+		t.Fatalf("the forwarded connection carried %d binds, want 2 (hop, target)", len(chain))
+	}
+	if hk, _ := bindContents(t, chain[0]); ssh.FingerprintSHA256(hk) != hostKeyFP(t, hop) {
+		t.Error("the first bind of the chain is not the hop")
+	}
+	if signOnChain(t, a.sock, chain, w.publicKey("targetonly"), target.User) {
+		t.Error("the agent signed through the hop with a key not pinned to the hop")
+	}
+	if !signOnChain(t, a.sock, chain[1:], w.publicKey("targetonly"), target.User) {
+		t.Error("the agent refused the key pinned to the target on a direct connection")
 	}
 	// From the client itself the target accepts it.
 	if n := w.login(a, target); n != 0 {
