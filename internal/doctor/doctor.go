@@ -314,7 +314,11 @@ func checkKerberos(r *Report, opt Options, dest pin.Name) {
 	}
 	name, err := krb.ResolveCacheName("", cfg)
 	var cc *krb.CCache
-	if err != nil {
+	var unsupported *krb.UnsupportedCacheError
+	if errors.As(err, &unsupported) {
+		k.CacheError = err.Error()
+		r.suggest("%s", unsupported.Hint())
+	} else if err != nil {
 		k.CacheError = err.Error()
 	} else {
 		k.Cache = name.String()
@@ -341,6 +345,7 @@ func checkKerberos(r *Report, opt Options, dest pin.Name) {
 	switch {
 	case cc == nil && (cfg == nil || len(cfg.Files) == 0):
 		// No Kerberos here at all: nothing to suggest.
+	case unsupported != nil:
 	case cc == nil || tgt == nil:
 		r.suggest("get a Kerberos ticket: sesame kinit")
 	case !k.TGTValid && now.Before(k.RenewUntil) && now.Before(k.TGTExpires):
