@@ -720,7 +720,7 @@ func (p *Policy) Signed(c *agent.ConnInfo, key ssh.PublicKey, data []byte) {
 // written: the agent uses them at once, and a burst of logins (a script
 // running ssh in a loop) costs one file write, not one per signature.
 // Flush and Close write without waiting.
-const learnWriteDelay = 2 * time.Second
+const learnWriteDelay = time.Second
 
 // writeLoop writes pending learned pins until none are left.
 func (p *Policy) writeLoop() {
