@@ -104,6 +104,9 @@ func (d *demo) cmd(env []string, stdin, display, name string, args ...string) (s
 	err := c.Run()
 	text := strings.ReplaceAll(out.String(), d.work+"/", "")
 	text = strings.Trim(text, "\n")
+	if text == "" {
+		return out.String(), err
+	}
 	for _, l := range strings.Split(text, "\n") {
 		if l == "" {
 			fmt.Fprintln(d.out)
