@@ -64,6 +64,8 @@ type Policy struct {
 	learnedErr error
 	writing    bool
 	closed     bool
+	flushers   int           // Flush calls waiting: the writer does not delay
+	wake       chan struct{} // cuts the writer's delay short
 	wg         sync.WaitGroup
 
 	khSigs []fileSig
@@ -106,7 +108,8 @@ func New(opt Options) *Policy {
 		opt.PeerNames = PeerNames
 	}
 	p := &Policy{opt: opt, log: opt.Logger, pins: newPinSet(nil), kh: ParseKnownHosts(nil, ""),
-		hosts: map[string]*hostInfo{}, fps: map[string]keyFP{}, peers: map[int]peerEntry{}}
+		hosts: map[string]*hostInfo{}, fps: map[string]keyFP{}, peers: map[int]peerEntry{},
+		wake: make(chan struct{}, 1)}
 	if p.log == nil {
 		p.log = slog.Default()
 	}
@@ -713,10 +716,27 @@ func (p *Policy) Signed(c *agent.ConnInfo, key ssh.PublicKey, data []byte) {
 	}
 }
 
+// learnWriteDelay is how long learned pins wait in memory before they are
+// written: the agent uses them at once, and a burst of logins (a script
+// running ssh in a loop) costs one file write, not one per signature.
+// Flush and Close write without waiting.
+const learnWriteDelay = time.Second
+
 // writeLoop writes pending learned pins until none are left.
 func (p *Policy) writeLoop() {
 	defer p.wg.Done()
 	for {
+		p.mu.Lock()
+		wait := !p.closed && p.flushers == 0
+		p.mu.Unlock()
+		if wait {
+			t := time.NewTimer(learnWriteDelay)
+			select {
+			case <-t.C:
+			case <-p.wake:
+			}
+			t.Stop()
+		}
 		p.mu.Lock()
 		if len(p.pending) == 0 {
 			p.writing = false
@@ -759,7 +779,17 @@ func (p *Policy) writeLearned() error {
 
 // Flush writes learned pins that are still pending and waits for it.
 func (p *Policy) Flush() error {
+	p.mu.Lock()
+	p.flushers++
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
 	p.wg.Wait()
+	p.mu.Lock()
+	p.flushers--
+	p.mu.Unlock()
 	p.mu.Lock()
 	n := len(p.pending)
 	p.mu.Unlock()
