@@ -513,24 +513,6 @@ func TestKinitPasswordFromTerminal(t *testing.T) {
 	e.must(e.mit("", "klist", "-s"), "MIT klist -s after terminal kinit")
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A cache in a directory nobody may write to (immutable, which stops root
 // too): kinit fails with one line and the old cache stays as it was.
 func TestKinitUnwritableLocationKeepsOldCache(t *testing.T) {
