@@ -137,12 +137,6 @@ func (d *demo) quiet(env []string, name string, args ...string) {
 }
 
 // hasCommand reports whether this sesame build has the subcommand.
-func (d *demo) hasCommand(name string) bool {
-	c := exec.Command(d.sesame, name, "--help")
-	c.Env = d.env
-	return c.Run() == nil
-}
-
 // startAgent starts an agent in the foreground and waits for its socket.
 func (d *demo) startAgent(env []string, sock, name string, args ...string) {
 	c := exec.Command(name, args...)
@@ -220,12 +214,8 @@ func run(t testbed.T, out io.Writer, sesame string, color bool) {
 	}
 
 	d.step("1. Kerberos: a ticket, then ssh with GSSAPI: no key, no password prompt")
-	kinit, klist := []string{d.sesame, "kinit", "--password-stdin", "-f", "-r", "3d"}, []string{d.sesame, "klist", "-f"}
-	if !d.hasCommand("kinit") {
-		d.say("(this build has no sesame kinit yet: MIT kinit and klist stand in)")
-		kinit, klist = []string{testbed.Path(t, "kinit"), "-f", "-r", "3d"}, []string{testbed.Path(t, "klist"), "-f"}
-	}
-	kinit = append(kinit, sshd.User)
+	kinit := []string{d.sesame, "kinit", "--password-stdin", "-f", "-r", "3d", sshd.User}
+	klist := []string{d.sesame, "klist", "-f"}
 	d.must(d.env, "demo-password\n", "", kinit[0], kinit[1:]...)
 	d.must(d.env, "", "", klist[0], klist[1:]...)
 	disp, args := sshTo(sshd.Port, "localhost", []string{"GSSAPIAuthentication=yes", "PubkeyAuthentication=no"}, "echo", "logged in with a Kerberos ticket")
