@@ -2,10 +2,18 @@ package krb
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
+
+	"github.com/sesame-ssh/sesame/internal/atomicfile"
+	"github.com/sesame-ssh/sesame/internal/paths"
 )
 
 // The keeper keeps one credentials cache's TGT alive: it renews the ticket
@@ -158,6 +166,7 @@ type KeeperState struct {
 	Cache     string    `json:"cache"`
 	Principal string    `json:"principal,omitempty"`
 	Running   bool      `json:"running"`
+	PID       int       `json:"pid,omitempty"` // the process that keeps it`
 	LastRenew time.Time `json:"last_renew,omitempty"`
 	NextCheck time.Time `json:"next_check,omitempty"`
 	Stopped   time.Time `json:"stopped,omitempty"`
@@ -219,7 +228,7 @@ func (k *Keeper) Run(ctx context.Context) error {
 	if log == nil {
 		log = slog.Default()
 	}
-	k.state = KeeperState{Cache: k.Cache, Running: true}
+	k.state = KeeperState{Cache: k.Cache, Running: true, PID: os.Getpid()}
 	failures := 0
 	for {
 		cc, err := k.Load()
@@ -333,4 +342,48 @@ func (k *Keeper) sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// KeeperStatePath is where the state of the keeper of cache (its name as
+// CacheName.String gives it) is recorded, under the state directory.
+func KeeperStatePath(cache string) string {
+	sum := sha256.Sum256([]byte(cache))
+	return filepath.Join(paths.State(), "renew", hex.EncodeToString(sum[:8])+".json")
+}
+
+// SaveKeeperState records s atomically (mode 0600 in a 0700 directory).
+func SaveKeeperState(s KeeperState) error {
+	p := KeeperStatePath(s.Cache)
+	if err := paths.EnsureDir(filepath.Dir(p)); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(p, append(b, '\n'), 0o600)
+}
+
+// LoadKeeperState returns the recorded state of the keeper of cache.
+func LoadKeeperState(cache string) (KeeperState, bool) {
+	var s KeeperState
+	b, err := os.ReadFile(KeeperStatePath(cache))
+	if err != nil || json.Unmarshal(b, &s) != nil || s.Cache != cache {
+		return s, false
+	}
+	return s, true
+}
+
+// ClearKeeperState forgets the recorded state (after a new kinit, the
+// reason an earlier keeper stopped no longer applies).
+func ClearKeeperState(cache string) { os.Remove(KeeperStatePath(cache)) }
+
+// StoppedNote is one line saying when and why renewal of cache stopped,
+// or "" when it did not.
+func StoppedNote(cache string) string {
+	s, ok := LoadKeeperState(cache)
+	if !ok || s.Running || s.Stopped.IsZero() {
+		return ""
+	}
+	return fmt.Sprintf("Renewal stopped %s: %s", s.Stopped.Local().Format("01/02/06 15:04:05"), s.Reason)
 }

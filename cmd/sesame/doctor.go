@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -113,6 +114,14 @@ func printDoctor(w io.Writer, r *doctor.Report) {
 		}
 		if !k.RenewUntil.IsZero() {
 			line("renewable until %s", doctorTime(k.RenewUntil))
+		}
+		if rn := k.Renewal; rn != nil {
+			switch {
+			case rn.Running && rn.PID > 0 && syscall.Kill(rn.PID, 0) == nil && !rn.NextCheck.IsZero():
+				line("kept alive by sesame (pid %d); next check %s", rn.PID, doctorTime(rn.NextCheck))
+			case !rn.Running && !rn.Stopped.IsZero():
+				line("background renewal STOPPED at %s: %s", doctorTime(rn.Stopped), rn.Reason)
+			}
 		}
 	}
 	if r.Host != "" {

@@ -149,8 +149,8 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 		return err
 	}
 	// A new ticket: whatever stopped an earlier renewer no longer applies.
-	clearKeeperState(target.String())
-	clearKeeperState(name.String())
+	krb.ClearKeeperState(target.String())
+	krb.ClearKeeperState(name.String())
 	if p.remember {
 		// Only a password the KDC has just accepted is stored.
 		if err := rememberPassword(cc.DefaultPrincipal.String(), opt.Password); err != nil {

@@ -118,7 +118,7 @@ func klistText(w io.Writer, name krb.CacheName, cc *krb.CCache, p klistParams) e
 		writeCredential(&b, c, def, p)
 	}
 	// Not in MIT's output: why background renewal gave up, when it did.
-	if note := keeperNote(name.String()); note != "" {
+	if note := krb.StoppedNote(name.String()); note != "" {
 		fmt.Fprintf(&b, "\n%s\n", note)
 	}
 	_, err := io.WriteString(w, b.String())
@@ -241,7 +241,7 @@ type klistJSONConfig struct {
 
 func klistJSON(w io.Writer, name krb.CacheName, cc *krb.CCache, now time.Time, withConfig bool) error {
 	out := klistJSONCache{Cache: name.String(), DefaultPrincipal: cc.DefaultPrincipal.String(), Tickets: []klistJSONTicket{}}
-	if s, ok := loadKeeperState(name.String()); ok {
+	if s, ok := krb.LoadKeeperState(name.String()); ok {
 		out.Renewal = &s
 	}
 	if cc.HasKDCOffset {

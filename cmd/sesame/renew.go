@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,8 +15,6 @@ import (
 	"github.com/jcmturner/gokrb5/v8/keytab"
 	"github.com/spf13/cobra"
 
-	"github.com/sesame-ssh/sesame/internal/atomicfile"
-	"github.com/sesame-ssh/sesame/internal/paths"
 	"github.com/sesame-ssh/sesame/keychain"
 	"github.com/sesame-ssh/sesame/krb"
 )
@@ -242,39 +237,14 @@ func storedPasswordKeychain() (*keychain.Keychain, bool) {
 	return kc, true
 }
 
-// keeperStatePath is where the state of the renewer of cache is kept.
-func keeperStatePath(cache string) string {
-	sum := sha256.Sum256([]byte(cache))
-	return filepath.Join(paths.State(), "renew", hex.EncodeToString(sum[:8])+".json")
-}
-
 func saveKeeperState(s krb.KeeperState) {
-	p := keeperStatePath(s.Cache)
-	if err := paths.EnsureDir(filepath.Dir(p)); err != nil {
-		slog.Debug("cannot record renewal state", "err", err)
-		return
-	}
-	b, _ := json.MarshalIndent(s, "", "  ")
-	if err := atomicfile.Write(p, append(b, '\n'), 0o600); err != nil {
+	if err := krb.SaveKeeperState(s); err != nil {
 		slog.Debug("cannot record renewal state", "err", err)
 	}
 	if !s.Running && s.Reason != "" {
 		notifyDesktop("Kerberos ticket renewal stopped", s.Reason)
 	}
 }
-
-// loadKeeperState returns the recorded renewal state of cache, if any.
-func loadKeeperState(cache string) (krb.KeeperState, bool) {
-	var s krb.KeeperState
-	b, err := os.ReadFile(keeperStatePath(cache))
-	if err != nil || json.Unmarshal(b, &s) != nil || s.Cache != cache {
-		return s, false
-	}
-	return s, true
-}
-
-// clearKeeperState forgets a stopped renewer's reason (after a new kinit).
-func clearKeeperState(cache string) { os.Remove(keeperStatePath(cache)) }
 
 // notifyDesktop shows a notification when a desktop session is there;
 // silently nothing otherwise.
@@ -309,13 +279,4 @@ func startBackgroundRenewer(stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "sesame renew: running in the background as pid %d\n", c.Process.Pid)
 	return c.Process.Release()
-}
-
-// keeperNote is the line klist prints when renewal of cache stopped.
-func keeperNote(cache string) string {
-	s, ok := loadKeeperState(cache)
-	if !ok || s.Running || s.Stopped.IsZero() {
-		return ""
-	}
-	return fmt.Sprintf("Renewal stopped %s: %s", s.Stopped.Local().Format("01/02/06 15:04:05"), s.Reason)
 }

@@ -157,6 +157,9 @@ func TestRenewStoredPasswordRejectedOnce(t *testing.T) {
 	if r := e.sesame("", "klist"); !strings.Contains(r.out, "Renewal stopped") {
 		t.Fatalf("klist does not say renewal stopped:\n%s", r.out)
 	}
+	if r := e.sesame("", "doctor"); !strings.Contains(r.out, "renewal STOPPED") {
+		t.Fatalf("doctor does not say renewal stopped:\n%s%s", r.out, r.err)
+	}
 	// A new kinit clears the old reason.
 	e.must(e.sesame("Another-pw-2\n", "kinit", "--password-stdin", "bob"), "kinit with the new password")
 	if r := e.sesame("", "klist"); strings.Contains(r.out, "Renewal stopped") {

@@ -100,6 +100,9 @@ type Kerberos struct {
 	RealmCovered bool      `json:"realm_covered"`               // the TGT (or a cross-realm TGT) is for the host's realm
 	ServiceValid bool      `json:"service_ticket_valid"`        // host/HOST@REALM already in the cache
 	WouldUse     bool      `json:"gssapi_would_be_used"`
+	// Renewal is what the last sesame renew or agent keeper of this
+	// cache recorded, if any.
+	Renewal *krb.KeeperState `json:"renewal,omitempty"`
 }
 
 // Agent is what answers at SSH_AUTH_SOCK.
@@ -340,6 +343,12 @@ func checkKerberos(r *Report, opt Options, dest pin.Name) {
 			k.TGTValid = t.Valid(now)
 			k.TGTExpires = t.EndTime
 			k.RenewUntil = t.RenewTill
+		}
+	}
+	if s, ok := krb.LoadKeeperState(name.String()); ok {
+		k.Renewal = &s
+		if !s.Running && !s.Stopped.IsZero() {
+			r.suggest("background renewal stopped %s (%s): run sesame kinit, then sesame renew", s.Stopped.Local().Format(time.DateTime), s.Reason)
 		}
 	}
 	switch {
