@@ -133,7 +133,7 @@ func TestStalledMessageDropped(t *testing.T) {
 func TestKeyLoader(t *testing.T) {
 	k1, k2 := mustEd25519(t), mustEd25519(t)
 	var calls atomic.Int32
-	e := startSesame(t, Options{KeyLoader: func() ([]xagent.AddedKey, error) {
+	e := startSesame(t, Options{KeyLoader: func([]byte) ([]xagent.AddedKey, error) {
 		calls.Add(1)
 		return []xagent.AddedKey{{PrivateKey: k1, Comment: "stored-1"}, {PrivateKey: k2, Comment: "stored-2"}}, nil
 	}})
