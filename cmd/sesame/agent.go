@@ -34,7 +34,9 @@ var (
 	// agentPolicy builds the per-host policy; nil offers every key.
 	agentPolicy func() (agent.Policy, error)
 	// agentLocker builds the lock; nil uses agent.NewPassphraseLocker.
-	agentLocker func() (agent.Locker, error)
+	agentLocker func(logger *slog.Logger) (agent.Locker, error)
+	// agentStatusExtra adds to what `sesame status` reports.
+	agentStatusExtra func(*agent.Status)
 )
 
 // envAgentChild marks the re-executed background process: Go cannot fork,
@@ -196,12 +198,13 @@ func newAgentServer(socket string, life time.Duration, logger *slog.Logger) (*ag
 		opts.Policy = p
 	}
 	if agentLocker != nil {
-		l, err := agentLocker()
+		l, err := agentLocker(logger)
 		if err != nil {
 			return nil, err
 		}
 		opts.Locker = l
 	}
+	opts.StatusExtra = agentStatusExtra
 	return agent.New(opts), nil
 }
 
