@@ -6,6 +6,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -31,7 +33,22 @@ var _ Locker = (*SealingLocker)(nil)
 // NewSealingLocker adapts l. ctx bounds the wait of unlock attempts that
 // are delayed after wrong passphrases (the agent's lifetime, typically).
 func NewSealingLocker(ctx context.Context, l *lock.Locker) *SealingLocker {
+	l.OnLock(func(lock.Status) { go scrub() })
 	return &SealingLocker{l: l, ctx: ctx}
+}
+
+// scrub collects the garbage a lock leaves: the wiped keys' signers and
+// the crypto libraries' cached copies (RSA's precomputed FIPS key, the
+// expanded ed25519 and ECDSA keys in a weak map that is cleared by a
+// cleanup after one collection and freed at the next). Made inside
+// lock.Do, they are zeroed as they are freed; without a collection they
+// would stay readable until the next one, which an idle agent may not run
+// for minutes.
+func scrub() {
+	runtime.GC()
+	time.Sleep(20 * time.Millisecond) // let the weak-map cleanups run
+	runtime.GC()
+	debug.FreeOSMemory()
 }
 
 // Lock implements Locker: pass becomes the lock passphrase and the keys

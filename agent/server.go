@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -502,7 +503,11 @@ func (s *Server) loadKeys(passphrase []byte) error {
 	// and concurrent guesses must not run in parallel.
 	s.loadMu.Lock()
 	defer s.loadMu.Unlock()
-	keys, err := s.opts.KeyLoader(passphrase)
+	// Inside lock.Do: the decrypted store and the parser's temporaries
+	// are erased once freed.
+	var keys []xagent.AddedKey
+	var err error
+	lock.Do(func() { keys, err = s.opts.KeyLoader(passphrase) })
 	if err != nil {
 		if errors.Is(err, ErrNeedPassphrase) && passphrase == nil {
 			s.pending = true
@@ -515,14 +520,20 @@ func (s *Server) loadKeys(passphrase []byte) error {
 	}
 	errs := []error{err}
 	s.pending = false
-	for _, k := range keys {
-		if pub, err := addedPublicKey(k); err == nil && s.keys.has(pub.Marshal()) {
-			continue
+	lock.Do(func() {
+		for _, k := range keys {
+			if pub, err := addedPublicKey(k); err == nil && s.keys.has(pub.Marshal()) {
+				continue
+			}
+			if err := s.AddKey(k); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", k.Comment, err))
+			}
+			switch k.PrivateKey.(type) {
+			case ed25519.PrivateKey, *ed25519.PrivateKey:
+				lock.Wipe(k.PrivateKey) // the keyring keeps a copy of its own
+			}
 		}
-		if err := s.AddKey(k); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", k.Comment, err))
-		}
-	}
+	})
 	return errors.Join(errs...)
 }
 
