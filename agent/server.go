@@ -528,9 +528,14 @@ func (s *Server) loadKeys(passphrase []byte) error {
 			if err := s.AddKey(k); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", k.Comment, err))
 			}
+		}
+		// The keyring keeps copies of its own of ed25519 keys; wipe the
+		// loader's only after all are added (a key and its certificate
+		// may share one).
+		for _, k := range keys {
 			switch k.PrivateKey.(type) {
 			case ed25519.PrivateKey, *ed25519.PrivateKey:
-				lock.Wipe(k.PrivateKey) // the keyring keeps a copy of its own
+				lock.Wipe(k.PrivateKey)
 			}
 		}
 	})
