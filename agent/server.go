@@ -35,7 +35,8 @@ const DefaultMessageTimeout = 30 * time.Second
 // passphrase. It returns an error wrapping ErrNeedPassphrase when the store
 // needs a passphrase it was not given, and one wrapping ErrBadPassphrase
 // when the passphrase does not open it. Keys already loaded are left as
-// they are.
+// they are. The server wipes the ed25519 keys it is given once loaded, so
+// each call must return fresh copies.
 type KeyLoader func(passphrase []byte) ([]xagent.AddedKey, error)
 
 // ErrNeedPassphrase: the key store needs a passphrase to be read.
