@@ -6,7 +6,10 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/binary"
 	"errors"
+	"io"
+	"net"
 	"slices"
 	"testing"
 	"time"
@@ -167,5 +170,34 @@ func TestUnlockLoadsPendingStore(t *testing.T) {
 	pub, _ := ssh.NewPublicKey(k.Public())
 	if _, err := pipeAgent(t, srv).Sign(pub, []byte("x")); err != nil {
 		t.Error(err)
+	}
+}
+
+// Requests that arrive together (pipelined in one write) are each answered
+// in their own shot, the fast list path included.
+func TestPipelinedRequestsOneShotEach(t *testing.T) {
+	srv := quietServer(Options{})
+	srv.AddKey(xagent.AddedKey{PrivateKey: mustEd25519(t), Comment: "k"})
+	a, b := net.Pipe()
+	defer b.Close()
+	go func() { srv.ServeConn(newFrameConn(a, 0), ConnInfo{}); a.Close() }()
+	query := append([]byte{27}, ssh.Marshal(struct{ S string }{ExtQuery})...)
+	var batch []byte
+	batch = append(batch, 0, 0, 0, 1, msgRequestIdentities)
+	batch = binary.BigEndian.AppendUint32(batch, uint32(len(query)))
+	batch = append(batch, query...)
+	batch = append(batch, 0, 0, 0, 1, msgRequestIdentities)
+	go b.Write(batch)
+	want := []byte{msgIdentitiesAnswer, replySuccess, msgIdentitiesAnswer}
+	for i, w := range want {
+		var hdr [4]byte
+		b.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadFull(b, hdr[:]); err != nil {
+			t.Fatalf("reply %d: %v", i, err)
+		}
+		body := make([]byte, binary.BigEndian.Uint32(hdr[:]))
+		if _, err := io.ReadFull(b, body); err != nil || body[0] != w {
+			t.Fatalf("reply %d: %v, type %d want %d", i, err, body[0], w)
+		}
 	}
 }

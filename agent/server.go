@@ -327,28 +327,33 @@ func (s *Server) serveConn(c net.Conn) {
 	ca.log.Debug("connection")
 	fc := newFrameConn(c, s.opts.MessageTimeout)
 	fc.list = ca.fastList
+	err = serveFrames(ca, fc)
+	if err != nil && !errors.Is(err, io.EOF) && s.ctx.Err() == nil {
+		ca.log.Debug("connection ended", "err", err)
+	}
+}
+
+// serveFrames serves requests until the connection ends. It waits for each
+// request outside lock.Do, then reads, parses and answers it inside: with
+// GOEXPERIMENT=runtimesecret the request buffer, the parsed key's
+// temporaries and the signing scratch are erased once freed, and the stack
+// on return, so that a lock leaves no copy of a key behind (an ssh session
+// keeps its agent connection open for hours).
+func serveFrames(ca *conn, fc *frameConn) error {
 	fc.oneShot = true
 	defer fc.wipe()
 	for {
-		// Wait for a request outside lock.Do, then read, parse and answer
-		// it inside: with GOEXPERIMENT=runtimesecret the request buffer,
-		// the parsed key's temporaries and the signing scratch are erased
-		// once freed, and the stack on return, so that a lock leaves no
-		// copy of a key behind (an ssh session keeps its agent connection
-		// open for hours).
-		if err = fc.waitMessage(); err != nil {
-			break
+		if err := fc.waitMessage(); err != nil {
+			return err
 		}
+		var err error
 		lock.Do(func() {
 			err = xagent.ServeAgent(ca, fc)
 			fc.wipe()
 		})
 		if !errors.Is(err, errRequestDone) {
-			break
+			return err
 		}
-	}
-	if err != nil && !errors.Is(err, io.EOF) && s.ctx.Err() == nil {
-		ca.log.Debug("connection ended", "err", err)
 	}
 }
 
@@ -367,7 +372,7 @@ func (s *Server) ServeConn(rw io.ReadWriter, info ConnInfo) error {
 		if fc.list == nil {
 			fc.list = ca.fastList
 		}
-		defer fc.wipe()
+		return serveFrames(ca, fc)
 	}
 	return xagent.ServeAgent(ca, rw)
 }
