@@ -632,3 +632,48 @@ func TestLockKerberosStash(t *testing.T) {
 		})
 	}
 }
+
+// On a terminal (a pseudo-terminal from script(1)) the lock passphrase is
+// asked twice, and the unlock passphrase once.
+func TestLockPassphraseOnTerminal(t *testing.T) {
+	script, err := exec.LookPath("script")
+	if err != nil {
+		testbed.Missing(t, "script(1) not installed: no pseudo-terminal to drive the prompt")
+	}
+	e := newLockEnv(t)
+	e.start(nil)
+	onTTY := func(input string, args ...string) (string, int) {
+		c := exec.Command(script, "-qec", e.bin+" "+strings.Join(args, " "), "/dev/null")
+		c.Env = append(append([]string(nil), e.env...), "SSH_AUTH_SOCK="+e.sock)
+		c.Stdin = strings.NewReader(input)
+		out, err := c.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	if out, code := onTTY("tty-secret-1\ntty-secret-2\n", "lock"); code == 0 || !strings.Contains(out, "do not match") {
+		t.Fatalf("mismatched lock passphrases: exit %d\n%s", code, out)
+	}
+	if e.status().Locked {
+		t.Fatal("locked after mismatched passphrases")
+	}
+	out, code := onTTY("tty-secret\ntty-secret\n", "lock")
+	// (The input is typed ahead, so the terminal echoes it before the
+	// prompt turns echo off: no assertion about echo here.)
+	if code != 0 || !strings.Contains(out, "Enter lock password:") || !strings.Contains(out, "Again:") {
+		t.Fatalf("lock on the terminal: exit %d\n%s", code, out)
+	}
+	if !e.status().Locked {
+		t.Fatal("not locked")
+	}
+	if out, code := onTTY("tty-secret\n", "unlock"); code != 0 || strings.Contains(out, "Again:") {
+		t.Fatalf("unlock on the terminal: exit %d\n%s", code, out)
+	}
+	if e.status().Locked {
+		t.Fatal("still locked")
+	}
+}
