@@ -28,7 +28,7 @@ var agentLockSettings struct {
 func init() {
 	fl := agentCmd.Flags()
 	fl.DurationVar(&agentLockSettings.lockAfter, "lock-after", 0,
-		"lock after this long without a signature (e.g. 15m); needs a lock passphrase, see `sesame lock`")
+		"lock after this long without a signature (e.g. 15m; needs a lock passphrase: sesame lock, or the vault's)")
 	fl.StringVar(&agentLockSettings.kerberos, "kerberos-on-lock", string(lock.KerberosKeep),
 		"what a lock does to the Kerberos ticket cache: keep, destroy, or stash (sealed, back on unlock)")
 	fl.StringVar(&agentLockSettings.backend, "backend", "",

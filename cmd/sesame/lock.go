@@ -146,6 +146,9 @@ func lockOrUnlock(cmd *cobra.Command, ag xagent.ExtendedAgent, stdin, locking bo
 			return &hintedError{errors.New("wrong passphrase: the stored keys were not loaded"),
 				"give the vault passphrase"}
 		}
+		if !sesameAgent {
+			return errors.New("the agent refused to unlock (wrong passphrase, or not locked)")
+		}
 		return errors.New("wrong passphrase: the agent stays locked")
 	}
 	if !sesameAgent {
