@@ -16,7 +16,7 @@ import (
 const ExtQuery = "query"
 
 // supportedExtensions answers the query extension.
-var supportedExtensions = []string{ExtQuery, ExtSessionBind}
+var supportedExtensions = []string{ExtQuery, ExtSessionBind, ExtStatus}
 
 // Reply codes from the agent protocol that extensions answer with directly.
 const (
@@ -86,6 +86,10 @@ func (c *conn) SignWithFlags(key ssh.PublicKey, data []byte, flags xagent.Signat
 		}
 	}
 	if e.confirm {
+		// The user may take longer to answer than the idle period.
+		if c.s.sealer != nil {
+			defer c.s.sealer.l.Hold()()
+		}
 		if err := c.s.confirm(e); err != nil {
 			c.log.Debug("confirmation refused", "key", ssh.FingerprintSHA256(e.pub), "err", err)
 			return nil, fmt.Errorf("%w: %w", ErrRefused, err)
@@ -94,6 +98,9 @@ func (c *conn) SignWithFlags(key ssh.PublicKey, data []byte, flags xagent.Signat
 	sig, err := sign(e, data, flags)
 	if err != nil {
 		return nil, err
+	}
+	if c.s.sealer != nil {
+		c.s.sealer.l.Touch()
 	}
 	if c.log.Enabled(context.Background(), slog.LevelDebug) {
 		c.log.Debug("signed", "key", ssh.FingerprintSHA256(e.pub), "comment", e.comment)
@@ -118,6 +125,9 @@ func (c *conn) Add(key xagent.AddedKey) error {
 	}
 	if err := c.s.keys.add(key, life); err != nil {
 		return err
+	}
+	if c.s.sealer != nil {
+		c.s.sealer.l.Touch()
 	}
 	c.log.Debug("key added", "comment", key.Comment, "lifetime", life, "confirm", key.ConfirmBeforeUse)
 	return nil
@@ -147,7 +157,15 @@ func (c *conn) Signers() ([]ssh.Signer, error) {
 // protocol code is sent as it is (ServeAgent passes it through), which lets
 // a rejected bind be answered with SSH_AGENT_FAILURE as OpenSSH does.
 func (c *conn) Extension(name string, contents []byte) ([]byte, error) {
+	// While locked every request but unlock, session-bind and the status
+	// fails, as in ssh-agent (which refuses session-bind too: binding
+	// reveals nothing and keeps the next login's destination known).
+	if name != ExtSessionBind && name != ExtStatus && c.s.Locked() {
+		return nil, ErrLocked
+	}
 	switch name {
+	case ExtStatus:
+		return c.s.statusReply()
 	case ExtQuery:
 		reply := []byte{replySuccess}
 		for _, n := range supportedExtensions {

@@ -69,6 +69,29 @@ type frameConn struct {
 	// returns nil to let ServeAgent handle it. Listing is what every ssh
 	// login does first; this keeps it a copy of a prepared answer.
 	list func() []byte
+
+	// oneShot makes Read report errRequestDone instead of starting a
+	// second message, so that ServeAgent returns after each request and
+	// the caller can run every request in its own lock.Do.
+	oneShot bool
+	served  bool // a message was passed on (or answered) in this shot
+}
+
+// errRequestDone ends ServeAgent after one request in oneShot mode.
+var errRequestDone = errors.New("request done")
+
+// waitMessage blocks until the next message begins to arrive, without a
+// deadline: between messages a client may stay idle as long as it likes.
+// It starts a new shot.
+func (f *frameConn) waitMessage() error {
+	f.served = false
+	if f.hdrLeft != 0 || f.body != 0 || f.rpos < f.rend {
+		return nil
+	}
+	if f.timeout > 0 {
+		f.c.SetReadDeadline(time.Time{})
+	}
+	return f.fill()
 }
 
 func newFrameConn(c net.Conn, timeout time.Duration) *frameConn {
@@ -130,6 +153,10 @@ func (f *frameConn) Read(p []byte) (int, error) {
 		// ServeAgent asks for a new message only after it has answered the
 		// last one: its request buffer is no longer in use.
 		f.wipe()
+		if f.oneShot && f.served {
+			return 0, errRequestDone
+		}
+		f.served = true
 		// Between messages a client may stay idle as long as it likes.
 		if f.timeout > 0 {
 			f.c.SetReadDeadline(time.Time{})

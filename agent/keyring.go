@@ -48,6 +48,7 @@ type keyring struct {
 	order   []*entry          // in the order added, as ssh-add -l shows
 	byBlob  map[string]*entry // public key blob → entry
 	locked  bool
+	sealed  []sealedKey // while locked by a SealingLocker
 	nowFunc func() time.Time
 
 	// answer is the IDENTITIES_ANSWER for a connection without a policy,
@@ -104,6 +105,21 @@ func (k *keyring) identitiesAnswer() ([]byte, bool) {
 // add stores key with the given lifetime (0: forever). Adding a key that is
 // already there replaces its comment and constraints, like ssh-agent.
 func (k *keyring) add(key xagent.AddedKey, lifetime time.Duration) error {
+	e, err := newEntry(key)
+	if err != nil {
+		return err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.locked {
+		return ErrLocked
+	}
+	k.insertLocked(e, lifetime)
+	return nil
+}
+
+// newEntry checks key and makes the entry that holds it.
+func newEntry(key xagent.AddedKey) (*entry, error) {
 	// x/crypto's parser leaves ed25519 keys and certificates pointing into
 	// the request buffer, which frameConn wipes after the request: keep
 	// copies of our own.
@@ -116,32 +132,32 @@ func (k *keyring) add(key xagent.AddedKey, lifetime time.Duration) error {
 	if key.Certificate != nil {
 		pub, err := ssh.ParsePublicKey(key.Certificate.Marshal())
 		if err != nil {
-			return fmt.Errorf("certificate: %w", err)
+			return nil, fmt.Errorf("certificate: %w", err)
 		}
 		key.Certificate = pub.(*ssh.Certificate)
 	}
 	signer, err := ssh.NewSignerFromKey(key.PrivateKey)
 	if err != nil {
-		return fmt.Errorf("unusable private key: %w", err)
+		return nil, fmt.Errorf("unusable private key: %w", err)
 	}
 	if key.Certificate != nil {
 		if !bytes.Equal(key.Certificate.Key.Marshal(), signer.PublicKey().Marshal()) {
-			return errors.New("certificate does not match the private key")
+			return nil, errors.New("certificate does not match the private key")
 		}
 		if signer, err = ssh.NewCertSigner(key.Certificate, signer); err != nil {
-			return fmt.Errorf("certificate: %w", err)
+			return nil, fmt.Errorf("certificate: %w", err)
 		}
 	}
 	e := &entry{signer: signer, pub: signer.PublicKey(), comment: key.Comment, confirm: key.ConfirmBeforeUse,
 		priv: key.PrivateKey, cert: key.Certificate}
 	e.pubBlob = e.pub.Marshal()
 	e.blob = string(e.pubBlob)
+	return e, nil
+}
 
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.locked {
-		return ErrLocked
-	}
+// insertLocked stores e, replacing an entry for the same key where it
+// stands, as ssh-agent does.
+func (k *keyring) insertLocked(e *entry, lifetime time.Duration) {
 	if lifetime > 0 {
 		e.expire = k.nowFunc().Add(lifetime)
 		// Remove the key when it expires rather than only hiding it, so the
@@ -149,7 +165,6 @@ func (k *keyring) add(key xagent.AddedKey, lifetime time.Duration) error {
 		e.timer = time.AfterFunc(lifetime, func() { k.expire(e) })
 	}
 	if old := k.byBlob[e.blob]; old != nil {
-		// Re-adding a key updates it where it stands, as ssh-agent does.
 		if old.timer != nil {
 			old.timer.Stop()
 		}
@@ -163,7 +178,6 @@ func (k *keyring) add(key xagent.AddedKey, lifetime time.Duration) error {
 	}
 	k.byBlob[e.blob] = e
 	k.rebuildLocked()
-	return nil
 }
 
 // expire removes e if it is still the entry stored under its blob.

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	xagent "golang.org/x/crypto/ssh/agent"
 
 	"github.com/sesame-ssh/sesame/internal/paths"
+	"github.com/sesame-ssh/sesame/lock"
 )
 
 // DefaultMaxConns bounds the connections served at once when Options does
@@ -26,10 +28,19 @@ const DefaultMaxConns = 256
 // send the rest of it.
 const DefaultMessageTimeout = 30 * time.Second
 
-// KeyLoader returns keys to load into the agent: at start when the agent is
-// not locked, and after every successful unlock. Keys already loaded are
-// left as they are.
-type KeyLoader func() ([]xagent.AddedKey, error)
+// KeyLoader returns stored keys to load into the agent: at start when the
+// agent is not locked (passphrase nil), after every successful unlock (with
+// the unlock passphrase, which may also open the store), and on an unlock
+// request while unlocked when stored keys are still waiting for a
+// passphrase. It returns an error wrapping ErrNeedPassphrase when the store
+// needs a passphrase it was not given, and one wrapping ErrBadPassphrase
+// when the passphrase does not open it. Keys already loaded are left as
+// they are. The server wipes the ed25519 keys it is given once loaded, so
+// each call must return fresh copies.
+type KeyLoader func(passphrase []byte) ([]xagent.AddedKey, error)
+
+// ErrNeedPassphrase: the key store needs a passphrase to be read.
+var ErrNeedPassphrase = errors.New("stored keys need a passphrase")
 
 // Options configure a Server.
 type Options struct {
@@ -64,6 +75,10 @@ type Options struct {
 	Logger *slog.Logger
 	// OnBind, when set, is called after each accepted session-bind.
 	OnBind func(c *ConnInfo, b Bind)
+	// StatusExtra, when set, fills in what the server does not know
+	// itself (the key store's backend, the lock settings) when a client
+	// asks for the status.
+	StatusExtra func(*Status)
 }
 
 func (o *Options) confirmTimeout() time.Duration {
@@ -92,6 +107,13 @@ type Server struct {
 
 	confirmMu sync.Mutex
 	lockMu    sync.Mutex
+
+	// sealer is opts.Locker when it seals the keys (nil otherwise).
+	sealer *SealingLocker
+	// loadMu serialises loading stored keys; pending records that they
+	// could not be loaded for want of a passphrase.
+	loadMu  sync.Mutex
+	pending bool
 }
 
 // New returns a Server that is not yet listening.
@@ -109,12 +131,20 @@ func New(opts Options) *Server {
 		opts.Logger = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
+	s := &Server{
 		opts: opts, keys: newKeyring(), log: opts.Logger,
 		ctx: ctx, cancel: cancel,
 		conns: make(map[net.Conn]struct{}),
 		sem:   make(chan struct{}, opts.MaxConns),
 	}
+	if sl, ok := opts.Locker.(*SealingLocker); ok {
+		s.sealer = sl
+		if err := sl.l.AddHolder(keyHolder{s.keys}); err != nil {
+			// Only refused while locked: the keyring is empty then anyway.
+			s.log.Warn("lock: registering the keyring", "err", err)
+		}
+	}
+	return s
 }
 
 // DefaultSocket is where the agent listens unless told otherwise.
@@ -199,7 +229,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer stop()
 
 	if !s.opts.Locker.Locked() {
-		if err := s.loadKeys(); err != nil {
+		if err := s.loadKeys(nil); err != nil {
 			s.log.Warn("loading stored keys", "err", err)
 		}
 	}
@@ -297,10 +327,33 @@ func (s *Server) serveConn(c net.Conn) {
 	ca.log.Debug("connection")
 	fc := newFrameConn(c, s.opts.MessageTimeout)
 	fc.list = ca.fastList
-	defer fc.wipe()
-	err = xagent.ServeAgent(ca, fc)
+	err = serveFrames(ca, fc)
 	if err != nil && !errors.Is(err, io.EOF) && s.ctx.Err() == nil {
 		ca.log.Debug("connection ended", "err", err)
+	}
+}
+
+// serveFrames serves requests until the connection ends. It waits for each
+// request outside lock.Do, then reads, parses and answers it inside: with
+// GOEXPERIMENT=runtimesecret the request buffer, the parsed key's
+// temporaries and the signing scratch are erased once freed, and the stack
+// on return, so that a lock leaves no copy of a key behind (an ssh session
+// keeps its agent connection open for hours).
+func serveFrames(ca *conn, fc *frameConn) error {
+	fc.oneShot = true
+	defer fc.wipe()
+	for {
+		if err := fc.waitMessage(); err != nil {
+			return err
+		}
+		var err error
+		lock.Do(func() {
+			err = xagent.ServeAgent(ca, fc)
+			fc.wipe()
+		})
+		if !errors.Is(err, errRequestDone) {
+			return err
+		}
 	}
 }
 
@@ -319,15 +372,23 @@ func (s *Server) ServeConn(rw io.ReadWriter, info ConnInfo) error {
 		if fc.list == nil {
 			fc.list = ca.fastList
 		}
-		defer fc.wipe()
+		return serveFrames(ca, fc)
 	}
 	return xagent.ServeAgent(ca, rw)
 }
 
 // Lock locks the agent through the Locker; while locked no key is listed
-// or used. A Locker that is also a KeySealer receives the keys, and the
-// agent forgets them until unlock.
+// or used. A SealingLocker seals the keys through the keyring's Holder; a
+// Locker that is a KeySealer receives the keys; either way the agent
+// forgets them until unlock.
 func (s *Server) Lock(passphrase []byte) error {
+	if s.sealer != nil {
+		if err := s.sealer.Lock(passphrase); err != nil {
+			return err
+		}
+		s.log.Debug("locked", "sealed", s.keys.sealedCount())
+		return nil
+	}
 	s.lockMu.Lock()
 	defer s.lockMu.Unlock()
 	if err := s.opts.Locker.Lock(passphrase); err != nil {
@@ -352,31 +413,76 @@ func (s *Server) Lock(passphrase []byte) error {
 	return nil
 }
 
-// Unlock unlocks through the Locker, then loads the sealed keys (from a
-// KeySealer) and stored keys (from the KeyLoader).
+// Unlock unlocks through the Locker, then loads the sealed keys and the
+// stored keys (from the KeyLoader, which may open the store with the same
+// passphrase). When the agent is not locked but stored keys are waiting
+// for a passphrase (the agent started without one), Unlock loads them with
+// this passphrase instead: one `sesame unlock` then both unlocks and loads.
+// Otherwise unlocking an unlocked agent is ErrNotLocked.
 func (s *Server) Unlock(passphrase []byte) error {
+	if len(passphrase) == 0 {
+		return fmt.Errorf("%w: empty passphrase", ErrBadPassphrase)
+	}
+	if !s.opts.Locker.Locked() {
+		if s.Pending() {
+			return s.loadPending(passphrase)
+		}
+		return ErrNotLocked
+	}
+	// The Locker may make a wrong guess wait; no keyring or server mutex
+	// is held meanwhile.
 	if err := s.opts.Locker.Unlock(passphrase); err != nil {
 		return err
 	}
-	s.lockMu.Lock()
-	defer s.lockMu.Unlock()
-	s.keys.setLocked(false)
-	s.log.Debug("unlocked")
-	if sealer, ok := s.opts.Locker.(KeySealer); ok {
-		keys, err := sealer.UnsealKeys(passphrase)
-		if err != nil {
-			s.log.Warn("unsealing keys", "err", err)
-		}
-		for _, k := range keys {
-			if err := s.keys.add(k, time.Duration(k.LifetimeSecs)*time.Second); err != nil {
-				s.log.Warn("reloading a sealed key", "comment", k.Comment, "err", err)
+	if s.sealer == nil {
+		s.lockMu.Lock()
+		s.keys.setLocked(false)
+		if sealer, ok := s.opts.Locker.(KeySealer); ok {
+			keys, err := sealer.UnsealKeys(passphrase)
+			if err != nil {
+				s.log.Warn("unsealing keys", "err", err)
+			}
+			for _, k := range keys {
+				if err := s.keys.add(k, time.Duration(k.LifetimeSecs)*time.Second); err != nil {
+					s.log.Warn("reloading a sealed key", "comment", k.Comment, "err", err)
+				}
 			}
 		}
+		s.lockMu.Unlock()
 	}
-	if err := s.loadKeys(); err != nil {
-		s.log.Warn("loading stored keys", "err", err)
+	s.log.Debug("unlocked", "keys", s.keys.count())
+	if err := s.loadKeys(passphrase); err != nil {
+		// The lock passphrase need not be the store's: the sealed keys
+		// are back, and the store stays for `sesame unlock` to open.
+		s.log.Debug("loading stored keys after unlock", "err", err)
 	}
 	return nil
+}
+
+// loadPending loads the stored keys that were waiting for a passphrase.
+// A passphrase that opens the store also arms the automatic locks of a
+// SealingLocker that has none yet, so that --lock-after works.
+func (s *Server) loadPending(passphrase []byte) error {
+	if err := s.loadKeys(passphrase); err != nil {
+		if errors.Is(err, ErrNeedPassphrase) || errors.Is(err, ErrBadPassphrase) {
+			return fmt.Errorf("%w: %w", ErrBadPassphrase, err)
+		}
+		return err
+	}
+	if s.sealer != nil && !s.sealer.l.Status().Armed {
+		if err := s.sealer.l.SetPassphrase(passphrase); err != nil {
+			s.log.Debug("arming the automatic lock", "err", err)
+		}
+	}
+	return nil
+}
+
+// Pending reports whether stored keys wait for a passphrase (given by
+// unlock) because the agent could not read the store without one.
+func (s *Server) Pending() bool {
+	s.loadMu.Lock()
+	defer s.loadMu.Unlock()
+	return s.pending
 }
 
 // Locked reports whether the agent is locked.
@@ -395,23 +501,50 @@ func (s *Server) AddKey(k xagent.AddedKey) error {
 // Identities lists the loaded keys (none while locked).
 func (s *Server) Identities() []Identity { return s.keys.identities() }
 
-func (s *Server) loadKeys() error {
+func (s *Server) loadKeys(passphrase []byte) error {
 	if s.opts.KeyLoader == nil {
 		return nil
 	}
-	keys, err := s.opts.KeyLoader()
+	// One load at a time: each may derive a slow key from the passphrase,
+	// and concurrent guesses must not run in parallel.
+	s.loadMu.Lock()
+	defer s.loadMu.Unlock()
+	// Inside lock.Do: the decrypted store and the parser's temporaries
+	// are erased once freed.
+	var keys []xagent.AddedKey
+	var err error
+	lock.Do(func() { keys, err = s.opts.KeyLoader(passphrase) })
 	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, k := range keys {
-		if pub, err := addedPublicKey(k); err == nil && s.keys.has(pub.Marshal()) {
-			continue
+		if errors.Is(err, ErrNeedPassphrase) && passphrase == nil {
+			s.pending = true
+			s.log.Debug("stored keys wait for a passphrase (sesame unlock)")
+			return nil
 		}
-		if err := s.AddKey(k); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", k.Comment, err))
+		if len(keys) == 0 {
+			return err
 		}
 	}
+	errs := []error{err}
+	s.pending = false
+	lock.Do(func() {
+		for _, k := range keys {
+			if pub, err := addedPublicKey(k); err == nil && s.keys.has(pub.Marshal()) {
+				continue
+			}
+			if err := s.AddKey(k); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", k.Comment, err))
+			}
+		}
+		// The keyring keeps copies of its own of ed25519 keys; wipe the
+		// loader's only after all are added (a key and its certificate
+		// may share one).
+		for _, k := range keys {
+			switch k.PrivateKey.(type) {
+			case ed25519.PrivateKey, *ed25519.PrivateKey:
+				lock.Wipe(k.PrivateKey)
+			}
+		}
+	})
 	return errors.Join(errs...)
 }
 

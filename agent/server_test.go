@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -133,9 +134,10 @@ func TestStalledMessageDropped(t *testing.T) {
 func TestKeyLoader(t *testing.T) {
 	k1, k2 := mustEd25519(t), mustEd25519(t)
 	var calls atomic.Int32
-	e := startSesame(t, Options{KeyLoader: func() ([]xagent.AddedKey, error) {
+	e := startSesame(t, Options{KeyLoader: func([]byte) ([]xagent.AddedKey, error) {
 		calls.Add(1)
-		return []xagent.AddedKey{{PrivateKey: k1, Comment: "stored-1"}, {PrivateKey: k2, Comment: "stored-2"}}, nil
+		// Fresh copies each time: the server wipes what it loaded.
+		return []xagent.AddedKey{{PrivateKey: slices.Clone(k1), Comment: "stored-1"}, {PrivateKey: slices.Clone(k2), Comment: "stored-2"}}, nil
 	}})
 	waitFor(t, 10*time.Second, "keys loaded at start", func() bool { return len(e.srv.Identities()) == 2 })
 	if err := e.srv.Lock([]byte("pw")); err != nil {

@@ -35,7 +35,9 @@ var (
 	// agentPolicy builds the per-host policy; nil offers every key.
 	agentPolicy func() (agent.Policy, error)
 	// agentLocker builds the lock; nil uses agent.NewPassphraseLocker.
-	agentLocker func() (agent.Locker, error)
+	agentLocker func(logger *slog.Logger) (agent.Locker, error)
+	// agentStatusExtra adds to what `sesame status` reports.
+	agentStatusExtra func(*agent.Status)
 	// agentCompanions run beside the server until it stops (the
 	// Kerberos ticket keeper).
 	agentCompanions []func(ctx context.Context)
@@ -200,12 +202,13 @@ func newAgentServer(socket string, life time.Duration, logger *slog.Logger) (*ag
 		opts.Policy = p
 	}
 	if agentLocker != nil {
-		l, err := agentLocker()
+		l, err := agentLocker(logger)
 		if err != nil {
 			return nil, err
 		}
 		opts.Locker = l
 	}
+	opts.StatusExtra = agentStatusExtra
 	return agent.New(opts), nil
 }
 

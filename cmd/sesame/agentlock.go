@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	xagent "golang.org/x/crypto/ssh/agent"
+
+	"github.com/sesame-ssh/sesame/agent"
+	"github.com/sesame-ssh/sesame/keychain"
+	"github.com/sesame-ssh/sesame/krb"
+	"github.com/sesame-ssh/sesame/lock"
+)
+
+// agentLockSettings are the agent's flags for locking and for the keychain
+// it loads keys from.
+var agentLockSettings struct {
+	lockAfter time.Duration
+	kerberos  string
+	backend   string
+}
+
+func init() {
+	fl := agentCmd.Flags()
+	fl.DurationVar(&agentLockSettings.lockAfter, "lock-after", 0,
+		"lock after this long without a signature (e.g. 15m; needs a lock passphrase: sesame lock, or the vault's)")
+	fl.StringVar(&agentLockSettings.kerberos, "kerberos-on-lock", string(lock.KerberosKeep),
+		"what a lock does to the Kerberos ticket cache: keep, destroy, or stash (sealed, back on unlock)")
+	fl.StringVar(&agentLockSettings.backend, "backend", "",
+		"keychain backend to load stored keys from: "+strings.Join(keychain.Backends(), ", ")+" (default: $"+keychain.EnvBackend+", else automatic)")
+	agentLocker = newAgentLock
+	agentKeyLoader = agentLoadKeys
+	agentStatusExtra = agentLockStatus
+}
+
+// newAgentLock builds the agent's lock: keys sealed while locked, the
+// idle timer, the Kerberos holder, and the suspend and screen-lock
+// watchers where a bus offers them.
+//
+// Automatic locks need a lock passphrase to seal under. It is the one
+// given at the last lock (ssh-add -x, sesame lock); before that, the vault
+// passphrase when the agent was started with $SESAME_PASSPHRASE_FILE, or
+// the passphrase of the `sesame unlock` that loaded the vault.
+func newAgentLock(logger *slog.Logger) (agent.Locker, error) {
+	s := agentLockSettings
+	if s.lockAfter < 0 {
+		return nil, fmt.Errorf("--lock-after %s: must not be negative", s.lockAfter)
+	}
+	mode, err := lock.ParseKerberosMode(s.kerberos)
+	if err != nil {
+		return nil, fmt.Errorf("--kerberos-on-lock: %w", err)
+	}
+	l := lock.New(lock.Options{
+		IdleAfter: s.lockAfter,
+		OnError:   func(err error) { logger.Warn("lock", "err", err) },
+	})
+	if mode != lock.KerberosKeep {
+		cfg, err := krb.LoadConfig()
+		if err != nil {
+			return nil, err
+		}
+		name, err := krb.ResolveCacheName("", cfg)
+		if err != nil {
+			return nil, err
+		}
+		if name.Type != "FILE" {
+			return nil, &hintedError{fmt.Errorf("--kerberos-on-lock %s: the ticket cache %s is not a FILE: cache", mode, name),
+				"set KRB5CCNAME=FILE:/path before starting the agent, or use --kerberos-on-lock keep"}
+		}
+		if err := l.AddHolder(&lock.Kerberos{Mode: mode, Path: name.Path(), Valid: ccacheValid}); err != nil {
+			return nil, err
+		}
+		logger.Debug("kerberos on lock", "mode", mode, "cache", name.Path())
+	}
+	ctx := context.Background()
+	if err := l.WatchSuspend(ctx); err != nil {
+		logger.Debug("no lock on suspend", "err", err)
+	}
+	if err := l.WatchScreenLock(ctx); err != nil {
+		logger.Debug("no lock on screen lock", "err", err)
+	}
+	if src := keychain.PassphraseFromEnv(); src != nil {
+		if p, err := src(false); err == nil {
+			if err := l.SetPassphrase(p); err != nil {
+				logger.Debug("arming the automatic lock", "err", err)
+			}
+			clear(p)
+		}
+	}
+	return agent.NewSealingLocker(ctx, l), nil
+}
+
+// ccacheValid tells whether a stashed ticket cache still holds a usable
+// TGT, so that unlock writes back only a cache worth having.
+func ccacheValid(b []byte) bool {
+	cc, err := krb.ParseCCache(b)
+	if err != nil {
+		return false
+	}
+	tgt, ok := cc.TGT()
+	return ok && tgt.Valid(time.Now())
+}
+
+// agentLoadKeys reads the keychain for the agent: at start with the vault
+// passphrase from $SESAME_PASSPHRASE_FILE when set (never a prompt: the
+// agent has no terminal), on unlock with the unlock passphrase.
+func agentLoadKeys(pass []byte) ([]xagent.AddedKey, error) {
+	var src keychain.PassphraseFunc
+	if pass != nil {
+		src = keychain.StaticPassphrase(pass)
+	} else {
+		src = keychain.PassphraseFromEnv()
+	}
+	if src == nil {
+		src = func(bool) ([]byte, error) { return nil, keychain.ErrNoPassphrase }
+	}
+	keys, err := keychain.LoadKeys(keychain.Options{Backend: agentLockSettings.backend, Passphrase: src})
+	switch {
+	case errors.Is(err, keychain.ErrNoPassphrase):
+		err = fmt.Errorf("%w: %w", agent.ErrNeedPassphrase, err)
+	case errors.Is(err, keychain.ErrWrongPassphrase):
+		err = fmt.Errorf("%w: %w", agent.ErrBadPassphrase, err)
+	}
+	return keys, err
+}
+
+var agentBackendOnce = sync.OnceValue(func() string {
+	kc, err := keychain.Open(keychain.Options{Backend: agentLockSettings.backend})
+	if err != nil {
+		return "unavailable: " + err.Error()
+	}
+	defer kc.Close()
+	return kc.Describe()
+})
+
+// agentLockStatus adds the settings to `sesame status`.
+func agentLockStatus(st *agent.Status) {
+	st.LockAfter = agent.Duration(agentLockSettings.lockAfter)
+	st.KerberosOnLock = agentLockSettings.kerberos
+	st.Backend = agentBackendOnce()
+}
