@@ -232,6 +232,12 @@ func (k *Keeper) Run(ctx context.Context) error {
 	failures := 0
 	for {
 		cc, err := k.Load()
+		if errors.Is(err, ErrNoCache) {
+			// Removed (kdestroy, or a lock that stashed it): nothing
+			// to keep, and nothing went wrong worth recording.
+			k.state.Running = false
+			return err
+		}
 		if err != nil {
 			return k.stop(fmt.Sprintf("cannot read the cache: %v", err))
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"time"
@@ -15,6 +16,22 @@ import (
 // way `sesame renew` does, unless --no-renew is given.
 
 var agentNoRenew bool
+
+// agentKeeperWake makes an idle keeper look for a ticket at once (after an
+// unlock has written a stashed cache back).
+var agentKeeperWake = make(chan struct{}, 1)
+
+// agentKeeperMayWrite, when set, tells whether the keeper may write the
+// cache now: not while the agent is locked with --kerberos-on-lock stash or
+// destroy, which would bring back the ticket the lock just took away.
+var agentKeeperMayWrite func() bool
+
+func wakeAgentKeeper() {
+	select {
+	case agentKeeperWake <- struct{}{}:
+	default:
+	}
+}
 
 // agentRenewIdle is how often the agent looks for a new ticket when it has
 // none to keep (no cache yet, or renewal stopped). A stat of one file every
@@ -44,6 +61,8 @@ func keepDefaultCacheAlive(ctx context.Context) {
 				t.Stop()
 				return
 			case <-t.C:
+			case <-agentKeeperWake:
+				t.Stop()
 			}
 		}
 		if ctx.Err() != nil {
@@ -81,7 +100,19 @@ func keepOnce(ctx context.Context, stoppedOn *[]byte) bool {
 		}
 	}
 	k := newKeeper(cfg, name.String(), name.Path(), kt)
-	if err := k.Run(ctx); err != nil {
+	if agentKeeperMayWrite != nil {
+		store := k.Store
+		k.Store = func(cc *krb.CCache) error {
+			if !agentKeeperMayWrite() {
+				return errors.New("the agent is locked and has put the ticket away")
+			}
+			return store(cc)
+		}
+	}
+	if err := k.Run(ctx); errors.Is(err, krb.ErrNoCache) {
+		// Destroyed, or stashed by a lock: wait for it to come back.
+		return false
+	} else if err != nil {
 		slog.Warn("ticket keeper", "cache", name.String(), "err", err)
 		if cc, err := krb.ReadCCache(name.Path()); err == nil {
 			if t, ok := cc.TGT(); ok {

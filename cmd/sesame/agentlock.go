@@ -76,7 +76,10 @@ func newAgentLock(logger *slog.Logger) (agent.Locker, error) {
 			return nil, err
 		}
 		logger.Debug("kerberos on lock", "mode", mode, "cache", name.Path())
+		agentKeeperMayWrite = func() bool { return !l.Locked() }
 	}
+	// A stashed ticket is back after an unlock: keep it alive again.
+	l.OnUnlock(func(lock.Status) { wakeAgentKeeper() })
 	ctx := context.Background()
 	if err := l.WatchSuspend(ctx); err != nil {
 		logger.Debug("no lock on suspend", "err", err)
