@@ -158,7 +158,7 @@ func statSig(path string) fileSig {
 	s := fileSig{exists: true, size: fi.Size(), mtime: fi.ModTime().UnixNano()}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		s.ino, s.dev = st.Ino, uint64(st.Dev)
-		s.ctime = st.Ctim.Sec*1e9 + st.Ctim.Nsec
+		s.ctime = ctimeNanos(st)
 	}
 	return s
 }

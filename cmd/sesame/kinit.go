@@ -370,7 +370,7 @@ func readPassword(prompt string, fromStdin bool, stdin io.Reader) ([]byte, error
 // the terminal back, also when the user interrupts.
 func readNoEcho(tty *os.File, prompt string) ([]byte, error) {
 	fd := int(tty.Fd())
-	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	old, err := unix.IoctlGetTermios(fd, ioctlGetTermios)
 	if err != nil {
 		return nil, &hintErr{msg: "cannot prompt for the password: /dev/tty is not a terminal", hint: "pipe it in with --password-stdin"}
 	}
@@ -378,10 +378,10 @@ func readNoEcho(tty *os.File, prompt string) ([]byte, error) {
 	noEcho.Lflag &^= unix.ECHO
 	noEcho.Lflag |= unix.ICANON | unix.ISIG
 	noEcho.Iflag |= unix.ICRNL
-	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &noEcho); err != nil {
+	if err := unix.IoctlSetTermios(fd, ioctlSetTermios, &noEcho); err != nil {
 		return nil, fmt.Errorf("cannot switch terminal echo off: %w", err)
 	}
-	restore := func() { unix.IoctlSetTermios(fd, unix.TCSETS, old) }
+	restore := func() { unix.IoctlSetTermios(fd, ioctlSetTermios, old) }
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	done := make(chan struct{})

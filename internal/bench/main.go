@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command bench runs sesame side by side with the tools it replaces (MIT
 // kinit, OpenSSH ssh-agent, …) against real servers on loopback and prints
 // wall times and ratios. `make bench` runs it.

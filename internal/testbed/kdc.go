@@ -149,7 +149,7 @@ func (k *KDC) Start() {
 	cmd.Env = append(os.Environ(), k.Env()...)
 	out, _ := os.OpenFile(filepath.Join(k.Dir, "kdc.stderr"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = daemonAttr()
 	if err := cmd.Start(); err != nil {
 		k.t.Fatalf("start krb5kdc: %v", err)
 	}

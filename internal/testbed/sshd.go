@@ -92,7 +92,7 @@ AllowAgentForwarding yes
 	}
 	cmd := exec.Command(paths[0], "-D", "-f", s.Config, "-E", s.Log)
 	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = daemonAttr()
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start sshd: %v", err)
 	}
