@@ -58,16 +58,6 @@ func (f *keychainFlags) open(cmd *cobra.Command) (*keychain.Keychain, error) {
 	return kc, nil
 }
 
-// hintedError is an error with a `sesame: hint:` line.
-type hintedError struct {
-	err  error
-	hint string
-}
-
-func (e *hintedError) Error() string { return e.err.Error() }
-func (e *hintedError) Unwrap() error { return e.err }
-func (e *hintedError) Hint() string  { return e.hint }
-
 // ttyVaultPassphrase prompts on the controlling terminal, twice for a new
 // vault.
 func ttyVaultPassphrase(create bool) ([]byte, error) {

@@ -359,7 +359,7 @@ func readPassword(prompt string, fromStdin bool, stdin io.Reader) ([]byte, error
 	}
 	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
 	if err != nil {
-		return nil, &hintErr{msg: "cannot prompt for the password: no terminal", hint: "pipe it in with --password-stdin, or use a keytab with -k"}
+		return nil, &hintedError{errors.New("cannot prompt for the password: no terminal"), "pipe it in with --password-stdin, or use a keytab with -k"}
 	}
 	defer tty.Close()
 	return readNoEcho(tty, prompt)
@@ -372,7 +372,7 @@ func readNoEcho(tty *os.File, prompt string) ([]byte, error) {
 	fd := int(tty.Fd())
 	old, err := unix.IoctlGetTermios(fd, ioctlGetTermios)
 	if err != nil {
-		return nil, &hintErr{msg: "cannot prompt for the password: /dev/tty is not a terminal", hint: "pipe it in with --password-stdin"}
+		return nil, &hintedError{errors.New("cannot prompt for the password: /dev/tty is not a terminal"), "pipe it in with --password-stdin"}
 	}
 	noEcho := *old
 	noEcho.Lflag &^= unix.ECHO
@@ -427,9 +427,3 @@ func readNoEcho(tty *os.File, prompt string) ([]byte, error) {
 	}
 	return pw, nil
 }
-
-// hintErr is a command-level error with a hint line.
-type hintErr struct{ msg, hint string }
-
-func (e *hintErr) Error() string { return e.msg }
-func (e *hintErr) Hint() string  { return e.hint }

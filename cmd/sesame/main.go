@@ -51,6 +51,16 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 // hinter is implemented by library errors that know what the user can do.
 type hinter interface{ Hint() string }
 
+// hintedError is an error with a `sesame: hint:` line.
+type hintedError struct {
+	err  error
+	hint string
+}
+
+func (e *hintedError) Error() string { return e.err.Error() }
+func (e *hintedError) Unwrap() error { return e.err }
+func (e *hintedError) Hint() string  { return e.hint }
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
