@@ -20,35 +20,6 @@ import (
 	"github.com/sesame-ssh/sesame/internal/testbed"
 )
 
-var (
-	agentTestBinOnce sync.Once
-	agentTestBin     string
-	agentTestBinErr  error
-)
-
-// agentTestBinary builds the command once for the tests that run it as a
-// separate process (forking, signals, exit status).
-func agentTestBinary(t *testing.T) string {
-	t.Helper()
-	agentTestBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "sesame-bin-")
-		if err != nil {
-			agentTestBinErr = err
-			return
-		}
-		agentTestBin = filepath.Join(dir, "sesame")
-		out, err := exec.Command("go", "build", "-o", agentTestBin, ".").CombinedOutput()
-		if err != nil {
-			agentTestBinErr = err
-			agentTestBin = string(out)
-		}
-	})
-	if agentTestBinErr != nil {
-		t.Fatalf("go build: %v\n%s", agentTestBinErr, agentTestBin)
-	}
-	return agentTestBin
-}
-
 type agentTestRun struct {
 	t    *testing.T
 	bin  string
@@ -58,7 +29,7 @@ type agentTestRun struct {
 
 func newAgentTestRun(t *testing.T) *agentTestRun {
 	home := t.TempDir()
-	return &agentTestRun{t: t, bin: agentTestBinary(t), home: home,
+	return &agentTestRun{t: t, bin: sesameBin(t), home: home,
 		env: append(os.Environ(), "SESAME_HOME="+home, "SHELL=/bin/sh")}
 }
 

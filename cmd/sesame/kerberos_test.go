@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,40 +22,6 @@ import (
 
 const krbTestPassword = "Sesame-test-pw-1"
 
-var (
-	krbBinOnce sync.Once
-	krbBinPath string
-	krbBinErr  error
-)
-
-// krbSesameBinary builds the sesame binary once per test process.
-func krbSesameBinary(t *testing.T) string {
-	t.Helper()
-	krbBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "sesame-krb-test-")
-		if err != nil {
-			krbBinErr = err
-			return
-		}
-		krbBinPath = filepath.Join(dir, "sesame")
-		out, err := exec.Command("go", "build", "-o", krbBinPath, ".").CombinedOutput()
-		if err != nil {
-			krbBinErr = &buildError{out: string(out), err: err}
-		}
-	})
-	if krbBinErr != nil {
-		t.Fatalf("build sesame: %v", krbBinErr)
-	}
-	return krbBinPath
-}
-
-type buildError struct {
-	out string
-	err error
-}
-
-func (e *buildError) Error() string { return e.err.Error() + "\n" + e.out }
-
 // krbEnv is one realm, one user, one cache file, and the environment that
 // points sesame and the MIT tools at them.
 type krbEnv struct {
@@ -69,7 +34,7 @@ type krbEnv struct {
 
 func newKrbEnv(t *testing.T, user string) *krbEnv {
 	t.Helper()
-	bin := krbSesameBinary(t)
+	bin := sesameBin(t)
 	kdc := testbed.NewKDC(t, testbed.KDCOptions{})
 	kdc.AddPrincipal(user, krbTestPassword)
 	// Realms that care about lockouts require pre-authentication.

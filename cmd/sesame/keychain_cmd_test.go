@@ -33,17 +33,10 @@ type kcEnv struct {
 func newKCEnv(t *testing.T) *kcEnv {
 	t.Helper()
 	testbed.Need(t, "ssh-keygen", "ssh-agent", "ssh-add")
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		testbed.Missing(t, "go tool needed to build the sesame binary")
-	}
 	dir := t.TempDir()
-	e := &kcEnv{t: t, bin: filepath.Join(dir, "sesame"), home: filepath.Join(dir, "home"),
+	e := &kcEnv{t: t, bin: sesameBin(t), home: filepath.Join(dir, "home"),
 		marker: filepath.Join(dir, "dbus-launch-started"), askLog: filepath.Join(dir, "askpass.log"),
 		passFile: filepath.Join(dir, "vault-pass")}
-	if out, err := exec.Command(goBin, "build", "-o", e.bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build sesame: %v\n%s", err, out)
-	}
 	fake := filepath.Join(dir, "fakebin")
 	os.Mkdir(fake, 0o700)
 	os.WriteFile(filepath.Join(fake, "dbus-launch"), []byte("#!/bin/sh\necho started >> '"+e.marker+"'\nexit 1\n"), 0o755)

@@ -44,7 +44,7 @@ func newLockEnv(t *testing.T) *lockEnv {
 	t.Helper()
 	testbed.Need(t, "ssh-keygen", "ssh-add")
 	dir := t.TempDir()
-	e := &lockEnv{t: t, bin: agentTestBinary(t), dir: dir, home: filepath.Join(dir, "home")}
+	e := &lockEnv{t: t, bin: sesameBin(t), dir: dir, home: filepath.Join(dir, "home")}
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {

@@ -25,33 +25,6 @@ import (
 	"github.com/sesame-ssh/sesame/internal/testbed"
 )
 
-var (
-	e2eBinOnce sync.Once
-	e2eBin     string
-	e2eBinErr  error
-)
-
-// e2eBinary builds sesame once for the tests that run it as a process.
-func e2eBinary(t *testing.T) string {
-	t.Helper()
-	e2eBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "sesame-e2e-")
-		if err != nil {
-			e2eBinErr = err
-			return
-		}
-		e2eBin = filepath.Join(dir, "sesame")
-		out, err := exec.Command("go", "build", "-o", e2eBin, ".").CombinedOutput()
-		if err != nil {
-			e2eBinErr = fmt.Errorf("go build: %w\n%s", err, out)
-		}
-	})
-	if e2eBinErr != nil {
-		t.Fatal(e2eBinErr)
-	}
-	return e2eBin
-}
-
 // e2eWorld is one user's machine: a home directory (with ~/.ssh/known_hosts
 // that both ssh and the agent read), sesame's state, keys and servers.
 type e2eWorld struct {
@@ -69,7 +42,7 @@ func newE2EWorld(t *testing.T) *e2eWorld {
 	testbed.Need(t, "ssh", "ssh-add", "ssh-keygen", "ssh-agent", "sshd")
 	home := t.TempDir()
 	os.MkdirAll(filepath.Join(home, ".ssh"), 0o700)
-	w := &e2eWorld{t: t, bin: e2eBinary(t), home: home,
+	w := &e2eWorld{t: t, bin: sesameBin(t), home: home,
 		knownHosts: filepath.Join(home, ".ssh", "known_hosts"), keys: map[string]string{}}
 	w.env = append(os.Environ(), "HOME="+home, "SESAME_HOME="+filepath.Join(home, "sesame"),
 		"SSH_AUTH_SOCK=", "SESAME_AGENT_PID=", "SSH_AGENT_PID=", "SHELL=/bin/sh")
