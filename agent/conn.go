@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sesame-ssh/sesame/lock"
 	"log/slog"
 	"time"
 
@@ -53,8 +54,11 @@ func (c *conn) List() ([]*xagent.Key, error) {
 // fastList returns the prepared identities answer when no policy has to
 // filter it, else nil.
 func (c *conn) fastList() []byte {
-	if c.s.opts.Policy != nil {
-		return nil
+	if p := c.s.opts.Policy; p != nil {
+		all, ok := p.(AllWhenUnbound)
+		if !ok || !all.OffersAllWhenUnbound() || len(c.info.Binds) > 0 {
+			return nil
+		}
 	}
 	b, ok := c.s.keys.identitiesAnswer()
 	if !ok {
@@ -95,7 +99,10 @@ func (c *conn) SignWithFlags(key ssh.PublicKey, data []byte, flags xagent.Signat
 			return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 		}
 	}
-	sig, err := sign(e, data, flags)
+	// The private key is used here: its temporaries are erased on return
+	// (runtime/secret). The request and the answer hold nothing secret.
+	var sig *ssh.Signature
+	lock.Do(func() { sig, err = sign(e, data, flags) })
 	if err != nil {
 		return nil, err
 	}

@@ -94,6 +94,16 @@ func (f *frameConn) waitMessage() error {
 	return f.fill()
 }
 
+// nextCarriesSecret reports whether the next request, whose first bytes
+// waitMessage has read, carries a private key or a passphrase. When its
+// type byte has not arrived yet it answers true, the safe side.
+func (f *frameConn) nextCarriesSecret() bool {
+	if f.hdrLeft != 0 || f.body != 0 || f.rend-f.rpos < 5 {
+		return true
+	}
+	return carriesSecret(f.rbuf[f.rpos+4])
+}
+
 func newFrameConn(c net.Conn, timeout time.Duration) *frameConn {
 	return &frameConn{c: c, timeout: timeout}
 }

@@ -48,3 +48,11 @@ type Policy interface {
 	// Signed is told about every successful signature (to learn pins).
 	Signed(c *ConnInfo, key ssh.PublicKey, data []byte)
 }
+
+// AllWhenUnbound is implemented by a Policy whose Offer returns every
+// identity, in order, on a connection without binds (ssh-add, older
+// clients). The agent then answers those listings from a prepared reply
+// instead of asking the policy and marshalling every key again.
+type AllWhenUnbound interface {
+	OffersAllWhenUnbound() bool
+}

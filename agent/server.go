@@ -114,6 +114,8 @@ type Server struct {
 	// could not be loaded for want of a passphrase.
 	loadMu  sync.Mutex
 	pending bool
+
+	trim memTrimmer
 }
 
 // New returns a Server that is not yet listening.
@@ -137,6 +139,7 @@ func New(opts Options) *Server {
 		conns: make(map[net.Conn]struct{}),
 		sem:   make(chan struct{}, opts.MaxConns),
 	}
+	s.trim.after = idleTrimAfter
 	if sl, ok := opts.Locker.(*SealingLocker); ok {
 		s.sealer = sl
 		if err := sl.l.AddHolder(keyHolder{s.keys}); err != nil {
@@ -334,11 +337,15 @@ func (s *Server) serveConn(c net.Conn) {
 }
 
 // serveFrames serves requests until the connection ends. It waits for each
-// request outside lock.Do, then reads, parses and answers it inside: with
+// request outside lock.Do; a request that carries a private key or a
+// passphrase (add, lock, unlock) is then read, parsed and answered inside
+// it, and a signature's use of the key runs inside its own lock.Do: with
 // GOEXPERIMENT=runtimesecret the request buffer, the parsed key's
 // temporaries and the signing scratch are erased once freed, and the stack
 // on return, so that a lock leaves no copy of a key behind (an ssh session
-// keeps its agent connection open for hours).
+// keeps its agent connection open for hours). Other requests stay outside:
+// every allocation inside lock.Do costs a bookkeeping record, which made a
+// 100-key listing five times slower.
 func serveFrames(ca *conn, fc *frameConn) error {
 	fc.oneShot = true
 	defer fc.wipe()
@@ -346,11 +353,19 @@ func serveFrames(ca *conn, fc *frameConn) error {
 		if err := fc.waitMessage(); err != nil {
 			return err
 		}
+		ca.s.trim.touch()
 		var err error
-		lock.Do(func() {
+		if fc.nextCarriesSecret() {
+			lock.Do(func() {
+				err = xagent.ServeAgent(ca, fc)
+				fc.wipe()
+			})
+		} else {
+			// Listing, signing (whose key use runs in its own
+			// lock.Do), extensions: nothing secret passes here, and
+			// runtime/secret makes every allocation markedly dearer.
 			err = xagent.ServeAgent(ca, fc)
-			fc.wipe()
-		})
+		}
 		if !errors.Is(err, errRequestDone) {
 			return err
 		}

@@ -84,7 +84,10 @@ type keyFP struct {
 	fp   string
 }
 
-var _ agent.Policy = (*Policy)(nil)
+var (
+	_ agent.Policy         = (*Policy)(nil)
+	_ agent.AllWhenUnbound = (*Policy)(nil)
+)
 
 // New returns a policy reading the files in opt. A bad pins file is not an
 // error here: the policy starts with no declared pins and Err reports it.
@@ -483,6 +486,11 @@ func namesString(names []Name) string {
 	}
 	return b.String()
 }
+
+// OffersAllWhenUnbound says that Offer passes every key through, in order,
+// on a connection without session-bind, so the agent may answer those from
+// its prepared reply.
+func (p *Policy) OffersAllWhenUnbound() bool { return true }
 
 // Offer implements agent.Policy.
 func (p *Policy) Offer(c *agent.ConnInfo, ids []agent.Identity) []agent.Identity {
