@@ -230,3 +230,31 @@ func TestRenewBadInput(t *testing.T) {
 		t.Fatal("-b with a command accepted")
 	}
 }
+
+// A keytab that lacks the principal is a final failure: renewal stops at
+// the first attempt and says why, instead of retrying in a loop.
+func TestRenewKeytabWithoutPrincipalStops(t *testing.T) {
+	t.Parallel()
+	e := newKrbEnv(t, "frank")
+	e.kdc.AddPrincipal("someone-else", "")
+	kt := e.kdc.Keytab("someone-else")
+	// Not renewable, so the keeper must re-acquire at half-life (10 s).
+	e.must(e.sesame(krbTestPassword+"\n", "kinit", "--password-stdin", "-l", "20s", "frank"), "kinit")
+	stop, done := e.startRenewer("-k", "-t", kt)
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		out, _ := stop()
+		t.Fatalf("sesame renew still running with a keytab that lacks the principal:\n%s", out)
+	}
+	out, code := stop()
+	if code == 0 || !strings.Contains(out, "keytab") {
+		t.Fatalf("exit %d; want a failure that names the keytab:\n%s", code, out)
+	}
+	if n := strings.Count(out, "keeper plan"); n > 3 {
+		t.Fatalf("the keeper planned %d times: it should stop at the first failure\n%s", n, out)
+	}
+	if r := e.sesame("", "klist"); !strings.Contains(r.out, "Renewal stopped") {
+		t.Fatalf("klist does not say renewal stopped:\n%s", r.out)
+	}
+}
