@@ -25,6 +25,7 @@ import (
 
 	"github.com/sesame-ssh/sesame/agent"
 	"github.com/sesame-ssh/sesame/internal/testbed"
+	"github.com/sesame-ssh/sesame/krb"
 	"github.com/sesame-ssh/sesame/lock"
 )
 
@@ -676,4 +677,52 @@ func TestLockPassphraseOnTerminal(t *testing.T) {
 	if e.status().Locked {
 		t.Fatal("still locked")
 	}
+}
+
+// A stashed ticket that reached its renewal point while the agent was
+// locked is renewed right after unlock: the agent's keeper wakes then, and
+// it wrote nothing while the lock held the ticket.
+func TestLockStashedTicketRenewedAfterUnlock(t *testing.T) {
+	t.Parallel()
+	testbed.Need(t, "kinit")
+	kdc := testbed.NewKDC(t, testbed.KDCOptions{})
+	kdc.AddPrincipal("grace", "pw-for-tests")
+	e := newLockEnv(t)
+	cc := filepath.Join(e.dir, "krb5cc")
+	krbEnv := append(kdc.Env(), "KRB5CCNAME=FILE:"+cc)
+	e.env = append(e.env, krbEnv...)
+	c := exec.Command(testbed.Path(t, "kinit"), "-l", "40s", "-r", "10m", "grace")
+	c.Env = append(os.Environ(), krbEnv...)
+	c.Stdin = strings.NewReader("pw-for-tests\n")
+	if out, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("kinit: %v\n%s", err, out)
+	}
+	first, err := krb.ReadCCache(cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgt, _ := first.TGT()
+
+	e.start(nil, "--kerberos-on-lock", "stash")
+	defer e.stop()
+	if _, errOut, code := e.sesame("pw\n", nil, "lock", "--passphrase-stdin"); code != 0 {
+		t.Fatalf("lock: %s", errOut)
+	}
+	// Past the half-life (20 s), where the keeper wakes up and finds no
+	// cache: it must neither write one nor give up for good.
+	time.Sleep(time.Until(tgt.StartTime.Add(25 * time.Second)))
+	if _, err := os.Stat(cc); !os.IsNotExist(err) {
+		t.Fatalf("a ticket cache appeared while locked: %v", err)
+	}
+	if _, errOut, code := e.sesame("pw\n", nil, "unlock", "--passphrase-stdin"); code != 0 {
+		t.Fatalf("unlock: %s", errOut)
+	}
+	agentWaitUntil(t, "the restored ticket to be renewed", func() bool {
+		cur, err := krb.ReadCCache(cc)
+		if err != nil {
+			return false
+		}
+		t2, ok := cur.TGT()
+		return ok && t2.EndTime.After(tgt.EndTime)
+	})
 }
