@@ -6,7 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -68,4 +70,25 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(binDir)
 	}
 	os.Exit(code)
+}
+
+// runNoTTY runs a program in a new session, so that it cannot open
+// /dev/tty (prompts must come from stdin, a file or SSH_ASKPASS), and
+// returns its output and exit status. A program that cannot start fails
+// the test.
+func runNoTTY(t testing.TB, env []string, stdin, name string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	c := exec.Command(name, args...)
+	c.Env = env
+	c.Stdin = strings.NewReader(stdin)
+	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	var o, se bytes.Buffer
+	c.Stdout, c.Stderr = &o, &se
+	err := c.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return o.String(), se.String(), code
 }

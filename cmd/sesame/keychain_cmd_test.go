@@ -70,19 +70,7 @@ func (e *kcEnv) askCalls() int {
 // run executes sesame in a new session, so that /dev/tty cannot be opened.
 func (e *kcEnv) run(stdin string, extraEnv []string, args ...string) (stdout, stderr string, code int) {
 	e.t.Helper()
-	cmd := exec.Command(e.bin, args...)
-	cmd.Env = append(append([]string(nil), e.env...), extraEnv...)
-	cmd.Stdin = strings.NewReader(stdin)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	var o, se bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &se
-	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		e.t.Fatal(err)
-	}
-	return o.String(), se.String(), code
+	return runNoTTY(e.t, append(append([]string(nil), e.env...), extraEnv...), stdin, e.bin, args...)
 }
 
 func (e *kcEnv) vaultPath() string { return filepath.Join(e.home, "state", "vault.age") }

@@ -91,20 +91,8 @@ func (e *lockEnv) stop() {
 // that no terminal can be opened.
 func (e *lockEnv) sesame(stdin string, extraEnv []string, args ...string) (stdout, stderr string, code int) {
 	e.t.Helper()
-	c := exec.Command(e.bin, args...)
-	c.Env = append(append([]string(nil), e.env...), "SSH_AUTH_SOCK="+e.sock)
-	c.Env = append(c.Env, extraEnv...)
-	c.Stdin = strings.NewReader(stdin)
-	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	var o, se bytes.Buffer
-	c.Stdout, c.Stderr = &o, &se
-	err := c.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		e.t.Fatal(err)
-	}
-	return o.String(), se.String(), code
+	env := append(append([]string(nil), e.env...), "SSH_AUTH_SOCK="+e.sock)
+	return runNoTTY(e.t, append(env, extraEnv...), stdin, e.bin, args...)
 }
 
 // askpass returns the environment that makes ssh-add read pw from a
