@@ -228,14 +228,7 @@ func (k *keyring) removeAll() error {
 	if k.locked {
 		return ErrLocked
 	}
-	for _, e := range k.order {
-		if e.timer != nil {
-			e.timer.Stop()
-		}
-	}
-	k.order = nil
-	k.byBlob = make(map[string]*entry)
-	k.rebuildLocked()
+	k.clearLocked()
 	return nil
 }
 
@@ -344,6 +337,11 @@ func (k *keyring) lockAndExport() []xagent.AddedKey {
 func (k *keyring) dropAll() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	k.clearLocked()
+}
+
+// clearLocked forgets every key and stops their expiry timers.
+func (k *keyring) clearLocked() {
 	for _, e := range k.order {
 		if e.timer != nil {
 			e.timer.Stop()

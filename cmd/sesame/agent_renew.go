@@ -74,14 +74,9 @@ func keepDefaultCacheAlive(ctx context.Context) {
 // keepOnce runs the keeper if there is a ticket to keep; it reports
 // whether it did.
 func keepOnce(ctx context.Context, stoppedOn *[]byte) bool {
-	cfg, err := krb.LoadConfig()
+	cfg, name, err := loadCache("")
 	if err != nil {
-		slog.Debug("ticket keeper: no krb5.conf", "err", err)
-		return false
-	}
-	name, err := krb.ResolveCacheName("", cfg)
-	if err != nil {
-		slog.Debug("ticket keeper: no usable default cache", "err", err)
+		slog.Debug("ticket keeper: no usable krb5.conf or default cache", "err", err)
 		return false
 	}
 	cc, err := krb.ReadCCache(name.Path())

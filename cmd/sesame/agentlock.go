@@ -60,11 +60,7 @@ func newAgentLock(logger *slog.Logger) (agent.Locker, error) {
 		OnError:   func(err error) { logger.Warn("lock", "err", err) },
 	})
 	if mode != lock.KerberosKeep {
-		cfg, err := krb.LoadConfig()
-		if err != nil {
-			return nil, err
-		}
-		name, err := krb.ResolveCacheName("", cfg)
+		_, name, err := loadCache("")
 		if err != nil {
 			return nil, err
 		}

@@ -97,11 +97,7 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 	if p.renew && (p.useKeytab || p.passwordStdin) {
 		return errors.New("-R renews the ticket in the cache and takes no password or keytab")
 	}
-	cfg, err := krb.LoadConfig()
-	if err != nil {
-		return err
-	}
-	name, err := krb.ResolveCacheName(p.ccache, cfg)
+	cfg, name, err := loadCache(p.ccache)
 	if err != nil {
 		return err
 	}

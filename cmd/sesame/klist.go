@@ -73,6 +73,17 @@ func runKlist(w io.Writer, p klistParams, now time.Time) error {
 	return klistText(w, name, cc, p)
 }
 
+// loadCache loads krb5.conf and resolves the cache named by flag (-c), or
+// else KRB5CCNAME, default_ccache_name or MIT's default.
+func loadCache(flag string) (*krb.Config, krb.CacheName, error) {
+	cfg, err := krb.LoadConfig()
+	if err != nil {
+		return nil, krb.CacheName{}, err
+	}
+	name, err := krb.ResolveCacheName(flag, cfg)
+	return cfg, name, err
+}
+
 // resolveCache finds the cache named by flag, KRB5CCNAME or krb5.conf. A
 // broken krb5.conf is an error only when the name depends on it.
 func resolveCache(flag string) (krb.CacheName, error) {

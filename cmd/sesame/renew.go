@@ -68,11 +68,7 @@ func runRenew(ctx context.Context, p renewParams, command []string, stderr io.Wr
 	if p.background && len(command) > 0 {
 		return errors.New("-b and a command contradict each other: the command already runs in the foreground")
 	}
-	cfg, err := krb.LoadConfig()
-	if err != nil {
-		return err
-	}
-	name, err := krb.ResolveCacheName(p.ccache, cfg)
+	cfg, name, err := loadCache(p.ccache)
 	if err != nil {
 		return err
 	}
@@ -204,10 +200,10 @@ func newKeeper(cfg *krb.Config, display, path string, kt *keytab.Keytab) *krb.Ke
 			return acquire(ctx, princ, func(o *krb.LoginOptions) (func(), error) { o.Keytab = kt; return func() {}, nil })
 		}
 	default:
-		if kc, ok := storedPasswordKeychain(); ok {
+		if hasStoredPasswords() {
 			k.Acquire = func(ctx context.Context, princ krb.Principal) (*krb.CCache, error) {
 				return acquire(ctx, princ, func(o *krb.LoginOptions) (func(), error) {
-					pw, err := kc.KrbPassword(princ.String())
+					pw, err := storedPassword(princ.String())
 					if err != nil {
 						return nil, fmt.Errorf("no stored password for %s: %w", princ, errors.Join(krb.ErrRejected, err))
 					}
@@ -220,21 +216,34 @@ func newKeeper(cfg *krb.Config, display, path string, kt *keytab.Keytab) *krb.Ke
 	return k
 }
 
-// storedPasswordKeychain opens the keychain without asking anybody (the
-// vault passphrase can only come from SESAME_PASSPHRASE_FILE here) and
-// reports whether it holds any stored Kerberos password.
-func storedPasswordKeychain() (*keychain.Keychain, bool) {
-	kc, err := keychain.Open(keychain.Options{Passphrase: keychain.PassphraseFromEnv()})
+// openKeychainQuietly opens the keychain without asking anybody: the vault
+// passphrase can only come from SESAME_PASSPHRASE_FILE here.
+func openKeychainQuietly() (*keychain.Keychain, error) {
+	return keychain.Open(keychain.Options{Passphrase: keychain.PassphraseFromEnv()})
+}
+
+// hasStoredPasswords reports whether the keychain holds any Kerberos
+// password (sesame kinit --remember). The keychain is not kept open: a
+// keeper may run for weeks and needs it only when it re-acquires.
+func hasStoredPasswords() bool {
+	kc, err := openKeychainQuietly()
 	if err != nil {
 		slog.Debug("no keychain for stored passwords", "err", err)
-		return nil, false
+		return false
 	}
+	defer kc.Close()
 	princs, err := kc.KrbPrincipals()
-	if err != nil || len(princs) == 0 {
-		kc.Close()
-		return nil, false
+	return err == nil && len(princs) > 0
+}
+
+// storedPassword reads principal's stored password; the caller wipes it.
+func storedPassword(principal string) ([]byte, error) {
+	kc, err := openKeychainQuietly()
+	if err != nil {
+		return nil, err
 	}
-	return kc, true
+	defer kc.Close()
+	return kc.KrbPassword(principal)
 }
 
 func saveKeeperState(s krb.KeeperState) {
