@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sesame-ssh/sesame/internal/testbed"
 )
 
 // storeContract is the behaviour every backend must share.
@@ -95,35 +97,15 @@ func TestForcedBackendErrors(t *testing.T) {
 }
 
 // Secret Service through a real gnome-keyring-daemon on a private session
-// bus. gnome-keyring is not a prerequisite of the suite (it pulls in GTK),
-// so this test skips without it, even under CI.
+// bus (scripts/install-deps.sh installs it; under CI its absence fails).
 func TestStoreContractSecretService(t *testing.T) {
 	if os.Getenv("SESAME_TEST_SECRET_SERVICE_CHILD") != "" {
 		secretServiceChild(t)
 		return
 	}
-	daemon, err := exec.LookPath("gnome-keyring-daemon")
-	if err != nil {
-		t.Skip("gnome-keyring-daemon not installed (apt-get install gnome-keyring); Secret Service backend untested")
-	}
-	dbusDaemon, err := exec.LookPath("dbus-daemon")
-	if err != nil {
-		t.Skip("dbus-daemon not installed; Secret Service backend untested")
-	}
+	daemon := testbed.Path(t, "gnome-keyring-daemon")
 	dir := t.TempDir()
-	busAddr := "unix:path=" + filepath.Join(dir, "bus")
-	bus := exec.Command(dbusDaemon, "--session", "--nofork", "--address="+busAddr)
-	bus.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := bus.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bus.Process.Kill(); bus.Wait() })
-	for i := 0; i < 200; i++ {
-		if _, err := os.Stat(filepath.Join(dir, "bus")); err == nil {
-			break
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	busAddr := testbed.NewBus(t)
 	env := append(os.Environ(), "DBUS_SESSION_BUS_ADDRESS="+busAddr, "HOME="+dir,
 		"XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_RUNTIME_DIR="+dir)
 	kr := exec.Command(daemon, "--foreground", "--unlock", "--components=secrets")
@@ -144,6 +126,7 @@ func TestStoreContractSecretService(t *testing.T) {
 	// keyring decides at init whether a bus exists, so run the contract in
 	// a child process that starts with the bus in its environment.
 	var out []byte
+	var err error
 	for i := 0; i < 40; i++ {
 		child := exec.Command(os.Args[0], "-test.run=^TestStoreContractSecretService$", "-test.v")
 		child.Env = append(env, "SESAME_TEST_SECRET_SERVICE_CHILD=1")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -15,28 +14,6 @@ import (
 
 	"github.com/sesame-ssh/sesame/internal/testbed"
 )
-
-// startBus runs a private dbus-daemon (session configuration, so any
-// connection may own any name and emit any signal) and returns its address.
-func startBus(t *testing.T) string {
-	t.Helper()
-	daemon := testbed.Path(t, "dbus-daemon")
-	sock := filepath.Join(t.TempDir(), "bus")
-	addr := "unix:path=" + sock
-	cmd := exec.Command(daemon, "--session", "--nofork", "--nopidfile", "--address="+addr)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for i := 0; i < 200; i++ {
-		if _, err := os.Stat(sock); err == nil {
-			return addr
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatal("dbus-daemon did not start")
-	return ""
-}
 
 // logind stands in for systemd-logind, which needs systemd as PID 1: it
 // owns the name, hands out sleep inhibitors, knows one session, and emits
@@ -135,7 +112,7 @@ func TestWatchUnavailable(t *testing.T) {
 		t.Fatalf("screen lock without a bus: %v", err)
 	}
 	// A bus without logind or screen saver: still unavailable for suspend.
-	addr := startBus(t)
+	addr := testbed.NewBus(t)
 	t.Setenv("DBUS_SYSTEM_BUS_ADDRESS", addr)
 	if err := l.WatchSuspend(context.Background()); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("suspend without logind: %v", err)
@@ -143,7 +120,7 @@ func TestWatchUnavailable(t *testing.T) {
 }
 
 func TestWatchSuspend(t *testing.T) {
-	addr := startBus(t)
+	addr := testbed.NewBus(t)
 	t.Setenv("DBUS_SYSTEM_BUS_ADDRESS", addr)
 	f := startLogind(t, addr)
 	l := New(Options{KDF: cheap})
@@ -203,7 +180,7 @@ func TestWatchSuspend(t *testing.T) {
 }
 
 func TestWatchScreenLock(t *testing.T) {
-	addr := startBus(t)
+	addr := testbed.NewBus(t)
 	t.Setenv("DBUS_SYSTEM_BUS_ADDRESS", addr)
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", addr)
 	f := startLogind(t, addr)
