@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -13,6 +12,8 @@ import (
 	"syscall"
 	"time"
 	"unicode"
+
+	"github.com/sesame-ssh/sesame/internal/osuser"
 )
 
 // DefaultConfigPath is where MIT (and Debian) look for krb5.conf when
@@ -909,10 +910,4 @@ func cfgCurrentUsername() (string, error) {
 	return ccfgUserLookup(os.Geteuid())
 }
 
-func cfgLookupUsername(uid int) (string, error) {
-	u, err := user.LookupId(strconv.Itoa(uid))
-	if err != nil {
-		return "", fmt.Errorf("cannot find the user name of uid %d: %w", uid, err)
-	}
-	return u.Username, nil
-}
+func cfgLookupUsername(uid int) (string, error) { return osuser.Name(uid) }

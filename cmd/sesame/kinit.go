@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"os/user"
 	"strings"
 	"syscall"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/sesame-ssh/sesame/internal/osuser"
 	"github.com/sesame-ssh/sesame/keychain"
 	"github.com/sesame-ssh/sesame/krb"
 )
@@ -223,11 +223,12 @@ func loginOptions(cfg *krb.Config, name krb.CacheName, p kinitParams) (krb.Login
 		case existing != nil && len(existing.DefaultPrincipal.Components) > 0:
 			princ = existing.DefaultPrincipal.String()
 		default:
-			u, err := user.Current()
+			// MIT kinit: the name of the real uid, from NSS.
+			name, err := osuser.Name(os.Getuid())
 			if err != nil {
 				return krb.LoginOptions{}, nil, fmt.Errorf("no principal given and no user name: %w", err)
 			}
-			princ = u.Username
+			princ = name
 		}
 	}
 	parsed, err := krb.ParsePrincipal(princ, cfg.DefaultRealm)
