@@ -122,6 +122,22 @@ func TestStalledMessageDropped(t *testing.T) {
 	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
 		t.Errorf("stalled client: %v, want EOF from the agent closing", err)
 	}
+	// The deadline is armed only for messages that have not fully arrived
+	// (see frameConn.armDeadline): a stall inside the length, and a stall
+	// in a second message that came in the same write as a whole first
+	// one, are dropped too.
+	for _, stall := range [][]byte{{0, 0}, {0, 0, 0, 1, 11, 0, 0, 0, 9, 11}} {
+		c, err := net.Dial("unix", e.sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write(stall)
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if _, err := io.ReadAll(c); err != nil {
+			t.Errorf("stall after % x: %v, want the agent to close", stall, err)
+		}
+	}
 
 	idle, ag := dial(t, e.sock)
 	defer idle.Close()
