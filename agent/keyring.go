@@ -300,6 +300,9 @@ func sign(e *entry, data []byte, flags xagent.SignatureFlags) (*ssh.Signature, e
 		}
 		return as.SignWithAlgorithm(rand.Reader, data, algo)
 	}
+	if k := ed25519Key(e.priv); len(k) == ed25519.PrivateKeySize {
+		return signEd25519(k, data), nil
+	}
 	return e.signer.Sign(rand.Reader, data)
 }
 
