@@ -242,7 +242,7 @@ func TestFastListMatchesServeAgent(t *testing.T) {
 		defer b.Close()
 		fc := newFrameConn(a, 0)
 		if !fast {
-			fc.list = func() []byte { return nil }
+			fc.quick = func([]byte) []byte { return nil }
 		}
 		go srv.ServeConn(fc, ConnInfo{})
 		keys, err := xagent.NewClient(b).List()

@@ -1,15 +1,18 @@
 package agent
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/sesame-ssh/sesame/lock"
 	"log/slog"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 	xagent "golang.org/x/crypto/ssh/agent"
+
+	"github.com/sesame-ssh/sesame/lock"
 )
 
 // ExtQuery is the extension that lists the supported extensions
@@ -67,6 +70,62 @@ func (c *conn) fastList() []byte {
 	return b
 }
 
+// Message numbers of the quick path (draft-ietf-sshm-ssh-agent, 6.1).
+const (
+	msgFailure      = 5
+	msgSignRequest  = 13
+	msgSignResponse = 14
+)
+
+// quickAnswer answers listing and signing for frameConn (see its quick
+// field), or returns nil to leave a request to ServeAgent.
+func (c *conn) quickAnswer(msg []byte) []byte {
+	switch {
+	case len(msg) == 1 && msg[0] == msgRequestIdentities:
+		return c.fastList()
+	case msg[0] == msgSignRequest:
+		return c.quickSign(msg[1:])
+	}
+	return nil
+}
+
+// quickSign answers SIGN_REQUEST (string key blob, string data, uint32
+// flags) as ServeAgent would: a signature, or a failure for a malformed
+// request or a refused one. The policy may keep data, so it gets a copy.
+func (c *conn) quickSign(req []byte) []byte {
+	blob, rest, ok := sshString(req)
+	if !ok {
+		return []byte{msgFailure}
+	}
+	data, rest, ok := sshString(rest)
+	if !ok || len(rest) != 4 {
+		return []byte{msgFailure}
+	}
+	flags := xagent.SignatureFlags(binary.BigEndian.Uint32(rest))
+	sig, err := c.signBlob(blob, bytes.Clone(data), flags)
+	if err != nil {
+		c.log.Debug("sign refused", "err", err)
+		return []byte{msgFailure}
+	}
+	sb := ssh.Marshal(sig)
+	out := make([]byte, 0, 5+len(sb))
+	out = append(out, msgSignResponse)
+	out = binary.BigEndian.AppendUint32(out, uint32(len(sb)))
+	return append(out, sb...)
+}
+
+// sshString splits an RFC 4251 string off the front of b.
+func sshString(b []byte) (s, rest []byte, ok bool) {
+	if len(b) < 4 {
+		return nil, nil, false
+	}
+	n := binary.BigEndian.Uint32(b)
+	if uint64(n) > uint64(len(b)-4) {
+		return nil, nil, false
+	}
+	return b[4 : 4+n], b[4+n:], true
+}
+
 // Sign is SignWithFlags without flags.
 func (c *conn) Sign(key ssh.PublicKey, data []byte) (*ssh.Signature, error) {
 	return c.SignWithFlags(key, data, 0)
@@ -76,10 +135,15 @@ func (c *conn) Sign(key ssh.PublicKey, data []byte) (*ssh.Signature, error) {
 // failed signs nothing, as in OpenSSH: the client may be talking to a
 // server other than the one it claims.
 func (c *conn) SignWithFlags(key ssh.PublicKey, data []byte, flags xagent.SignatureFlags) (*ssh.Signature, error) {
+	return c.signBlob(key.Marshal(), data, flags)
+}
+
+// signBlob signs with the key whose public blob is given.
+func (c *conn) signBlob(blob, data []byte, flags xagent.SignatureFlags) (*ssh.Signature, error) {
 	if c.bindAttempted && len(c.info.Binds) == 0 {
 		return nil, fmt.Errorf("%w: session-bind failed on this connection", ErrRefused)
 	}
-	e, err := c.s.keys.lookup(key.Marshal())
+	e, err := c.s.keys.lookup(blob)
 	if err != nil {
 		return nil, err
 	}

@@ -66,10 +66,13 @@ type frameConn struct {
 
 	wbuf []byte
 
-	// list, when set, answers REQUEST_IDENTITIES without ServeAgent, or
-	// returns nil to let ServeAgent handle it. Listing is what every ssh
-	// login does first; this keeps it a copy of a prepared answer.
-	list func() []byte
+	// quick, when set, answers a request that has fully arrived without
+	// ServeAgent, or returns nil to let ServeAgent handle it. It sees no
+	// request that carries a secret, and msg is valid only during the call.
+	// Listing and signing are what every ssh login does; x/crypto's
+	// reflection-based parsing and marshalling were a fifth of the agent's
+	// own work per signature.
+	quick func(msg []byte) []byte
 
 	// oneShot makes Read report errRequestDone instead of starting a
 	// second message, so that ServeAgent returns after each request and
@@ -203,21 +206,27 @@ func (f *frameConn) Read(p []byte) (int, error) {
 		if n > MaxMessage {
 			return 0, fmt.Errorf("%w: %d bytes", ErrMessageTooLarge, n)
 		}
-		if n == 1 && f.list != nil {
-			if err := f.fill(); err != nil {
-				if err == io.EOF {
-					err = io.ErrUnexpectedEOF
-				}
-				return 0, err
-			}
-			if f.rbuf[f.rpos] == msgRequestIdentities {
-				if reply := f.list(); reply != nil {
-					f.rbuf[f.rpos] = 0
-					f.rpos++
-					if err := f.writeMessage(reply); err != nil {
-						return 0, err
+		if f.quick != nil && n > 0 && int(n) <= len(f.rbuf) {
+			if f.rpos == f.rend && n == 1 {
+				// A listing whose type byte comes in a later write.
+				if err := f.fill(); err != nil {
+					if err == io.EOF {
+						err = io.ErrUnexpectedEOF
 					}
-					continue
+					return 0, err
+				}
+			}
+			if int(n) <= f.rend-f.rpos {
+				msg := f.rbuf[f.rpos : f.rpos+int(n)]
+				if !carriesSecret(msg[0]) {
+					if reply := f.quick(msg); reply != nil {
+						clear(msg)
+						f.rpos += int(n)
+						if err := f.writeMessage(reply); err != nil {
+							return 0, err
+						}
+						continue
+					}
 				}
 			}
 		}

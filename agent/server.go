@@ -329,7 +329,7 @@ func (s *Server) serveConn(c net.Conn) {
 	ca := &conn{s: s, info: ConnInfo{UID: uid, PID: pid}, log: s.log.With("pid", pid)}
 	ca.log.Debug("connection")
 	fc := newFrameConn(c, s.opts.MessageTimeout)
-	fc.list = ca.fastList
+	fc.quick = ca.quickAnswer
 	err = serveFrames(ca, fc)
 	if err != nil && !errors.Is(err, io.EOF) && s.ctx.Err() == nil {
 		ca.log.Debug("connection ended", "err", err)
@@ -384,8 +384,8 @@ func (s *Server) activeConns() int {
 func (s *Server) ServeConn(rw io.ReadWriter, info ConnInfo) error {
 	ca := &conn{s: s, info: info, log: s.log}
 	if fc, ok := rw.(*frameConn); ok {
-		if fc.list == nil {
-			fc.list = ca.fastList
+		if fc.quick == nil {
+			fc.quick = ca.quickAnswer
 		}
 		return serveFrames(ca, fc)
 	}
