@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	xagent "golang.org/x/crypto/ssh/agent"
 
+	"github.com/sesame-ssh/sesame/internal/sshwire"
 	"github.com/sesame-ssh/sesame/lock"
 )
 
@@ -70,13 +71,6 @@ func (c *conn) fastList() []byte {
 	return b
 }
 
-// Message numbers of the quick path (draft-ietf-sshm-ssh-agent, 6.1).
-const (
-	msgFailure      = 5
-	msgSignRequest  = 13
-	msgSignResponse = 14
-)
-
 // quickAnswer answers listing and signing for frameConn (see its quick
 // field), or returns nil to leave a request to ServeAgent.
 func (c *conn) quickAnswer(msg []byte) []byte {
@@ -93,15 +87,11 @@ func (c *conn) quickAnswer(msg []byte) []byte {
 // flags) as ServeAgent would: a signature, or a failure for a malformed
 // request or a refused one. The policy may keep data, so it gets a copy.
 func (c *conn) quickSign(req []byte) []byte {
-	blob, rest, ok := sshString(req)
-	if !ok {
+	r := sshwire.Reader{B: req}
+	blob, data, flags := r.String(), r.String(), xagent.SignatureFlags(r.Uint32())
+	if r.Err != nil || len(r.B) != 0 {
 		return []byte{msgFailure}
 	}
-	data, rest, ok := sshString(rest)
-	if !ok || len(rest) != 4 {
-		return []byte{msgFailure}
-	}
-	flags := xagent.SignatureFlags(binary.BigEndian.Uint32(rest))
 	sig, err := c.signBlob(blob, bytes.Clone(data), flags)
 	if err != nil {
 		c.log.Debug("sign refused", "err", err)
@@ -112,18 +102,6 @@ func (c *conn) quickSign(req []byte) []byte {
 	out = append(out, msgSignResponse)
 	out = binary.BigEndian.AppendUint32(out, uint32(len(sb)))
 	return append(out, sb...)
-}
-
-// sshString splits an RFC 4251 string off the front of b.
-func sshString(b []byte) (s, rest []byte, ok bool) {
-	if len(b) < 4 {
-		return nil, nil, false
-	}
-	n := binary.BigEndian.Uint32(b)
-	if uint64(n) > uint64(len(b)-4) {
-		return nil, nil, false
-	}
-	return b[4 : 4+n], b[4+n:], true
 }
 
 // Sign is SignWithFlags without flags.

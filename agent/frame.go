@@ -17,9 +17,12 @@ const MaxMessage = 256 * 1024
 var ErrMessageTooLarge = errors.New("agent message too large")
 
 // Message types (draft-ietf-sshm-ssh-agent, section 6.1) that the framing
-// layer looks at.
+// layer and the quick path look at.
 const (
+	msgFailure           = 5
 	msgRequestIdentities = 11
+	msgSignRequest       = 13
+	msgSignResponse      = 14
 	msgAddIdentity       = 17
 	msgLock              = 22
 	msgUnlock            = 23

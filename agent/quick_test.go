@@ -15,6 +15,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	xagent "golang.org/x/crypto/ssh/agent"
+
+	"github.com/sesame-ssh/sesame/internal/sshwire"
 )
 
 // refuseData is a Policy that refuses to sign data starting with "no".
@@ -108,9 +110,10 @@ func TestQuickSignMatchesServeAgent(t *testing.T) {
 	pub, _ := ssh.ParsePublicKey(blobs[2])
 	for _, quick := range []bool{true, false} {
 		r := exchange(t, srv, quick, signReq(blobs[2], data, 0))
-		sigBlob, _, ok := sshString(r[1:])
+		w := sshwire.Reader{B: r[1:]}
+		sigBlob := w.String()
 		var sig ssh.Signature
-		if r[0] != msgSignResponse || !ok || ssh.Unmarshal(sigBlob, &sig) != nil || pub.Verify(data, &sig) != nil {
+		if r[0] != msgSignResponse || w.Err != nil || ssh.Unmarshal(sigBlob, &sig) != nil || pub.Verify(data, &sig) != nil {
 			t.Errorf("ECDSA signature (quick %v) does not verify", quick)
 		}
 	}

@@ -1,9 +1,10 @@
 package pin
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/sesame-ssh/sesame/internal/sshwire"
 )
 
 // Methods whose requests the agent signs during publickey authentication.
@@ -51,73 +52,34 @@ var ErrNotUserauth = errors.New("not a publickey userauth request")
 // Anything else, including trailing bytes, gives an error wrapping
 // ErrNotUserauth.
 func ParseUserauthRequest(data []byte) (*UserauthRequest, error) {
-	r := wireReader{b: data}
+	r := sshwire.Reader{B: data}
 	var u UserauthRequest
-	u.SessionID = r.bytes()
-	if r.err == nil && (len(u.SessionID) == 0 || len(u.SessionID) > maxSessionID) {
+	u.SessionID = r.String()
+	if r.Err == nil && (len(u.SessionID) == 0 || len(u.SessionID) > maxSessionID) {
 		return nil, fmt.Errorf("%w: session id of %d bytes", ErrNotUserauth, len(u.SessionID))
 	}
-	if b := r.byte(); r.err == nil && b != msgUserauthRequest {
+	if b := r.Byte(); r.Err == nil && b != msgUserauthRequest {
 		return nil, fmt.Errorf("%w: message type %d", ErrNotUserauth, b)
 	}
-	u.User = string(r.bytes())
-	u.Service = string(r.bytes())
-	u.Method = string(r.bytes())
-	if r.err == nil && u.Method != MethodPublickey && u.Method != MethodHostbound {
+	u.User = string(r.String())
+	u.Service = string(r.String())
+	u.Method = string(r.String())
+	if r.Err == nil && u.Method != MethodPublickey && u.Method != MethodHostbound {
 		return nil, fmt.Errorf("%w: method %q", ErrNotUserauth, u.Method)
 	}
-	if b := r.byte(); r.err == nil && b != 1 {
+	if b := r.Byte(); r.Err == nil && b != 1 {
 		return nil, fmt.Errorf("%w: not a signature request", ErrNotUserauth)
 	}
-	u.Algorithm = string(r.bytes())
-	u.Key = r.bytes()
+	u.Algorithm = string(r.String())
+	u.Key = r.String()
 	if u.Method == MethodHostbound {
-		u.HostKey = r.bytes()
+		u.HostKey = r.String()
 	}
-	if r.err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNotUserauth, r.err)
+	if r.Err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotUserauth, r.Err)
 	}
-	if len(r.b) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", ErrNotUserauth, len(r.b))
+	if len(r.B) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrNotUserauth, len(r.B))
 	}
 	return &u, nil
-}
-
-// wireReader reads SSH wire types and remembers the first error.
-type wireReader struct {
-	b   []byte
-	err error
-}
-
-var errShort = errors.New("truncated")
-
-func (r *wireReader) byte() byte {
-	if r.err != nil {
-		return 0
-	}
-	if len(r.b) < 1 {
-		r.err = errShort
-		return 0
-	}
-	c := r.b[0]
-	r.b = r.b[1:]
-	return c
-}
-
-func (r *wireReader) bytes() []byte {
-	if r.err != nil {
-		return nil
-	}
-	if len(r.b) < 4 {
-		r.err = errShort
-		return nil
-	}
-	n := binary.BigEndian.Uint32(r.b)
-	if uint64(n) > uint64(len(r.b)-4) {
-		r.err = errShort
-		return nil
-	}
-	s := r.b[4 : 4+n]
-	r.b = r.b[4+n:]
-	return s
 }
