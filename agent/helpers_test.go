@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"log"
@@ -85,24 +84,7 @@ type env struct {
 	sock    string
 	askpass string
 	srv     *Server // nil for OpenSSH's agent
-	logBuf  *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logBuf  *testbed.SyncBuffer
 }
 
 // newEnv prepares a directory with an askpass script: it logs its prompt,
@@ -143,7 +125,7 @@ func startSesame(t *testing.T, opts Options) *env {
 	e := newEnv(t, "sesame")
 	opts.Socket = e.sock
 	opts.Askpass = e.askpass
-	e.logBuf = &syncBuffer{}
+	e.logBuf = &testbed.SyncBuffer{}
 	opts.Logger = slog.New(slog.NewTextHandler(e.logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv := New(opts)
 	if err := srv.Listen(); err != nil {

@@ -12,25 +12,6 @@ import (
 	"testing"
 )
 
-// syncBuffer collects a process's output while it runs; the test may read
-// it while the process still writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 var (
 	binOnce sync.Once
 	binDir  string

@@ -124,7 +124,7 @@ func (w *e2eWorld) mustRun(extra []string, name string, args ...string) string {
 type e2eAgent struct {
 	sock   string
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testbed.SyncBuffer
 	env    []string // SSH_AUTH_SOCK=sock
 }
 
@@ -132,7 +132,7 @@ type e2eAgent struct {
 func (w *e2eWorld) sesameAgent(keys []string, args ...string) *e2eAgent {
 	w.t.Helper()
 	sock := filepath.Join(w.t.TempDir(), "sesame.sock")
-	a := &e2eAgent{sock: sock, stderr: &syncBuffer{}, env: []string{"SSH_AUTH_SOCK=" + sock}}
+	a := &e2eAgent{sock: sock, stderr: &testbed.SyncBuffer{}, env: []string{"SSH_AUTH_SOCK=" + sock}}
 	a.cmd = exec.Command(w.bin, append([]string{"agent", "-D", "-a", sock}, args...)...)
 	a.cmd.Env = w.env
 	a.cmd.Stderr = a.stderr
@@ -144,7 +144,7 @@ func (w *e2eWorld) sesameAgent(keys []string, args ...string) *e2eAgent {
 func (w *e2eWorld) opensshAgent(keys []string) *e2eAgent {
 	w.t.Helper()
 	sock := filepath.Join(w.t.TempDir(), "openssh.sock")
-	a := &e2eAgent{sock: sock, stderr: &syncBuffer{}, env: []string{"SSH_AUTH_SOCK=" + sock}}
+	a := &e2eAgent{sock: sock, stderr: &testbed.SyncBuffer{}, env: []string{"SSH_AUTH_SOCK=" + sock}}
 	a.cmd = exec.Command(testbed.Path(w.t, "ssh-agent"), "-D", "-a", sock)
 	a.cmd.Env = w.env
 	a.cmd.Stderr = a.stderr
@@ -669,7 +669,7 @@ func TestE2EBadPinsLine(t *testing.T) {
 	if pid := vars["SESAME_AGENT_PID"]; pid != "" {
 		t.Cleanup(func() { w.run([]string{"SESAME_AGENT_PID=" + pid}, "sesame", "agent", "-k") })
 	}
-	bg := &e2eAgent{sock: sock, env: []string{"SSH_AUTH_SOCK=" + sock}, stderr: &syncBuffer{}}
+	bg := &e2eAgent{sock: sock, env: []string{"SSH_AUTH_SOCK=" + sock}, stderr: &testbed.SyncBuffer{}}
 	for _, k := range names {
 		w.mustRun(bg.env, "ssh-add", "-q", w.keys[k])
 	}
