@@ -145,8 +145,12 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 		return err
 	}
 	// A new ticket: whatever stopped an earlier renewer no longer applies.
+	// For a DIR: collection the renewer may be keyed by the collection's
+	// name as well as by the file the ticket went to.
 	krb.ClearKeeperState(target.String())
-	krb.ClearKeeperState(name.String())
+	if name.String() != target.String() {
+		krb.ClearKeeperState(name.String())
+	}
 	if p.remember {
 		// Only a password the KDC has just accepted is stored.
 		if err := rememberPassword(cc.DefaultPrincipal.String(), opt.Password); err != nil {
