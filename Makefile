@@ -23,7 +23,7 @@ ifeq ($(shell uname -s),Linux)
 export CGO_ENABLED = 0
 endif
 
-.PHONY: all build install test unit fuzz bench demo vet clean
+.PHONY: all build install test unit openssh-regress fuzz bench demo vet clean
 
 all: build
 
@@ -43,6 +43,12 @@ test: vet unit fuzz
 
 unit:
 	$(GO) test -count=1 -parallel 8 -timeout 30m ./...
+
+# OpenSSH's own agent regression tests (regress/agent*.sh, cert-file,
+# hostkey-agent, sshsig from Debian's openssh source package) against
+# `sesame agent`; ARGS=--baseline runs them against stock ssh-agent.
+openssh-regress: build
+	bash scripts/openssh-regress.sh $(ARGS)
 
 # Run every Fuzz* function for a bounded time. Go allows one fuzz target per
 # invocation, so list them per package first.
