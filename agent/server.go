@@ -419,7 +419,7 @@ func (s *Server) Lock(passphrase []byte) error {
 			if uerr := s.opts.Locker.Unlock(passphrase); uerr != nil {
 				s.log.Warn("undoing a failed lock", "err", uerr)
 			}
-			s.keys.setLocked(false)
+			s.keys.unlockRetired()
 			return fmt.Errorf("seal keys: %w", err)
 		}
 		s.keys.dropAll()
