@@ -23,7 +23,7 @@ ifeq ($(shell uname -s),Linux)
 export CGO_ENABLED = 0
 endif
 
-.PHONY: all build install test unit openssh-regress fuzz bench demo vet clean
+.PHONY: all build install test unit race openssh-regress fuzz bench demo vet clean
 
 all: build
 
@@ -39,7 +39,7 @@ vet:
 
 # The whole suite: static checks, every test (real KDC, sshd, ssh, ssh-add),
 # then each fuzz target for FUZZTIME.
-test: vet unit fuzz
+test: vet unit race fuzz
 
 unit:
 	$(GO) test -count=1 -parallel 8 -timeout 30m ./...
@@ -49,6 +49,11 @@ unit:
 # `sesame agent`; ARGS=--baseline runs them against stock ssh-agent.
 openssh-regress: build
 	bash scripts/openssh-regress.sh $(ARGS)
+
+# The concurrency tests of the agent and the lock under the race detector
+# (which needs cgo): signatures racing lock/unlock, connection limits.
+race:
+	CGO_ENABLED=1 $(GO) test -count=1 -race -run 'Race|Stress|InFlight' ./agent/ ./lock/
 
 # Run every Fuzz* function for a bounded time. Go allows one fuzz target per
 # invocation, so list them per package first.

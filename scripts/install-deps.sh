@@ -3,13 +3,14 @@
 # its admin tools, MIT client tools (klist, kvno, kinit), OpenSSH server and
 # client, kstart (krenew, k5start) as peers, and dbus-daemon for the
 # suspend/screen-lock tests (they run a private bus), gnome-keyring for
-# the Secret Service backend test; and what scripts/openssh-regress.sh needs
-# to fetch and build OpenSSH's regress suite (dpkg-dev for apt-get source,
-# autoconf, automake, a C toolchain, zlib and OpenSSL headers; gdb and sudo
-# for agent-ptrace and agent-getpeereid). Debian/Ubuntu, as root.
+# the Secret Service backend test, gcc for `make race` (the race detector
+# needs cgo); and what scripts/openssh-regress.sh needs to fetch and build
+# OpenSSH's regress suite (dpkg-dev for apt-get source, autoconf, automake,
+# zlib and OpenSSL headers; gdb and sudo for agent-ptrace and
+# agent-getpeereid). Debian/Ubuntu, as root.
 set -euo pipefail
-pkgs=(krb5-kdc krb5-admin-server krb5-user openssh-server openssh-client kstart dbus-daemon gnome-keyring procps make git
-  dpkg-dev autoconf automake gcc libc6-dev zlib1g-dev libssl-dev gdb sudo)
+pkgs=(krb5-kdc krb5-admin-server krb5-user openssh-server openssh-client kstart dbus-daemon gnome-keyring procps make git gcc libc6-dev
+  dpkg-dev autoconf automake zlib1g-dev libssl-dev gdb sudo)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
