@@ -2,6 +2,7 @@ package agent
 
 import (
 	"encoding/json"
+	"os"
 	"time"
 )
 
@@ -39,6 +40,12 @@ type Status struct {
 	KerberosOnLock string `json:"kerberos_on_lock,omitempty"`
 	// Backend describes the key store.
 	Backend string `json:"backend,omitempty"`
+	// PID is the agent's process id.
+	PID int `json:"pid,omitempty"`
+	// Settings are the flags the agent was started with that change
+	// its behaviour (Options.Settings), so that a command joining it can
+	// tell whether it asks for the same.
+	Settings []string `json:"settings,omitempty"`
 }
 
 // Duration is a time.Duration that reads and writes as "1h30m0s".
@@ -63,7 +70,8 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // Status reports the agent's lock state and keys.
 func (s *Server) Status() Status {
-	st := Status{Locked: s.opts.Locker.Locked(), StoredKeysPending: s.Pending()}
+	st := Status{Locked: s.opts.Locker.Locked(), StoredKeysPending: s.Pending(),
+		PID: os.Getpid(), Settings: s.opts.Settings}
 	if s.sealer != nil {
 		ls := s.sealer.l.Status()
 		st.Locked, st.Since, st.Reason, st.Failures, st.Armed = ls.Locked, ls.Since, string(ls.Reason), ls.Failures, ls.Armed
