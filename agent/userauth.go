@@ -1,8 +1,11 @@
-package pin
+package agent
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/sesame-ssh/sesame/internal/sshwire"
 )
@@ -82,4 +85,23 @@ func ParseUserauthRequest(data []byte) (*UserauthRequest, error) {
 		return nil, fmt.Errorf("%w: %d trailing bytes", ErrNotUserauth, len(r.B))
 	}
 	return &u, nil
+}
+
+// IsCertificateOf reports whether certBlob is a certificate of the plain
+// key keyBlob. ssh authenticates with a certificate from a file
+// (CertificateFile) and asks the agent, which holds only the plain key, to
+// sign with that key: the request then names the certificate.
+func IsCertificateOf(certBlob, keyBlob []byte) bool {
+	pub, err := ssh.ParsePublicKey(certBlob)
+	if err != nil {
+		return false
+	}
+	cert, ok := pub.(*ssh.Certificate)
+	return ok && bytes.Equal(cert.Key.Marshal(), keyBlob)
+}
+
+// NamesKey reports whether the request names the key keyBlob: that key,
+// or a certificate of it.
+func (u *UserauthRequest) NamesKey(keyBlob []byte) bool {
+	return bytes.Equal(u.Key, keyBlob) || IsCertificateOf(u.Key, keyBlob)
 }

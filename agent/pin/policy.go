@@ -652,7 +652,7 @@ func (p *Policy) CheckSign(c *agent.ConnInfo, key ssh.PublicKey, data []byte) er
 		return nil
 	}
 	dest := &c.Binds[len(c.Binds)-1]
-	if !bytes.Equal(req.Key, k.blob) {
+	if !req.NamesKey(k.blob) {
 		return ErrKeyMismatch
 	}
 	if subtle.ConstantTimeCompare(req.SessionID, dest.SessionID) != 1 {

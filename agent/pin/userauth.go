@@ -16,4 +16,6 @@ type UserauthRequest = agent.UserauthRequest
 var ErrNotUserauth = agent.ErrNotUserauth
 
 // ParseUserauthRequest is agent.ParseUserauthRequest.
-func ParseUserauthRequest(data []byte) (*UserauthRequest, error) { return agent.ParseUserauthRequest(data) }
+func ParseUserauthRequest(data []byte) (*UserauthRequest, error) {
+	return agent.ParseUserauthRequest(data)
+}
