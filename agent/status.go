@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"os"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 )
 
 // ExtStatus is sesame's private extension that reports the lock state
@@ -46,6 +48,10 @@ type Status struct {
 	// its behaviour (Options.Settings), so that a command joining it can
 	// tell whether it asks for the same.
 	Settings []string `json:"settings,omitempty"`
+	// Destinations lists, by SHA256 fingerprint, the destination
+	// constraints of the keys added with ssh-add -h, each as -h spells
+	// it ([from>][user@]host).
+	Destinations map[string][]string `json:"destinations,omitempty"`
 }
 
 // Duration is a time.Duration that reads and writes as "1h30m0s".
@@ -76,6 +82,19 @@ func (s *Server) Status() Status {
 		ls := s.sealer.l.Status()
 		st.Locked, st.Since, st.Reason, st.Failures, st.Armed = ls.Locked, ls.Since, string(ls.Reason), ls.Failures, ls.Armed
 		st.Sealing = true
+	}
+	for _, id := range s.keys.identities() {
+		if len(id.Destinations) == 0 {
+			continue
+		}
+		if st.Destinations == nil {
+			st.Destinations = map[string][]string{}
+		}
+		rules := make([]string, len(id.Destinations))
+		for i, c := range id.Destinations {
+			rules[i] = c.String()
+		}
+		st.Destinations[ssh.FingerprintSHA256(id.Key)] = rules
 	}
 	if st.Locked && s.sealer != nil {
 		st.Keys = s.keys.sealedCount()

@@ -479,3 +479,38 @@ func TestAgentSocketActivation(t *testing.T) {
 		return strings.Contains(out, "no identities")
 	})
 }
+
+// A key added with ssh-add -h shows its destinations in sesame pins and
+// sesame doctor: they apply besides the pins.
+func TestAgentDestinationsShown(t *testing.T) {
+	r := newAgentTestRun(t)
+	sock := filepath.Join(r.home, "h.sock")
+	c := r.cmd(nil, "agent", "-D", "-a", sock)
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+	keygen := testbed.Path(t, "ssh-keygen")
+	key, host := filepath.Join(r.home, "k"), filepath.Join(r.home, "host")
+	for _, f := range []string{key, host} {
+		if out, err := exec.Command(keygen, "-q", "-t", "ed25519", "-N", "", "-C", "restricted", "-f", f).CombinedOutput(); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+	}
+	hostPub, _ := os.ReadFile(host + ".pub")
+	kh := filepath.Join(r.home, "known_hosts")
+	os.WriteFile(kh, append([]byte("login.example.org "), hostPub...), 0o600)
+	agentWaitUntil(t, "ssh-add -h", func() bool {
+		_, err := agentSSHAdd(t, sock, "-h", "login.example.org", "-h", "login.example.org>alice@login.example.org", "-H", kh, key)
+		return err == nil
+	})
+	out, err := r.cmd([]string{"SSH_AUTH_SOCK=" + sock}, "pins").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "restricted") ||
+		!strings.Contains(string(out), "only login.example.org, login.example.org>alice@login.example.org") {
+		t.Errorf("sesame pins: %v\n%s", err, out)
+	}
+	out, _ = r.cmd([]string{"SSH_AUTH_SOCK=" + sock}, "doctor").CombinedOutput()
+	if !strings.Contains(string(out), "only for login.example.org, login.example.org>alice@login.example.org (ssh-add -h)") {
+		t.Errorf("sesame doctor:\n%s", out)
+	}
+}
