@@ -32,6 +32,11 @@
 // (DefaultLearnedFile) when a server accepts a key: (host key, names, user)
 // → key, with first and last use and a count.
 //
+// A key is named by its plain public key (agent.PlainKey): a certificate
+// is judged, pinned, refused and learned as the key it certifies, and a
+// userauth request may name a certificate of the key asked to sign (a
+// client with CertificateFile and the key in the agent).
+//
 // # Rules
 //
 // Unbound connections (ssh-add -l, clients without session-bind) see every

@@ -387,7 +387,11 @@ func (p *Policy) hopsLocked(c *agent.ConnInfo) []*hostInfo {
 // every loaded key on every listing would dominate the cost of Offer.
 func (p *Policy) fpLocked(key ssh.PublicKey) string { return p.keyLocked(key).fp }
 
+// keyLocked returns the wire form and fingerprint of the key an identity
+// stands for: a certificate is judged as its key (agent.PlainKey), so
+// pins, refusals and learned pins of the key hold for its certificates.
 func (p *Policy) keyLocked(key ssh.PublicKey) keyFP {
+	key = agent.PlainKey(key)
 	var buf [64]byte
 	var id []byte
 	if key.Type() == ssh.KeyAlgoED25519 {
@@ -652,7 +656,7 @@ func (p *Policy) CheckSign(c *agent.ConnInfo, key ssh.PublicKey, data []byte) er
 		return nil
 	}
 	dest := &c.Binds[len(c.Binds)-1]
-	if !bytes.Equal(req.Key, k.blob) {
+	if !sameKey(req.Key, k.blob) {
 		return ErrKeyMismatch
 	}
 	if subtle.ConstantTimeCompare(req.SessionID, dest.SessionID) != 1 {
@@ -685,6 +689,23 @@ func (p *Policy) CheckSign(c *agent.ConnInfo, key ssh.PublicKey, data []byte) er
 		}
 	}
 	return nil
+}
+
+// sameKey reports whether the key named in a userauth request is the
+// plain key keyBlob: the key itself, or a certificate of it. A client with
+// the certificate on disk (CertificateFile) and its key in the agent asks
+// the key to sign a request naming the certificate; OpenSSH's agent
+// compares the public parts the same way.
+func sameKey(named []byte, keyBlob []byte) bool {
+	if bytes.Equal(named, keyBlob) {
+		return true
+	}
+	pub, err := ssh.ParsePublicKey(named)
+	if err != nil {
+		return false
+	}
+	c, ok := pub.(*ssh.Certificate)
+	return ok && bytes.Equal(c.Key.Marshal(), keyBlob)
 }
 
 // Signed implements agent.Policy: a signed userauth request on a bound
