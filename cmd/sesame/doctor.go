@@ -32,6 +32,14 @@ Without HOST, check the general health: ticket, agent, pins file, keychain.
 ssh's own view of HOST comes from "ssh -G" (with -F and -p as for ssh).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("port") && (port < 1 || port > 65535) {
+				return newUsageError(cmd, "bad value %d for -p/--port: want a port from 1 to 65535", port)
+			}
+			if sshConfig != "" {
+				if err := checkReadableFile("ssh config", sshConfig); err != nil {
+					return err
+				}
+			}
 			opt := doctor.Options{Port: port, SSHConfig: sshConfig}
 			if len(args) == 1 {
 				opt.Host = args[0]

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/term"
 
+	"github.com/sesame-ssh/sesame/internal/fileerr"
 	"github.com/sesame-ssh/sesame/keychain"
 )
 
@@ -45,6 +46,9 @@ func (f *keychainFlags) open(cmd *cobra.Command) (*keychain.Keychain, error) {
 	case f.passphraseStdin:
 		src = keychain.PassphraseFromReader(cmd.InOrStdin(), "standard input")
 	case f.passphraseFile != "":
+		if err := checkReadableFile("passphrase file", f.passphraseFile); err != nil {
+			return nil, err
+		}
 		src = keychain.PassphraseFromFile(f.passphraseFile)
 	default:
 		if src = keychain.PassphraseFromEnv(); src == nil {
@@ -148,10 +152,19 @@ func dialAgent() (agent.ExtendedAgent, io.Closer, error) {
 	}
 	conn, err := net.DialTimeout("unix", sock, 5*time.Second)
 	if err != nil {
-		return nil, nil, fmt.Errorf("agent at %s: %w", sock, err)
+		return nil, nil, &agentError{fmt.Errorf("cannot reach the agent at %s (SSH_AUTH_SOCK): %w", sock, fileerr.Strip(err))}
 	}
 	return agent.NewClient(conn), conn, nil
 }
+
+// agentError: no agent could be reached. Commands that replace ssh-add
+// exit 2 then, as ssh-add does.
+type agentError struct{ err error }
+
+func (e *agentError) Error() string { return e.err.Error() }
+func (e *agentError) Unwrap() error { return e.err }
+func (e *agentError) ExitCode() int { return 2 }
+func (e *agentError) Hint() string  { return `start one with eval "$(sesame agent -s)"` }
 
 // parseKeyLifetime reads ssh-add's -t argument: plain seconds, or a
 // duration such as 90m, 10h or 7d.

@@ -80,8 +80,7 @@ func withAgent[T any](f func(xagent.ExtendedAgent) (T, error)) (T, error) {
 		return zero, err
 	}
 	if ag == nil {
-		return zero, &hintedError{errors.New("SSH_AUTH_SOCK is not set: no agent to talk to"),
-			`start one with eval "$(sesame agent -s)"`}
+		return zero, &agentError{errors.New("SSH_AUTH_SOCK is not set: no agent to talk to")}
 	}
 	defer closer.Close()
 	return f(ag)

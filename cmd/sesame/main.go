@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 )
@@ -68,8 +70,9 @@ func main() {
 // run executes the command line and turns any error into one line on
 // stderr, plus a hint line where the error offers one.
 func run(args []string, stderr io.Writer) int {
+	wireOnce.Do(func() { wireUsage(rootCmd) })
 	rootCmd.SetArgs(args)
-	err := rootCmd.Execute()
+	cmd, err := rootCmd.ExecuteC()
 	if err == nil {
 		return 0
 	}
@@ -77,10 +80,30 @@ func run(args []string, stderr io.Writer) int {
 	if errors.As(err, &ee) {
 		return ee.code
 	}
+	// cobra finds unknown commands before any check of ours runs.
+	if cmd == rootCmd && strings.HasPrefix(err.Error(), "unknown command ") && len(args) > 0 {
+		err = newUsageError(rootCmd, "unknown command %q", firstCommandWord(args))
+	}
 	fmt.Fprintf(stderr, "sesame: %v\n", err)
 	var h hinter
 	if errors.As(err, &h) && h.Hint() != "" {
 		fmt.Fprintf(stderr, "sesame: hint: %s\n", h.Hint())
 	}
+	var ec exitCoder
+	if errors.As(err, &ec) {
+		return ec.ExitCode()
+	}
 	return 1
+}
+
+var wireOnce sync.Once
+
+// firstCommandWord is the first argument that is not a flag: the unknown command.
+func firstCommandWord(args []string) string {
+	for _, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			return a
+		}
+	}
+	return args[0]
 }
