@@ -47,7 +47,7 @@ ssh's own view of HOST comes from "ssh -G" (with -F and -p as for ssh).`,
 			return runDoctor(cmd, opt, asJSON)
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the findings as JSON")
+	jsonFlag(cmd.Flags(), &asJSON)
 	cmd.Flags().IntVarP(&port, "port", "p", 0, "port to connect to, as ssh -p")
 	cmd.Flags().StringVarP(&sshConfig, "ssh-config", "F", "", "ssh client configuration file, as ssh -F")
 	rootCmd.AddCommand(cmd)

@@ -32,7 +32,7 @@ func init() {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&p.ccache, "cache", "c", "", "credentials cache (FILE:path, DIR:dir or a path)")
+	cacheFlag(f, &p.ccache)
 	f.BoolVarP(&p.all, "all", "A", false, "destroy every cache of the DIR collection")
 	f.BoolVarP(&p.quiet, "quiet", "q", false, "quiet (MIT's -q: no other-caches warning)")
 	f.StringVarP(&p.principal, "principal", "p", "", "destroy the cache of the collection whose default principal is `PRINCIPAL`")

@@ -70,7 +70,7 @@ is never retried, so account lockout policies see a single failure.`,
 	f.StringVarP(&p.renewable, "renewable", "r", "", "requested renewable life, e.g. 7d")
 	f.BoolVarP(&p.forwardable, "forwardable", "f", false, "request a forwardable ticket")
 	f.BoolVarP(&p.notForwardable, "not-forwardable", "F", false, "request a non-forwardable ticket")
-	f.StringVarP(&p.ccache, "cache", "c", "", "credentials cache (FILE:path, DIR:dir or a path)")
+	cacheFlag(f, &p.ccache)
 	f.BoolVarP(&p.renew, "renew", "R", false, "renew the ticket-granting ticket in the cache")
 	f.BoolVar(&p.remember, "remember", false, "store the password in the keychain so that 'sesame renew' and the agent can get a new ticket when this one can no longer be renewed")
 	rootCmd.AddCommand(cmd)

@@ -35,11 +35,11 @@ func init() {
 	}
 	f := cmd.Flags()
 	f.SortFlags = false
-	f.StringVarP(&p.ccache, "cache", "c", "", "credentials cache (FILE:path, DIR:dir or a path)")
+	cacheFlag(f, &p.ccache)
 	f.BoolVarP(&p.flags, "flags", "f", false, "show ticket flags")
 	f.BoolVarP(&p.etypes, "etypes", "e", false, "show the encryption types of session key and ticket")
 	f.BoolVarP(&p.silent, "silent", "s", false, "print nothing; exit 0 only if the cache holds a current ticket")
-	f.BoolVar(&p.json, "json", false, "print the cache as JSON")
+	jsonFlag(f, &p.json)
 	f.BoolVarP(&p.configEntry, "config", "C", false, "show the cache's configuration entries too")
 	rootCmd.AddCommand(cmd)
 }

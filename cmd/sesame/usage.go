@@ -254,3 +254,13 @@ func subcommand(name string) *cobra.Command {
 	}
 	return rootCmd
 }
+
+// cacheFlag is -c/--cache, the same for every Kerberos command.
+func cacheFlag(f *pflag.FlagSet, p *string) {
+	f.StringVarP(p, "cache", "c", "", "credentials cache: FILE:path, DIR:dir or a path (default: KRB5CCNAME, else default_ccache_name)")
+}
+
+// jsonFlag is --json, the same for every command that prints for scripts.
+func jsonFlag(f *pflag.FlagSet, p *bool) {
+	f.BoolVar(p, "json", false, "print JSON for scripts")
+}
