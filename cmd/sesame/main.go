@@ -13,6 +13,8 @@ import (
 	"sync"
 
 	"github.com/spf13/cobra"
+
+	"github.com/sesame-ssh/sesame/internal/statefile"
 )
 
 // rootCmd is the top of the command tree. Each subcommand lives in its own
@@ -37,6 +39,9 @@ func init() {
 // setupLogging is quiet by default; --debug or SESAME_DEBUG=1 switch on
 // structured logs. Secrets are never passed to the logger.
 func setupLogging(w io.Writer) {
+	// A damaged state file set aside is worth one plain line, not a log
+	// record.
+	statefile.Warn = func(msg string) { fmt.Fprintf(w, "sesame: warning: %s\n", msg) }
 	level := slog.LevelWarn
 	if debugFlag || os.Getenv("SESAME_DEBUG") != "" {
 		level = slog.LevelDebug
