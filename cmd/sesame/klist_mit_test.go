@@ -87,3 +87,54 @@ func TestKlistMatchesMIT(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// sesame kdestroy exits as MIT kdestroy does and leaves the same caches:
+// a missing cache is reported and is no failure, -p picks the collection's
+// cache of a principal, -A empties the collection, and the usage errors
+// exit 2.
+func TestKdestroyMatchesMIT(t *testing.T) {
+	e := newKrbEnv(t, "alice")
+	e.kdc.AddPrincipal("bob", krbTestPassword)
+	missing := filepath.Join(t.TempDir(), "nope")
+	for _, args := range [][]string{{"-c", missing}, {"-q", "-c", missing}, {"-A", "-c", missing}, {"-p", "alice", "-c", missing},
+		{"extra"}, {"-A", "-p", "alice"}} {
+		want := e.mit("", "kdestroy", args...)
+		got := e.sesame("", append([]string{"kdestroy"}, args...)...)
+		if got.code != want.code || got.out != want.out || (want.err == "") != (got.err == "") {
+			t.Errorf("kdestroy %v: MIT exit %d %q %q, sesame exit %d %q %q", args, want.code, want.out, want.err, got.code, got.out, got.err)
+		}
+	}
+
+	// The same collection destroyed step by step by each: the same files
+	// are left, and the same "other caches" warning is given.
+	for _, tool := range []string{"mit", "sesame"} {
+		coll := filepath.Join(t.TempDir(), "coll")
+		e.must(e.mit(krbTestPassword+"\n", "kinit", "-c", "DIR::"+filepath.Join(coll, "tktbob"), "bob"), "MIT kinit bob")
+		e.must(e.sesame(krbTestPassword+"\n", "kinit", "--password-stdin", "-c", "DIR:"+coll, "alice"), "sesame kinit alice")
+		run := func(args ...string) result {
+			if tool == "mit" {
+				return e.mit("", "kdestroy", args...)
+			}
+			return e.sesame("", append([]string{"kdestroy"}, args...)...)
+		}
+		r := run("-p", "bob@"+e.kdc.Realm, "-c", "DIR:"+coll)
+		if r.code != 0 {
+			t.Fatalf("%s kdestroy -p bob: exit %d %s", tool, r.code, r.err)
+		}
+		left, _ := filepath.Glob(filepath.Join(coll, "tkt*"))
+		if len(left) != 1 || filepath.Base(left[0]) == "tktbob" {
+			t.Errorf("%s kdestroy -p bob left %v", tool, left)
+		}
+		e.must(e.mit(krbTestPassword+"\n", "kinit", "-c", "DIR::"+filepath.Join(coll, "tktbob"), "bob"), "MIT kinit bob again")
+		r = run("-c", "DIR:"+coll)
+		if r.code != 0 || !strings.Contains(r.err, "Other credential caches present, use -A to destroy all") {
+			t.Errorf("%s kdestroy of the primary with another cache left: exit %d %q", tool, r.code, r.err)
+		}
+		if r = run("-A", "-c", "DIR:"+coll); r.code != 0 {
+			t.Errorf("%s kdestroy -A: exit %d %s", tool, r.code, r.err)
+		}
+		if left, _ := filepath.Glob(filepath.Join(coll, "tkt*")); len(left) != 0 {
+			t.Errorf("%s kdestroy -A left %v", tool, left)
+		}
+	}
+}
