@@ -189,6 +189,16 @@ type Keeper struct {
 	// secret, and wrap ErrRejected (or a krb sentinel that Rejected
 	// recognises) when the KDC refuses it.
 	Acquire func(ctx context.Context, p Principal) (*CCache, error)
+	// Secret names the secret Acquire would send for p ("stored
+	// password", "keytab key version 3") and returns its fingerprint
+	// (PasswordFingerprint, KeytabFingerprint). With it, a secret the KDC
+	// rejected is recorded and never sent again, by this or any other
+	// process, until it changes. Nil: rejections are not recorded.
+	Secret func(p Principal) (what, fingerprint string, err error)
+	// SecretScope is the cache name rejections are recorded under; empty
+	// means Cache. A keeper of a private copy of the user's cache (renew
+	// -- COMMAND) records them under the user's cache.
+	SecretScope string
 	// Report is called whenever the state changes (persist it, notify).
 	Report func(KeeperState)
 	// Now is the clock; nil means time.Now.
@@ -212,13 +222,53 @@ func (k *Keeper) report() {
 	}
 }
 
-func (k *Keeper) stop(reason string) error {
+// StopError is the error of a keeper that stopped for good: the KDC
+// rejected the secret or the principal, the ticket expired with nothing to
+// get a new one, or the cache cannot be written. Starting another keeper
+// on the same cache does not help until the user acts.
+type StopError struct {
+	Reason string
+	Err    error // the underlying cause, when there is one
+}
+
+func (e *StopError) Error() string { return "ticket renewal stopped: " + e.Reason }
+
+// Unwrap returns the cause.
+func (e *StopError) Unwrap() error { return e.Err }
+
+func (k *Keeper) stop(reason string) error { return k.stopErr(reason, nil) }
+
+func (k *Keeper) stopErr(reason string, cause error) error {
 	k.state.Running = false
 	k.state.Stopped = k.now()
 	k.state.Reason = reason
 	k.state.NextCheck = time.Time{}
 	k.report()
-	return fmt.Errorf("ticket renewal stopped: %s", reason)
+	return &StopError{Reason: reason, Err: cause}
+}
+
+func (k *Keeper) secretScope() string {
+	if k.SecretScope != "" {
+		return k.SecretScope
+	}
+	return k.Cache
+}
+
+// secretRejected checks the secret Acquire would send for p against the
+// recorded rejections. It returns the secret's name and fingerprint ("" if
+// unknown) and, when that very secret was rejected before, why.
+func (k *Keeper) secretRejected(p Principal) (what, fp string, rejected *Rejection) {
+	if k.Secret == nil {
+		return "", "", nil
+	}
+	what, fp, err := k.Secret(p)
+	if err != nil || fp == "" {
+		return what, "", nil
+	}
+	if r, ok := FindRejection(k.secretScope(), p.String(), fp); ok {
+		return what, fp, &r
+	}
+	return what, fp, nil
 }
 
 // Run keeps the ticket alive until ctx is cancelled (returns nil) or
@@ -270,7 +320,19 @@ func (k *Keeper) Run(ctx context.Context) error {
 		case ActRenew:
 			got, err = k.Renew(ctx, cc)
 		case ActAcquire:
+			what, fp, rej := k.secretRejected(cc.DefaultPrincipal)
+			if rej != nil {
+				return k.stopErr(fmt.Sprintf("the %s for %s was rejected by the KDC on %s (%s); it is not sent again until it changes",
+					what, rej.Principal, rej.When.Local().Format("01/02/06 15:04:05"), rej.Reason), ErrRejected)
+			}
 			got, err = k.Acquire(ctx, cc.DefaultPrincipal)
+			if err != nil && Rejected(err) && fp != "" && ctx.Err() == nil {
+				r := Rejection{Cache: k.secretScope(), Principal: cc.DefaultPrincipal.String(), Secret: what,
+					Fingerprint: fp, When: k.now(), Reason: err.Error()}
+				if rerr := RecordRejection(r); rerr != nil {
+					log.Warn("cannot record the rejected secret", "err", rerr)
+				}
+			}
 		}
 		var fresh *Credential
 		if err == nil {
@@ -284,7 +346,7 @@ func (k *Keeper) Run(ctx context.Context) error {
 		}
 		if err != nil {
 			if Rejected(err) {
-				return k.stop(fmt.Sprintf("%s failed: %v", act, err))
+				return k.stopErr(fmt.Sprintf("%s failed: %v", act, err), err)
 			}
 			failures++
 			k.state.Failures = failures
@@ -358,12 +420,15 @@ func KeeperStatePath(cache string) string {
 }
 
 // SaveKeeperState records s atomically (mode 0600 in a 0700 directory).
-func SaveKeeperState(s KeeperState) error {
-	p := KeeperStatePath(s.Cache)
+func SaveKeeperState(s KeeperState) error { return saveStateJSON(KeeperStatePath(s.Cache), s) }
+
+// saveStateJSON writes v as JSON to the state file p, atomically, mode
+// 0600 in a 0700 directory.
+func saveStateJSON(p string, v any) error {
 	if err := paths.EnsureDir(filepath.Dir(p)); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(s, "", "  ")
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}

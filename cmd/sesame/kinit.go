@@ -151,6 +151,9 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 	if name.String() != target.String() {
 		krb.ClearKeeperState(name.String())
 	}
+	// The KDC has just accepted this secret: a rejection recorded for it
+	// (it was changed back, or the account was unlocked) no longer holds.
+	forgetRejection(cc.DefaultPrincipal, opt)
 	if p.remember {
 		// Only a password the KDC has just accepted is stored.
 		if err := rememberPassword(cc.DefaultPrincipal.String(), opt.Password); err != nil {
@@ -161,6 +164,21 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 		return target.SetPrimary()
 	}
 	return nil
+}
+
+// forgetRejection clears the records of the secret in opt (password or
+// keytab key) having been rejected for principal.
+func forgetRejection(princ krb.Principal, opt krb.LoginOptions) {
+	var fp string
+	var err error
+	if opt.Keytab != nil {
+		fp, _, err = krb.KeytabFingerprint(opt.Keytab, princ)
+	} else {
+		fp, err = krb.PasswordFingerprint(princ.String(), opt.Password)
+	}
+	if err == nil {
+		krb.ClearRejectedSecret(princ.String(), fp)
+	}
 }
 
 // rememberPassword stores the password for principal in the keychain

@@ -258,3 +258,101 @@ func TestRenewKeytabWithoutPrincipalStops(t *testing.T) {
 		t.Fatalf("klist does not say renewal stopped:\n%s", r.out)
 	}
 }
+
+// lockoutPolicy puts princ under a lockout policy, so that the KDC counts
+// failed authentications ("Failed password attempts").
+func (e *krbEnv) lockoutPolicy(princ string) {
+	e.kdc.Kadmin("addpol -maxfailure 10 -failurecountinterval 0 -lockoutduration 0 lockout")
+	e.kdc.Kadmin("modprinc -policy lockout " + princ)
+}
+
+// renewUntilExit runs one `sesame renew args…` to its end and returns its
+// output and exit status; it fails the test if it is still running after
+// limit.
+func (e *krbEnv) renewUntilExit(limit time.Duration, args ...string) (string, int) {
+	e.t.Helper()
+	stop, done := e.startRenewer(args...)
+	select {
+	case <-done:
+	case <-time.After(limit):
+		out, _ := stop()
+		e.t.Fatalf("sesame renew still running after %v:\n%s", limit, out)
+	}
+	return stop()
+}
+
+// Issue 16: a stored password the KDC rejects costs exactly one failure,
+// however many renewers start after it (one after another, as a login
+// shell or a restarted unit would); a new kinit --remember clears it.
+func TestRenewRejectedPasswordStaysRejectedAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	e := newKrbEnv(t, "rita")
+	e.lockoutPolicy("rita")
+	pass := filepath.Join(t.TempDir(), "vault-pass")
+	os.WriteFile(pass, []byte("vault passphrase for tests\n"), 0o600)
+	e.env = append(e.env, "SESAME_PASSPHRASE_FILE="+pass, "SESAME_BACKEND=vault")
+	// Not renewable: the keeper re-acquires at half-life (10 s).
+	e.must(e.sesame(krbTestPassword+"\n", "kinit", "--password-stdin", "--remember", "-l", "20s", "rita"), "kinit --remember")
+	e.kdc.Kadmin("cpw -pw Another-pw-2 rita")
+	if n := e.kdc.FailedAttempts("rita"); n != 0 {
+		t.Fatalf("%d failures before the test", n)
+	}
+	for i := 1; i <= 4; i++ {
+		out, code := e.renewUntilExit(90 * time.Second)
+		if code != exitRenewStopped {
+			t.Fatalf("renewer %d: exit %d, want %d (stopped for good):\n%s", i, code, exitRenewStopped, out)
+		}
+		if n := e.kdc.FailedAttempts("rita"); n != 1 {
+			t.Fatalf("after renewer %d the KDC counts %d failed attempts, want 1:\n%s", i, n, out)
+		}
+		if i > 1 && !strings.Contains(out, "not sent again") {
+			t.Fatalf("renewer %d does not say why it did not try:\n%s", i, out)
+		}
+	}
+	// A new kinit --remember with the new password: the renewer
+	// re-acquires with it again.
+	e.must(e.sesame("Another-pw-2\n", "kinit", "--password-stdin", "--remember", "-l", "20s", "rita"), "kinit --remember, new password")
+	first := e.tgt()
+	stop, _ := e.startRenewer()
+	sleepUntil(first.EndTime.Add(2 * time.Second))
+	out, _ := stop()
+	if got := e.tgt(); !got.AuthTime.After(first.AuthTime) {
+		t.Fatalf("no fresh ticket from the newly stored password:\n%s", out)
+	}
+	if n := e.kdc.FailedAttempts("rita"); n != 0 && n != 1 {
+		t.Fatalf("KDC failure count %d after the new password", n)
+	}
+}
+
+// The same for a keytab whose key changed on the KDC; a new keytab clears
+// it.
+func TestRenewRejectedKeytabStaysRejectedAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	e := newKrbEnv(t, "kate")
+	e.kdc.AddPrincipal("ksvc", "")
+	e.kdc.Kadmin("modprinc +requires_preauth ksvc")
+	e.lockoutPolicy("ksvc")
+	kt := e.kdc.Keytab("ksvc")
+	e.must(e.sesame("", "kinit", "-k", "-t", kt, "-l", "20s", "ksvc"), "kinit -k")
+	e.kdc.Kadmin("cpw -randkey ksvc") // the key (and kvno) change on the KDC
+	for i := 1; i <= 4; i++ {
+		out, code := e.renewUntilExit(90*time.Second, "-k", "-t", kt)
+		if code != exitRenewStopped {
+			t.Fatalf("renewer %d: exit %d, want %d:\n%s", i, code, exitRenewStopped, out)
+		}
+		if n := e.kdc.FailedAttempts("ksvc"); n != 1 {
+			t.Fatalf("after renewer %d the KDC counts %d failed attempts, want 1:\n%s", i, n, out)
+		}
+	}
+	fresh := e.kdc.Keytab("ksvc") // new key, new kvno
+	first := e.tgt()
+	stop, _ := e.startRenewer("-k", "-t", fresh)
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) && !e.tgt().AuthTime.After(first.AuthTime) {
+		time.Sleep(time.Second)
+	}
+	out, _ := stop()
+	if !e.tgt().AuthTime.After(first.AuthTime) {
+		t.Fatalf("the new keytab was not used:\n%s", out)
+	}
+}
