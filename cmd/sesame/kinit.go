@@ -308,11 +308,32 @@ func renewCache(ctx context.Context, cfg *krb.Config, name krb.CacheName, princ 
 		}
 	}
 	cl := krb.NewClient(cfg.Gokrb5(cc.DefaultPrincipal.Realm))
+	old, _ := cc.TGT()
 	nc, err := cl.Renew(ctx, cc)
 	if err != nil {
 		return err
 	}
-	return krb.WriteCCache(name.Path(), nc)
+	fresh, ok := nc.TGT()
+	if !ok {
+		return errors.New("the KDC reply held no ticket-granting ticket")
+	}
+	// Under the cache's lock, and only if it still holds the ticket that
+	// was renewed: a kinit or kdestroy meanwhile wins.
+	err = krb.UpdateCCache(ctx, name.Path(), func(cur *krb.CCache) (*krb.CCache, error) {
+		t, ok := cur.TGT()
+		if !ok || !cur.DefaultPrincipal.Equal(cc.DefaultPrincipal) || !bytes.Equal(t.Ticket, old.Ticket) {
+			return nil, krb.ErrCacheChanged
+		}
+		cur.Upsert(*fresh)
+		if nc.HasKDCOffset {
+			cur.SetKDCOffset(nc.KDCOffset)
+		}
+		return cur, nil
+	})
+	if errors.Is(err, krb.ErrCacheChanged) {
+		return fmt.Errorf("the cache %s was replaced while its ticket was being renewed; the new one is kept", name)
+	}
+	return err
 }
 
 // loadKeytab opens the keytab named by -t; with -i the default client

@@ -176,6 +176,9 @@ func newKeeper(cfg *krb.Config, display, path string, kt *keytab.Keytab) *krb.Ke
 		Cache: display,
 		Load:  func() (*krb.CCache, error) { return krb.ReadCCache(path) },
 		Store: func(cc *krb.CCache) error { return krb.WriteCCache(path, cc) },
+		Update: func(ctx context.Context, modify func(*krb.CCache) (*krb.CCache, error)) error {
+			return krb.UpdateCCache(ctx, path, modify)
+		},
 		Renew: func(ctx context.Context, cc *krb.CCache) (*krb.CCache, error) {
 			return client(cc.DefaultPrincipal.Realm).Renew(ctx, cc)
 		},

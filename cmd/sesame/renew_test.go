@@ -356,3 +356,117 @@ func TestRenewRejectedKeytabStaysRejectedAcrossProcesses(t *testing.T) {
 		t.Fatalf("the new keytab was not used:\n%s", out)
 	}
 }
+
+// Issue 16: kdestroy while a renewal is held up by a paused KDC; when the
+// KDC answers, the cache stays gone and the renewer says why it stops.
+func TestRenewDoesNotResurrectDestroyedCache(t *testing.T) {
+	t.Parallel()
+	e := newKrbEnv(t, "dora")
+	e.must(e.sesame(krbTestPassword+"\n", "kinit", "--password-stdin", "-l", "20s", "-r", "10m", "dora"), "kinit")
+	first := e.tgt()
+	stop, done := e.startRenewer()
+	// The keeper renews at half-life (10 s): pause the KDC just before.
+	sleepUntil(first.StartTime.Add(8 * time.Second))
+	e.kdc.Pause()
+	sleepUntil(first.StartTime.Add(11 * time.Second))
+	e.must(e.mit("", "kdestroy"), "MIT kdestroy")
+	e.kdc.Resume()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+	}
+	out, code := stop()
+	if _, err := os.Lstat(e.cache); !os.IsNotExist(err) {
+		t.Fatalf("the destroyed cache came back (%v):\n%s", err, out)
+	}
+	if code == 0 || !strings.Contains(out, "removed") && !strings.Contains(out, "no credentials cache") {
+		t.Fatalf("renewer exit %d without saying the cache was removed:\n%s", code, out)
+	}
+}
+
+// Issue 16: MIT kinit, sesame kinit, kvno and kinit -R in loops on one
+// cache with the renewer running: the cache is never missing, empty,
+// unreadable or rolled back; in a second phase without fresh logins, a
+// service ticket once stored is never lost.
+func TestRenewUnderConcurrentWriters(t *testing.T) {
+	t.Parallel()
+	e := newKrbEnv(t, "lena")
+	e.kdc.AddPrincipal("host/localhost", "")
+	life := []string{"-l", "8s", "-r", "10m"}
+	e.must(e.sesame(krbTestPassword+"\n", append([]string{"kinit", "--password-stdin"}, append(life, "lena")...)...), "kinit")
+	stop, _ := e.startRenewer()
+	defer stop()
+	svc := "host/localhost@" + e.kdc.Realm
+
+	run := func(deadline time.Time, stdin, bin string, args ...string) func() {
+		doneCh := make(chan struct{})
+		go func() {
+			defer close(doneCh)
+			for time.Now().Before(deadline) {
+				c := exec.Command(bin, args...)
+				c.Env = e.env
+				c.Stdin = strings.NewReader(stdin)
+				c.Run()
+			}
+		}()
+		return func() { <-doneCh }
+	}
+	check := func(deadline time.Time, keepSvc bool) {
+		var lastEnd time.Time
+		sawSvc := false
+		for n := 0; time.Now().Before(deadline); n++ {
+			cc, err := krb.ReadCCache(e.cache)
+			if err != nil {
+				t.Fatalf("read %d: %v", n, err)
+			}
+			tgt, ok := cc.TGT()
+			if !ok || cc.DefaultPrincipal.String() != "lena@"+e.kdc.Realm {
+				t.Fatalf("read %d: no TGT of lena (principal %s, %d entries)", n, cc.DefaultPrincipal, len(cc.Credentials))
+			}
+			// Writers race by up to a KDC round trip; a rollback is an
+			// old ticket written back, many seconds older.
+			if tgt.EndTime.Before(lastEnd.Add(-3 * time.Second)) {
+				t.Fatalf("read %d: TGT end went back from %v to %v", n, lastEnd, tgt.EndTime)
+			}
+			if tgt.EndTime.After(lastEnd) {
+				lastEnd = tgt.EndTime
+			}
+			has := false
+			for _, c := range cc.Tickets() {
+				has = has || c.Server.String() == svc
+			}
+			if keepSvc && sawSvc && !has {
+				t.Fatalf("read %d: the service ticket was lost", n)
+			}
+			sawSvc = sawSvc || has
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	mitKinit, mitKvno := testbed.Path(t, "kinit"), testbed.Path(t, "kvno")
+	// Phase 1: everything at once.
+	deadline := time.Now().Add(30 * time.Second)
+	waits := []func(){
+		run(deadline, krbTestPassword+"\n", mitKinit, append(life, "lena")...),
+		run(deadline, krbTestPassword+"\n", e.bin, append([]string{"kinit", "--password-stdin"}, append(life, "lena")...)...),
+		run(deadline, "", mitKvno, "host/localhost"),
+		run(deadline, "", mitKinit, "-R"),
+		run(deadline, "", e.bin, "kinit", "-R"),
+	}
+	check(deadline, false)
+	for _, w := range waits {
+		w()
+	}
+	// Phase 2: only writers that keep what is in the cache.
+	deadline = time.Now().Add(20 * time.Second)
+	waits = []func(){
+		run(deadline, "", mitKvno, "host/localhost"),
+		run(deadline, "", e.bin, "kinit", "-R"),
+	}
+	check(deadline, true)
+	for _, w := range waits {
+		w()
+	}
+	if out, code := stop(); code != 0 {
+		t.Fatalf("renewer exit %d:\n%s", code, out)
+	}
+}
