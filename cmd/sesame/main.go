@@ -48,14 +48,6 @@ type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
-// codedError is an error printed as usual but with its own exit status.
-type codedError struct {
-	error
-	code int
-}
-
-func (e codedError) Unwrap() error { return e.error }
-
 // hinter is implemented by library errors that know what the user can do.
 type hinter interface{ Hint() string }
 
@@ -89,10 +81,6 @@ func run(args []string, stderr io.Writer) int {
 	var h hinter
 	if errors.As(err, &h) && h.Hint() != "" {
 		fmt.Fprintf(stderr, "sesame: hint: %s\n", h.Hint())
-	}
-	var ce codedError
-	if errors.As(err, &ce) {
-		return ce.code
 	}
 	return 1
 }

@@ -97,7 +97,7 @@ func runRenew(ctx context.Context, p renewParams, command []string, stderr io.Wr
 		return renewAround(ctx, cfg, name.String(), cc, kt, command)
 	}
 	k := newKeeper(cfg, name.String(), name.Path(), kt)
-	return renewExit(k.Run(ctx))
+	return renewExit(k.Run(ctx), stderr)
 }
 
 // exitRenewStopped is sesame renew's exit status when renewal stopped for
@@ -106,10 +106,13 @@ func runRenew(ctx context.Context, p renewParams, command []string, stderr io.Wr
 // restart does not run into the same wall every few minutes.
 const exitRenewStopped = 3
 
-func renewExit(err error) error {
+// renewExit prints a final stop the way main does any error, and exits
+// with exitRenewStopped.
+func renewExit(err error, stderr io.Writer) error {
 	var se *krb.StopError
 	if errors.As(err, &se) {
-		return codedError{err, exitRenewStopped}
+		fmt.Fprintf(stderr, "sesame: %v\n", err)
+		return exitError{exitRenewStopped}
 	}
 	return err
 }
