@@ -55,7 +55,7 @@ is never retried, so account lockout policies see a single failure.`,
 			if len(args) == 1 {
 				p.principal = args[0]
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := signalContext(cmd.Context())
 			defer stop()
 			return runKinit(ctx, p, cmd.InOrStdin())
 		},

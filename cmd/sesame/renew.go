@@ -91,11 +91,13 @@ func runRenew(ctx context.Context, p renewParams, command []string, stderr io.Wr
 	}
 	os.Unsetenv(envRenewChild)
 
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer stop()
 	if len(command) > 0 {
+		ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+		defer stop()
 		return renewAround(ctx, cfg, name.String(), cc, kt, command)
 	}
+	ctx, stop := signalContext(ctx)
+	defer stop()
 	k := newKeeper(cfg, name.String(), name.Path(), kt)
 	return renewExit(k.Run(ctx), stderr)
 }
