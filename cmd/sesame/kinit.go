@@ -55,7 +55,7 @@ is never retried, so account lockout policies see a single failure.`,
 			if len(args) == 1 {
 				p.principal = args[0]
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := signalContext(cmd.Context())
 			defer stop()
 			return runKinit(ctx, p, cmd.InOrStdin())
 		},
@@ -151,6 +151,9 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 	if name.String() != target.String() {
 		krb.ClearKeeperState(name.String())
 	}
+	// The KDC has just accepted this secret: a rejection recorded for it
+	// (it was changed back, or the account was unlocked) no longer holds.
+	forgetRejection(cc.DefaultPrincipal, opt)
 	if p.remember {
 		// Only a password the KDC has just accepted is stored.
 		if err := rememberPassword(cc.DefaultPrincipal.String(), opt.Password); err != nil {
@@ -161,6 +164,21 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 		return target.SetPrimary()
 	}
 	return nil
+}
+
+// forgetRejection clears the records of the secret in opt (password or
+// keytab key) having been rejected for principal.
+func forgetRejection(princ krb.Principal, opt krb.LoginOptions) {
+	var fp string
+	var err error
+	if opt.Keytab != nil {
+		fp, _, err = krb.KeytabFingerprint(opt.Keytab, princ)
+	} else {
+		fp, err = krb.PasswordFingerprint(princ.String(), opt.Password)
+	}
+	if err == nil {
+		krb.ClearRejectedSecret(princ.String(), fp)
+	}
 }
 
 // rememberPassword stores the password for principal in the keychain
@@ -290,11 +308,32 @@ func renewCache(ctx context.Context, cfg *krb.Config, name krb.CacheName, princ 
 		}
 	}
 	cl := krb.NewClient(cfg.Gokrb5(cc.DefaultPrincipal.Realm))
+	old, _ := cc.TGT()
 	nc, err := cl.Renew(ctx, cc)
 	if err != nil {
 		return err
 	}
-	return krb.WriteCCache(name.Path(), nc)
+	fresh, ok := nc.TGT()
+	if !ok {
+		return errors.New("the KDC reply held no ticket-granting ticket")
+	}
+	// Under the cache's lock, and only if it still holds the ticket that
+	// was renewed: a kinit or kdestroy meanwhile wins.
+	err = krb.UpdateCCache(ctx, name.Path(), func(cur *krb.CCache) (*krb.CCache, error) {
+		t, ok := cur.TGT()
+		if !ok || !cur.DefaultPrincipal.Equal(cc.DefaultPrincipal) || !bytes.Equal(t.Ticket, old.Ticket) {
+			return nil, krb.ErrCacheChanged
+		}
+		cur.Upsert(*fresh)
+		if nc.HasKDCOffset {
+			cur.SetKDCOffset(nc.KDCOffset)
+		}
+		return cur, nil
+	})
+	if errors.Is(err, krb.ErrCacheChanged) {
+		return fmt.Errorf("the cache %s was replaced while its ticket was being renewed; the new one is kept", name)
+	}
+	return err
 }
 
 // loadKeytab opens the keytab named by -t; with -i the default client
