@@ -19,6 +19,7 @@ import (
 	"github.com/jcmturner/gokrb5/v8/iana/flags"
 	"github.com/jcmturner/gokrb5/v8/iana/keyusage"
 	"github.com/jcmturner/gokrb5/v8/iana/msgtype"
+	"github.com/jcmturner/gokrb5/v8/iana/nametype"
 	"github.com/jcmturner/gokrb5/v8/iana/patype"
 	"github.com/jcmturner/gokrb5/v8/keytab"
 	"github.com/jcmturner/gokrb5/v8/messages"
@@ -41,6 +42,14 @@ type LoginOptions struct {
 	RenewLife   time.Duration
 	Forwardable bool
 	Proxiable   bool
+	// Canonicalize asks the KDC for the client's canonical name (RFC 6806;
+	// MIT kinit -C, krb5.conf canonicalize). Only then may the reply name
+	// another client than the request, and that name is stored.
+	Canonicalize bool
+	// Enterprise sends Principal as one NT-ENTERPRISE name (RFC 6806
+	// section 5; MIT kinit -E): "user@upn.suffix" with the realm after a
+	// second "@", or default_realm. Implies Canonicalize.
+	Enterprise bool
 	// KDCOffset (KDC clock minus local clock) to start from, when known.
 	KDCOffset time.Duration
 }
@@ -50,11 +59,51 @@ type LoginOptions struct {
 func (c *Client) DefaultLoginOptions() LoginOptions {
 	ld := c.Config.LibDefaults
 	return LoginOptions{
-		Lifetime:    ld.TicketLifetime,
-		RenewLife:   ld.RenewLifetime,
-		Forwardable: ld.Forwardable,
-		Proxiable:   ld.Proxiable,
+		Lifetime:     ld.TicketLifetime,
+		RenewLife:    ld.RenewLifetime,
+		Forwardable:  ld.Forwardable,
+		Proxiable:    ld.Proxiable,
+		Canonicalize: ld.Canonicalize,
 	}
+}
+
+// ParseLoginPrincipal parses the client name of a login: as
+// ParsePrincipal, or with enterprise set as an NT-ENTERPRISE name, which
+// is the whole string up to the last "@" when it holds two (the realm
+// follows), else all of it in defaultRealm — as MIT parses kinit -E.
+func ParseLoginPrincipal(s, defaultRealm string, enterprise bool) (Principal, error) {
+	if !enterprise {
+		return ParsePrincipal(s, defaultRealm)
+	}
+	name, realm := s, defaultRealm
+	if strings.Count(s, "@") >= 2 {
+		i := strings.LastIndexByte(s, '@')
+		name, realm = s[:i], s[i+1:]
+	}
+	if name == "" || realm == "" {
+		return Principal{}, fmt.Errorf("enterprise name %q needs a name and a realm (or default_realm)", s)
+	}
+	return Principal{NameType: nametype.KRB_NT_ENTERPRISE, Realm: realm, Components: []string{name}}, nil
+}
+
+// configuredRealm returns the spelling of realm that krb5.conf's [realms]
+// uses when it differs only in case. Realm names are case-sensitive, and
+// MIT kinit refuses alice@samba.test when only SAMBA.TEST is configured
+// ("cannot find KDC"); Active Directory answers such a request for
+// SAMBA.TEST, which left a cache nothing could use. Asking for the
+// configured realm gives the user the ticket they meant instead.
+func (c *Client) configuredRealm(realm string) string {
+	for _, r := range c.Config.Realms {
+		if r.Realm == realm {
+			return realm
+		}
+	}
+	for _, r := range c.Config.Realms {
+		if strings.EqualFold(r.Realm, realm) {
+			return r.Realm
+		}
+	}
+	return realm
 }
 
 // nonce returns a random 31-bit request nonce.
@@ -77,10 +126,14 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 	if (opt.Password == nil) == (opt.Keytab == nil) {
 		return nil, errors.New("login needs either a password or a keytab")
 	}
-	client, err := ParsePrincipal(opt.Principal, c.Config.LibDefaults.DefaultRealm)
+	client, err := ParseLoginPrincipal(opt.Principal, c.Config.LibDefaults.DefaultRealm, opt.Enterprise)
 	if err != nil {
 		return nil, err
 	}
+	if opt.Enterprise {
+		opt.Canonicalize = true
+	}
+	client.Realm = c.configuredRealm(client.Realm)
 	realm := client.Realm
 	cname := client.Gokrb5()
 	etypes := supportedEtypes(c.Config.LibDefaults.DefaultTktEnctypeIDs)
@@ -179,7 +232,7 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 			}
 			return nil, wrongPassword(client, err)
 		}
-		if err := checkASRep(rep, part, req, client); err != nil {
+		if err := checkASRep(rep, part, req, client, opt.Canonicalize); err != nil {
 			return nil, err
 		}
 		if c.Config.LibDefaults.KDCTimeSync != 0 {
@@ -221,7 +274,10 @@ func (c *Client) asReq(realm string, cname types.PrincipalName, etypes []int32, 
 	body.Till = now.Add(opt.Lifetime).Truncate(time.Second)
 	body.RTime = time.Time{}
 	body.From = time.Time{}
-	types.UnsetFlags(&body.KDCOptions, []int{flags.Forwardable, flags.Proxiable, flags.Renewable})
+	types.UnsetFlags(&body.KDCOptions, []int{flags.Forwardable, flags.Proxiable, flags.Renewable, flags.Canonicalize})
+	if opt.Canonicalize {
+		types.SetFlag(&body.KDCOptions, flags.Canonicalize)
+	}
 	if opt.Forwardable {
 		types.SetFlag(&body.KDCOptions, flags.Forwardable)
 	}
@@ -396,9 +452,14 @@ func keytabEtypes(kt *keytab.Keytab, cname types.PrincipalName, realm string, wa
 }
 
 // checkASRep verifies that the reply answers our request (RFC 4120 3.1.5):
-// same nonce, the TGT we asked for, our client. Realms compare
-// case-insensitively, as Active Directory canonicalises their case.
-func checkASRep(rep rawKDCRep, part messages.EncKDCRepPart, req messages.ASReq, client Principal) error {
+// same nonce, the TGT we asked for, our client. As in MIT, names must be
+// exactly those of the request unless canonicalization was asked for; then
+// RFC 6806 lets the KDC name the client's canonical principal (an alias
+// resolved, an enterprise name mapped, the realm's case corrected), and
+// that is what the cache stores. Even then the realm may differ only in
+// case: a client referral to another realm comes as an error, not a
+// ticket, and the reply must still be a TGT of the client's realm.
+func checkASRep(rep rawKDCRep, part messages.EncKDCRepPart, req messages.ASReq, client Principal, canonicalize bool) error {
 	bad := func(what string) error { return fmt.Errorf("kdc reply does not match the request: %s", what) }
 	if rep.MsgType != msgtype.KRB_AS_REP || rep.PVNO != iana.PVNO {
 		return bad("not an as-rep")
@@ -406,31 +467,26 @@ func checkASRep(rep rawKDCRep, part messages.EncKDCRepPart, req messages.ASReq, 
 	if part.Nonce != req.ReqBody.Nonce {
 		return bad("nonce differs (possible replay)")
 	}
-	if !strings.EqualFold(rep.CRealm, client.Realm) {
+	sameRealm := func(r string) bool {
+		return r == client.Realm || (canonicalize && strings.EqualFold(r, client.Realm))
+	}
+	if !sameRealm(rep.CRealm) {
 		return bad("client realm " + rep.CRealm)
 	}
-	if !rep.CName.Equal(req.ReqBody.CName) && !sameNameFold(rep.CName, req.ReqBody.CName) {
+	if !canonicalize && !rep.CName.Equal(req.ReqBody.CName) {
 		return bad("client name " + rep.CName.PrincipalNameString())
 	}
-	if len(part.SName.NameString) != 2 || part.SName.NameString[0] != "krbtgt" || !strings.EqualFold(part.SRealm, client.Realm) {
+	if len(rep.CName.NameString) == 0 {
+		return bad("no client name")
+	}
+	if len(part.SName.NameString) != 2 || part.SName.NameString[0] != "krbtgt" ||
+		!sameRealm(part.SRealm) || !sameRealm(part.SName.NameString[1]) {
 		return bad("service " + part.SName.PrincipalNameString() + "@" + part.SRealm)
 	}
 	if part.EndTime.IsZero() {
 		return bad("no end time")
 	}
 	return nil
-}
-
-func sameNameFold(a, b types.PrincipalName) bool {
-	if len(a.NameString) != len(b.NameString) {
-		return false
-	}
-	for i := range a.NameString {
-		if !strings.EqualFold(a.NameString[i], b.NameString[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 func wrongPassword(client Principal, cause error) error {

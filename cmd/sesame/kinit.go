@@ -36,6 +36,8 @@ type kinitParams struct {
 	ccache         string
 	renew          bool
 	remember       bool
+	enterprise     bool
+	canonicalize   bool
 }
 
 func init() {
@@ -72,6 +74,8 @@ is never retried, so account lockout policies see a single failure.`,
 	f.BoolVarP(&p.notForwardable, "not-forwardable", "F", false, "request a non-forwardable ticket")
 	f.StringVarP(&p.ccache, "cache", "c", "", "credentials cache (FILE:path, DIR:dir or a path)")
 	f.BoolVarP(&p.renew, "renew", "R", false, "renew the ticket-granting ticket in the cache")
+	f.BoolVarP(&p.enterprise, "enterprise", "E", false, "the principal is an enterprise name (user@upn.suffix, as Active Directory logins are)")
+	f.BoolVarP(&p.canonicalize, "canonicalize", "C", false, "ask the KDC for the canonical principal name and store it (aliases)")
 	f.BoolVar(&p.remember, "remember", false, "store the password in the keychain so that 'sesame renew' and the agent can get a new ticket when this one can no longer be renewed")
 	rootCmd.AddCommand(cmd)
 }
@@ -115,7 +119,7 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 			return err
 		}
 	} else {
-		princ, err := krb.ParsePrincipal(opt.Principal, cfg.DefaultRealm)
+		princ, err := krb.ParseLoginPrincipal(opt.Principal, cfg.DefaultRealm, opt.Enterprise)
 		if err != nil {
 			return err
 		}
@@ -188,7 +192,7 @@ func collectionTarget(name krb.CacheName, p kinitParams, cfg *krb.Config, princ 
 	if name.Type != "DIR" || strings.HasPrefix(name.Residual, ":") || p.principal == "" || p.ccache != "" {
 		return name, false, nil
 	}
-	want, err := krb.ParsePrincipal(princ, cfg.DefaultRealm)
+	want, err := krb.ParseLoginPrincipal(princ, cfg.DefaultRealm, p.enterprise)
 	if err != nil {
 		return name, false, err
 	}
@@ -235,13 +239,17 @@ func loginOptions(cfg *krb.Config, name krb.CacheName, p kinitParams) (krb.Login
 			princ = name
 		}
 	}
-	parsed, err := krb.ParsePrincipal(princ, cfg.DefaultRealm)
+	parsed, err := krb.ParseLoginPrincipal(princ, cfg.DefaultRealm, p.enterprise)
 	if err != nil {
 		return krb.LoginOptions{}, nil, err
 	}
 	cl := krb.NewClient(cfg.Gokrb5(parsed.Realm))
 	opt := cl.DefaultLoginOptions()
 	opt.Principal = princ
+	opt.Enterprise = p.enterprise
+	if p.canonicalize {
+		opt.Canonicalize = true
+	}
 	if p.lifetime != "" {
 		if opt.Lifetime, err = parseLife("-l", p.lifetime); err != nil {
 			return opt, nil, err
