@@ -92,12 +92,11 @@ func ParseLoginPrincipal(s, defaultRealm string, enterprise bool) (Principal, er
 // ("cannot find KDC"); Active Directory answers such a request for
 // SAMBA.TEST, which left a cache nothing could use. Asking for the
 // configured realm gives the user the ticket they meant instead.
+//
+// The first match wins: Config.Gokrb5 lists krb5.conf's realms first and
+// then, for gokrb5's case-sensitive lookups, copies under the spellings a
+// caller asked for.
 func (c *Client) configuredRealm(realm string) string {
-	for _, r := range c.Config.Realms {
-		if r.Realm == realm {
-			return realm
-		}
-	}
 	for _, r := range c.Config.Realms {
 		if strings.EqualFold(r.Realm, realm) {
 			return r.Realm
@@ -510,6 +509,10 @@ func (c *Client) loginError(ke *KDCError, client Principal, keytab bool) error {
 	case errorcode.KDC_ERR_KEY_EXPIRED:
 		return &Error{Kind: ErrPasswordExpired, Err: ke, Msg: fmt.Sprintf("password for %s has expired", client),
 			hint: "change it with kpasswd, then run kinit again"}
+	case errorcode.KDC_ERR_POLICY:
+		// Heimdal's answer for a principal that may get no tickets.
+		return &Error{Kind: ErrAccountLocked, Err: ke, Msg: fmt.Sprintf("kdc %s refuses tickets for %s by policy (account disabled or restricted)", ke.KDC, client),
+			hint: "ask the administrators whether the account is enabled"}
 	case errorcode.KDC_ERR_CLIENT_REVOKED:
 		return &Error{Kind: ErrAccountLocked, Err: ke, Msg: fmt.Sprintf("account %s is locked or disabled (kdc %s)", client, ke.KDC),
 			hint: "wait for the lockout to expire or ask the administrators"}

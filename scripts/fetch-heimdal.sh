@@ -7,7 +7,7 @@
 # Nothing outside DEST is written; running it again is a no-op.
 set -euo pipefail
 dest="${1:-${SESAME_HEIMDAL_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/sesame-testbed/heimdal}}"
-if [ -x "$dest/usr/lib/heimdal-servers/kdc" ] && [ -x "$dest/usr/bin/kadmin" ] ; then
+if [ -x "$dest/usr/lib/heimdal-servers/kdc" ] && [ -x "$dest/usr/bin/kadmin.heimdal" ] ; then
   exit 0
 fi
 pkgs=(heimdal-kdc heimdal-clients libasn1-8-heimdal libgssapi3-heimdal libhcrypto5-heimdal
