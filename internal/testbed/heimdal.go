@@ -128,20 +128,32 @@ func (h *Heimdal) LogCount(substr string) int {
 // Start runs the KDC and waits until it answers.
 func (h *Heimdal) Start() {
 	h.t.Helper()
-	cmd := exec.Command(filepath.Join(h.root, "usr/lib/heimdal-servers/kdc"), "-c", h.KDCConf,
-		"--addresses=127.0.0.1", fmt.Sprintf("--ports=%d", h.Port))
-	cmd.Env = append(os.Environ(), h.env()...)
-	out, _ := os.OpenFile(filepath.Join(h.Dir, "kdc.stderr"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	h.cmd = startDaemon(h.t, "heimdal kdc", filepath.Join(h.Dir, "kdc.stderr"), h.env(), h.Addr(), 10*time.Second,
+		filepath.Join(h.root, "usr/lib/heimdal-servers/kdc"), "-c", h.KDCConf, "--addresses=127.0.0.1", fmt.Sprintf("--ports=%d", h.Port))
+}
+
+// startDaemon runs a server in its own process group with its output
+// in logfile, and waits until it accepts TCP connections on addr.
+func startDaemon(t T, what, logfile string, env []string, addr string, wait time.Duration, path string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(path, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := os.OpenFile(logfile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = daemonAttr()
 	if err := cmd.Start(); err != nil {
-		h.t.Fatalf("start heimdal kdc: %v", err)
+		t.Fatalf("start %s: %v", what, err)
 	}
-	h.cmd = cmd
-	if err := WaitTCP(h.Addr(), 10*time.Second); err != nil {
-		b, _ := os.ReadFile(filepath.Join(h.Dir, "kdc.stderr"))
-		h.t.Fatalf("heimdal kdc did not come up: %v\n%s", err, b)
+	if err := WaitTCP(addr, wait); err != nil {
+		stopGroup(cmd)
+		b, _ := os.ReadFile(logfile)
+		t.Fatalf("%s did not come up: %v\n%s", what, err, b)
 	}
+	return cmd
 }
 
 // Stop ends the KDC and its worker processes (idempotent).

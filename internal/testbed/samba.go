@@ -205,18 +205,7 @@ func (a *ADDC) Addr() string { return fmt.Sprintf("127.0.0.1:%d", a.Port) }
 // Start runs samba in the foreground and waits until its KDC answers.
 func (a *ADDC) Start() {
 	a.t.Helper()
-	cmd := exec.Command(a.samba, "-i", "-s", a.SMBConf)
-	out, _ := os.OpenFile(filepath.Join(a.Dir, "samba.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = daemonAttr()
-	if err := cmd.Start(); err != nil {
-		a.t.Fatalf("start samba: %v", err)
-	}
-	a.cmd = cmd
-	if err := WaitTCP(a.Addr(), 30*time.Second); err != nil {
-		b, _ := os.ReadFile(filepath.Join(a.Dir, "samba.out"))
-		a.t.Fatalf("samba kdc did not come up: %v\n%s", err, b)
-	}
+	a.cmd = startDaemon(a.t, "samba", filepath.Join(a.Dir, "samba.out"), nil, a.Addr(), 30*time.Second, a.samba, "-i", "-s", a.SMBConf)
 }
 
 // Stop ends samba and its worker processes (idempotent).
