@@ -67,6 +67,8 @@ func NewHeimdal(t T) *Heimdal {
 		log_file = %[3]s/iprop.log
 	}
 	enable-pkinit = false
+[kadmin]
+	default_keys = aes256-cts-hmac-sha1-96:pw-salt aes128-cts-hmac-sha1-96:pw-salt arcfour-hmac-md5:pw-salt
 [logging]
 	kdc = FILE:%[4]s
 `, h.Realm, h.Port, dir, h.Log)
@@ -178,6 +180,9 @@ func stopGroup(cmd *exec.Cmd) {
 		syscall.Kill(-pid, syscall.SIGKILL)
 		<-done
 	}
+	// Workers that outlive their parent would keep writing into a
+	// directory the test is about to remove.
+	syscall.Kill(-pid, syscall.SIGKILL)
 }
 
 // ClientKrb5Conf is a krb5.conf for clients of one realm whose KDC is at

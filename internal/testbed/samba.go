@@ -25,9 +25,12 @@ const (
 
 // The users of the AD domain's template.
 const (
-	ADUser       = "alice"      // plain user; SPN alias ADAlias
-	ADAlias      = "alicealias" // a second name of ADUser (servicePrincipalName)
-	ADUPNUser    = "carol"      // sAMAccountName whose UPN is ADUPN
+	ADUser = "alice"
+	// ADAlias is another spelling of ADUser: AD matches account names
+	// without regard to case and, asked to canonicalize, names the
+	// account as stored.
+	ADAlias      = "ALICE"
+	ADUPNUser    = "carol" // sAMAccountName whose UPN is ADUPN
 	ADUPN        = "carol.smith@corp.example"
 	ADMustChange = "mallory" // must change the password at next login
 	ADRC4User    = "rc4user" // msDS-SupportedEncryptionTypes = RC4 only
@@ -192,7 +195,8 @@ func (a *ADDC) BadPwdCount(user string) int {
 func (a *ADDC) Keytab(principal string) string {
 	a.t.Helper()
 	kt := filepath.Join(a.Dir, fmt.Sprintf("kt-%d.keytab", time.Now().UnixNano()))
-	a.Tool("domain", "exportkeytab", kt, "--principal="+principal)
+	// exportkeytab takes no -H: it finds the database through smb.conf.
+	run(a.t, nil, "", a.tool, "domain", "exportkeytab", kt, "--principal="+principal, "-s", a.SMBConf)
 	return kt
 }
 
