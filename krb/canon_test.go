@@ -101,13 +101,13 @@ func TestCheckASRepCanonicalization(t *testing.T) {
 	}
 	for _, c := range cases {
 		rep, part := fakeASRep(c.crealm, []string{c.cname}, c.srealm, 7)
-		err := checkASRep(rep, part, req, client, c.canon)
+		err := checkASRep(rep, part, req, client, TGTPrincipal(client.Realm), c.canon)
 		if (err == nil) != c.ok {
 			t.Errorf("%s: err = %v, want ok=%v", c.name, err, c.ok)
 		}
 	}
 	rep, part := fakeASRep("SAMBA.TEST", []string{"alicealias"}, "SAMBA.TEST", 8)
-	if err := checkASRep(rep, part, req, client, true); err == nil {
+	if err := checkASRep(rep, part, req, client, TGTPrincipal(client.Realm), true); err == nil {
 		t.Errorf("nonce mismatch accepted")
 	}
 }

@@ -50,6 +50,12 @@ type LoginOptions struct {
 	// section 5; MIT kinit -E): "user@upn.suffix" with the realm after a
 	// second "@", or default_realm. Implies Canonicalize.
 	Enterprise bool
+	// Service, when set, is the server of the initial ticket instead of
+	// krbtgt/REALM (MIT kinit -S), e.g. kadmin/changepw.
+	Service string
+	// Addresses puts this host's addresses into the ticket (MIT kinit -a);
+	// otherwise the ticket is address-less, as MIT's noaddresses default.
+	Addresses bool
 	// KDCOffset (KDC clock minus local clock) to start from, when known.
 	KDCOffset time.Duration
 }
@@ -135,6 +141,13 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 	client.Realm = c.configuredRealm(client.Realm)
 	realm := client.Realm
 	cname := client.Gokrb5()
+	server := TGTPrincipal(realm)
+	if opt.Service != "" {
+		if server, err = ParsePrincipal(opt.Service, realm); err != nil {
+			return nil, err
+		}
+	}
+	sname := server.Gokrb5()
 	etypes := supportedEtypes(c.Config.LibDefaults.DefaultTktEnctypeIDs)
 	if opt.Keytab != nil {
 		etypes = keytabEtypes(opt.Keytab, cname, realm, etypes)
@@ -158,9 +171,10 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 		preauthed bool // one has been sent: the password's single attempt
 		skewed    bool // the one retry after KRB_AP_ERR_SKEW is used up
 		saltInfo  types.PADataSequence
+		fastAvail bool // the KDC offered FAST (PA-FX-FAST)
 	)
 	for {
-		req, err := c.asReq(realm, cname, etypes, opt, clock.now())
+		req, err := c.asReq(realm, cname, sname, etypes, opt, clock.now())
 		if err != nil {
 			return nil, err
 		}
@@ -190,6 +204,7 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 						hint: "the account may need another login method (OTP, PKINIT) that sesame does not support; use MIT kinit"}
 				}
 				saltInfo = methodData(ke.EData)
+				fastAvail = hasPAType(saltInfo, patype.PA_FX_FAST)
 				key, err = c.clientKey(opt, client, etypes, saltInfo, 0)
 				if err != nil {
 					return nil, err
@@ -231,7 +246,7 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 			}
 			return nil, wrongPassword(client, err)
 		}
-		if err := checkASRep(rep, part, req, client, opt.Canonicalize); err != nil {
+		if err := checkASRep(rep, part, req, client, server, opt.Canonicalize); err != nil {
 			return nil, err
 		}
 		if c.Config.LibDefaults.KDCTimeSync != 0 {
@@ -254,6 +269,7 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 			DefaultPrincipal: cred.Client,
 			Credentials:      []Credential{cred},
 		}
+		addLoginConfig(cc, cred.Server, preauthed, fastAvail)
 		return cc, nil
 	}
 }
@@ -262,10 +278,16 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 // renewable life are counted from the (offset-corrected) clock, and the
 // options are exactly those asked for, not gokrb5's defaults (NewASReq
 // forces renew-till to now+48h).
-func (c *Client) asReq(realm string, cname types.PrincipalName, etypes []int32, opt LoginOptions, now time.Time) (messages.ASReq, error) {
-	req, err := messages.NewASReqForTGT(realm, c.Config, cname)
+func (c *Client) asReq(realm string, cname, sname types.PrincipalName, etypes []int32, opt LoginOptions, now time.Time) (messages.ASReq, error) {
+	req, err := messages.NewASReq(realm, c.Config, cname, sname)
 	if err != nil {
 		return req, err
+	}
+	req.ReqBody.Addresses = nil
+	if opt.Addresses {
+		if req.ReqBody.Addresses, err = types.LocalHostAddresses(); err != nil {
+			return req, fmt.Errorf("list this host's addresses: %w", err)
+		}
 	}
 	now = now.UTC()
 	body := &req.ReqBody
@@ -458,7 +480,7 @@ func keytabEtypes(kt *keytab.Keytab, cname types.PrincipalName, realm string, wa
 // that is what the cache stores. Even then the realm may differ only in
 // case: a client referral to another realm comes as an error, not a
 // ticket, and the reply must still be a TGT of the client's realm.
-func checkASRep(rep rawKDCRep, part messages.EncKDCRepPart, req messages.ASReq, client Principal, canonicalize bool) error {
+func checkASRep(rep rawKDCRep, part messages.EncKDCRepPart, req messages.ASReq, client, server Principal, canonicalize bool) error {
 	bad := func(what string) error { return fmt.Errorf("kdc reply does not match the request: %s", what) }
 	if rep.MsgType != msgtype.KRB_AS_REP || rep.PVNO != iana.PVNO {
 		return bad("not an as-rep")
@@ -478,14 +500,51 @@ func checkASRep(rep rawKDCRep, part messages.EncKDCRepPart, req messages.ASReq, 
 	if len(rep.CName.NameString) == 0 {
 		return bad("no client name")
 	}
-	if len(part.SName.NameString) != 2 || part.SName.NameString[0] != "krbtgt" ||
-		!sameRealm(part.SRealm) || !sameRealm(part.SName.NameString[1]) {
+	okServer := sameRealm(part.SRealm) && len(part.SName.NameString) == len(server.Components)
+	for i := 0; okServer && i < len(server.Components); i++ {
+		okServer = part.SName.NameString[i] == server.Components[i] ||
+			(server.IsTGT(client.Realm) && i == 1 && sameRealm(part.SName.NameString[i]))
+	}
+	if !okServer {
 		return bad("service " + part.SName.PrincipalNameString() + "@" + part.SRealm)
 	}
 	if part.EndTime.IsZero() {
 		return bad("no end time")
 	}
 	return nil
+}
+
+// hasPAType reports whether pas holds padata of type t.
+func hasPAType(pas types.PADataSequence, t int32) bool {
+	for _, pa := range pas {
+		if pa.PADataType == t {
+			return true
+		}
+	}
+	return false
+}
+
+// addLoginConfig records, before the ticket, the cache config entries
+// MIT's kinit writes for the server of an initial ticket: pa_type (2, the
+// encrypted timestamp, when that was used) and fast_avail (the KDC offered
+// FAST). MIT's kinit reads fast_avail to decide whether to use FAST on
+// the next login, so a cache written by sesame behaves like one of its own.
+func addLoginConfig(cc *CCache, server Principal, encTimestamp, fast bool) {
+	var entries []Credential
+	add := func(key, value string) {
+		entries = append(entries, Credential{
+			Client: cc.DefaultPrincipal,
+			Server: Principal{NameType: ccNameTypeUnknown, Realm: CacheConfigRealm, Components: []string{CacheConfigPrefix, key, server.String()}},
+			Ticket: []byte(value),
+		})
+	}
+	if fast {
+		add("fast_avail", "yes")
+	}
+	if encTimestamp {
+		add("pa_type", fmt.Sprint(patype.PA_ENC_TIMESTAMP))
+	}
+	cc.Credentials = append(entries, cc.Credentials...)
 }
 
 func wrongPassword(client Principal, cause error) error {

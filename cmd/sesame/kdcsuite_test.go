@@ -175,6 +175,18 @@ func runOut(t *testing.T, env []string, name string, args ...string) string {
 	return b.String()
 }
 
+// configLines are the config entries of a cache as MIT klist -C lists them.
+func configLines(t *testing.T, res try) string {
+	t.Helper()
+	var out []string
+	for _, l := range strings.Split(runOut(t, res.env, testbed.Path(t, "klist"), "-C"), "\n") {
+		if strings.HasPrefix(l, "config: ") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 func regexpCount(file, re string) int {
 	b, _ := os.ReadFile(file)
 	return len(regexp.MustCompile(re).FindAll(b, -1))
@@ -219,6 +231,33 @@ func runSuite(t *testing.T, r *kdcRow) {
 			t.Fatalf("control failed: %s", mit.out)
 		}
 		same(t, "password", mit, ses, false)
+		// The config entries MIT writes (fast_avail, pa_type) are there too.
+		if a, b := configLines(t, mit), configLines(t, ses); a != b {
+			t.Errorf("config entries: MIT\n%s\nsesame\n%s", a, b)
+		}
+	})
+	t.Run("flags -S -p -V -T", func(t *testing.T) {
+		svc := "kadmin/changepw"
+		mit := r.kinit(t, true, "", r.password, "-S", svc, r.user)
+		ses := r.kinit(t, false, "", r.password, "-S", svc, r.user)
+		if !mit.ok || !ses.ok || !strings.Contains(ses.klistF, svc+"@"+r.realm) || strings.Contains(ses.klistF, "krbtgt/") {
+			t.Errorf("-S %s: MIT ok=%v, sesame ok=%v\n%s\n%s", svc, mit.ok, ses.ok, ses.out, ses.klistF)
+		}
+		mit = r.kinit(t, true, "", r.password, "-p", "-f", r.user)
+		ses = r.kinit(t, false, "", r.password, "-p", "-f", "-V", r.user)
+		same(t, "-p", mit, ses, false)
+		_, _, _, mf := tgtTimes(t, strings.ReplaceAll(mit.klistF, "\tEtype", "\tX"), r.realm)
+		_, _, _, sf := tgtTimes(t, strings.ReplaceAll(ses.klistF, "\tEtype", "\tX"), r.realm)
+		if mf != sf || !strings.Contains(sf, "P") {
+			t.Errorf("-p -f: MIT flags %q, sesame %q", mf, sf)
+		}
+		if !strings.Contains(ses.out, "Using principal: "+r.user+"@"+r.realm) || !strings.Contains(ses.out, "Authenticated to Kerberos v5") {
+			t.Errorf("-V printed:\n%s", ses.out)
+		}
+		ses = r.kinit(t, false, "", r.password, "-T", mit.cache, r.user)
+		if ses.ok || !strings.Contains(ses.out, "not supported") {
+			t.Errorf("-T: ok=%v %s", ses.ok, ses.out)
+		}
 	})
 	t.Run("wrong password counted once", func(t *testing.T) {
 		before := r.failures()
