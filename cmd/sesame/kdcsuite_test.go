@@ -105,6 +105,10 @@ func adRow(t *testing.T) *kdcRow {
 		return testbed.ADUPNUser, a.Keytab(testbed.ADUPNUser + "@" + a.Realm)
 	}
 	r.failures = func() int { return a.BadPwdCount(testbed.ADUser) }
+	r.sshdOptions = func() testbed.SSHDOptions {
+		return testbed.SSHDOptions{Keytab: a.Keytab("host/localhost"), KrbEnv: a.Env()}
+	}
+	r.addPrincipal = a.AddUser
 	// Lock the account the way users do: wrong passwords up to the
 	// threshold, with MIT kinit.
 	lockEnv := append(os.Environ(), "KRB5_CONFIG="+a.Conf, "KRB5CCNAME=FILE:"+filepath.Join(t.TempDir(), "cc"))

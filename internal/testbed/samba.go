@@ -35,6 +35,8 @@ const (
 	ADMustChange = "mallory" // must change the password at next login
 	ADRC4User    = "rc4user" // msDS-SupportedEncryptionTypes = RC4 only
 	ADLockUser   = "lockme"  // for lockout tests
+	// ADHostAccount holds the SPN host/localhost (Keytab("host/localhost")).
+	ADHostAccount = "sshhost"
 )
 
 // ADDC is a running Samba Active Directory domain controller whose KDC
@@ -89,7 +91,7 @@ func adTemplate(t T, tool string) string {
 		cache = os.TempDir()
 	}
 	base := filepath.Join(cache, "sesame-testbed")
-	tpl := filepath.Join(base, "samba-"+regexp.MustCompile(`[^A-Za-z0-9.+-]`).ReplaceAllString(ver, "_")+"-v1")
+	tpl := filepath.Join(base, "samba-"+regexp.MustCompile(`[^A-Za-z0-9.+-]`).ReplaceAllString(ver, "_")+"-v2")
 	if _, err := os.Stat(filepath.Join(tpl, "etc", "smb.conf")); err == nil {
 		return tpl
 	}
@@ -121,6 +123,9 @@ func adTemplate(t T, tool string) string {
 		a.Tool("user", "create", u, ADPassword)
 	}
 	a.Tool("user", "create", ADMustChange, ADPassword, "--must-change-at-next-login")
+	// The account behind host/localhost, for sshd's keytab.
+	a.Tool("user", "create", ADHostAccount, ADPassword)
+	a.Tool("spn", "add", "host/localhost", ADHostAccount)
 	a.Modify(fmt.Sprintf("dn: CN=%s,CN=Users,%s\nchangetype: modify\nreplace: userPrincipalName\nuserPrincipalName: %s\n", ADUPNUser, adBaseDN, ADUPN))
 	a.Modify(fmt.Sprintf("dn: CN=%s,CN=Users,%s\nchangetype: modify\nreplace: msDS-SupportedEncryptionTypes\nmsDS-SupportedEncryptionTypes: 4\n", ADRC4User, adBaseDN))
 	// Name the template's own place in smb.conf; copies replace it.
@@ -198,6 +203,12 @@ func (a *ADDC) Keytab(principal string) string {
 	// exportkeytab takes no -H: it finds the database through smb.conf.
 	run(a.t, nil, "", a.tool, "domain", "exportkeytab", kt, "--principal="+principal, "-s", a.SMBConf)
 	return kt
+}
+
+// AddUser creates a user with password.
+func (a *ADDC) AddUser(name, password string) {
+	a.t.Helper()
+	a.Tool("user", "create", name, password)
 }
 
 // Env points clients (MIT tools, sesame) at this domain.
