@@ -128,7 +128,7 @@ func (c *conn) signBlob(blob, data []byte, flags xagent.SignatureFlags) (*ssh.Si
 	if c.bindAttempted && len(c.info.Binds) == 0 {
 		return nil, fmt.Errorf("%w: session-bind failed on this connection", ErrRefused)
 	}
-	e, err := c.s.keys.lookup(blob)
+	e, confirm, err := c.s.keys.lookup(blob)
 	if err != nil {
 		return nil, err
 	}
@@ -140,17 +140,17 @@ func (c *conn) signBlob(blob, data []byte, flags xagent.SignatureFlags) (*ssh.Si
 	}
 	if p := c.s.opts.Policy; p != nil {
 		if err := p.CheckSign(&c.info, e.pub, data); err != nil {
-			c.log.Debug("policy refused signature", "key", ssh.FingerprintSHA256(e.pub), "err", err)
+			c.log.Debug("policy refused signature", "key", KeyFingerprint(e.pub), "err", err)
 			return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 		}
 	}
-	if e.confirm {
+	if confirm {
 		// The user may take longer to answer than the idle period.
 		if c.s.sealer != nil {
 			defer c.s.sealer.l.Hold()()
 		}
 		if err := c.s.confirm(e); err != nil {
-			c.log.Debug("confirmation refused", "key", ssh.FingerprintSHA256(e.pub), "err", err)
+			c.log.Debug("confirmation refused", "key", KeyFingerprint(e.pub), "err", err)
 			return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 		}
 	}
@@ -165,7 +165,7 @@ func (c *conn) signBlob(blob, data []byte, flags xagent.SignatureFlags) (*ssh.Si
 		c.s.sealer.l.Touch()
 	}
 	if c.log.Enabled(context.Background(), slog.LevelDebug) {
-		c.log.Debug("signed", "key", ssh.FingerprintSHA256(e.pub), "comment", e.comment)
+		c.log.Debug("signed", "key", KeyFingerprint(e.pub), "comment", e.comment)
 	}
 	if p := c.s.opts.Policy; p != nil {
 		p.Signed(&c.info, e.pub, data)
@@ -198,7 +198,7 @@ func (c *conn) Add(key xagent.AddedKey) error {
 // its destination constraints cannot be removed through it either.
 func (c *conn) Remove(key ssh.PublicKey) error {
 	blob := key.Marshal()
-	if e, err := c.s.keys.lookup(blob); err == nil && destPermitted(e.dest, c.info.Binds, nil) != nil {
+	if e, _, err := c.s.keys.lookup(blob); err == nil && destPermitted(e.dest, c.info.Binds, nil) != nil {
 		return ErrKeyNotFound
 	}
 	return c.s.keys.remove(blob)
@@ -217,7 +217,7 @@ func (c *conn) visibleEntry(key xagent.AddedKey) error {
 	if err != nil {
 		return nil // newEntry will say what is wrong
 	}
-	if e, err := c.s.keys.lookup(pub.Marshal()); err == nil && destPermitted(e.dest, c.info.Binds, nil) != nil {
+	if e, _, err := c.s.keys.lookup(pub.Marshal()); err == nil && destPermitted(e.dest, c.info.Binds, nil) != nil {
 		return errNotVisible
 	}
 	return nil
