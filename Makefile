@@ -51,8 +51,9 @@ vet: no-binaries
 	$(GO) vet ./...
 
 # The whole suite: static checks, every test (real KDC, sshd, ssh, ssh-add),
-# then each fuzz target for FUZZTIME.
-test: vet unit race fuzz
+# OpenSSH's own agent regression tests against sesame agent, then each fuzz
+# target for FUZZTIME.
+test: vet unit race openssh-regress fuzz
 
 unit:
 	$(GO) test -count=1 -parallel 8 -timeout 30m ./...

@@ -35,7 +35,8 @@
 #                agent does not hold yet; the baseline always has it)
 #   TEST…        test names (agent, cert-file, …); default: every test in
 #                regress/ that starts an agent
-# Environment: SESAME_REGRESS_CACHE overrides the cache directory.
+# Environment: SESAME_REGRESS_CACHE overrides the cache directory; with CI
+# set, a test the suite skips for want of something on the machine fails.
 set -euo pipefail
 
 regress_user=sesame-regress
@@ -322,8 +323,16 @@ for t in "${tests[@]}"; do
       [ -f "$obj/failed-$f.log" ] && mv "$obj/failed-$f.log" "$work/$t.failed-$f.log"
     done
   elif grep -qi '^SKIPPED\|^skipped' "$log"; then
-    skipped=$((skipped + 1))
-    say "skip $t: $(grep -i -m1 '^skipped' "$log" | sed 's/^SKIPPED: //; s/^[Ss]kipped:* *//')"
+    why=$(grep -i -m1 '^skipped' "$log" | sed 's/^SKIPPED: //; s/^[Ss]kipped:* *//')
+    if [ -n "${CI:-}" ]; then
+      # Under CI a test the machine cannot run is a failure: a missing
+      # gdb or sudo must not pass as a skipped agent-ptrace.
+      failed=$((failed + 1))
+      say "FAIL $t: skipped under CI: $why"
+    else
+      skipped=$((skipped + 1))
+      say "skip $t: $why"
+    fi
   else
     passed=$((passed + 1))
     say "ok   $t (${secs}s$note)"
