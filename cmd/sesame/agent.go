@@ -442,7 +442,12 @@ func execWithAgent(args []string, socket string, pid int) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", args[0], err)
 	}
-	env := append(os.Environ(), "SSH_AUTH_SOCK="+socket, "SSH_AGENT_PID="+strconv.Itoa(pid))
+	// execve keeps duplicates and getenv takes the first: drop the old
+	// values rather than append after them.
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "SSH_AUTH_SOCK=") || strings.HasPrefix(kv, "SSH_AGENT_PID=")
+	})
+	env = append(env, "SSH_AUTH_SOCK="+socket, "SSH_AGENT_PID="+strconv.Itoa(pid))
 	if err := syscall.Exec(path, args, env); err != nil {
 		return fmt.Errorf("run %s: %w", args[0], err)
 	}

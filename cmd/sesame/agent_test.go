@@ -217,7 +217,9 @@ func TestAgentShared(t *testing.T) {
 func TestAgentCommand(t *testing.T) {
 	r := newAgentTestRun(t)
 	pidFile := filepath.Join(r.home, "pid")
-	c := r.cmd(nil, "agent", "sh", "-c", `echo "$SSH_AGENT_PID" > "$0"; ssh-add -l; test -S "$SSH_AUTH_SOCK"`, pidFile)
+	// An agent already in the environment is replaced, not shadowing.
+	c := r.cmd([]string{"SSH_AUTH_SOCK=/nonexistent", "SSH_AGENT_PID=1"}, "agent", "sh", "-c",
+		`echo "$SSH_AGENT_PID" > "$0"; ssh-add -l; test -S "$SSH_AUTH_SOCK"`, pidFile)
 	out, err := c.CombinedOutput()
 	// ssh-add -l exits 1 on an empty agent; test -S decides the status.
 	if err != nil || !strings.Contains(string(out), "no identities") {
