@@ -289,6 +289,7 @@ for t in "${tests[@]}"; do
     env SUDO="$test_sudo" SESAME_REGRESS_HOME="$home" \
       PATH="$src:$PATH" OBJ="$obj" BUILDDIR="$src" \
       TEST_SSH_SCP="$src/scp" TEST_SSH_SSH="$src/ssh" TEST_SSH_SSHD="$src/sshd" \
+      TEST_SSH_SSHD_SESSION="$src/sshd-session" TEST_SSH_SSHD_AUTH="$src/sshd-auth" \
       TEST_SSH_SSHAGENT="$agent_bin" TEST_SSH_SSHADD="$src/ssh-add" \
       TEST_SSH_SSHKEYGEN="$src/ssh-keygen" TEST_SSH_SSHPKCS11HELPER="$src/ssh-pkcs11-helper" \
       TEST_SSH_SSHKEYSCAN="$src/ssh-keyscan" TEST_SSH_SFTP="$src/sftp" \
