@@ -118,6 +118,14 @@ mkdir -p "$cache"
 say() { printf '%s\n' "$*"; }
 die() { printf 'openssh-regress: %s\n' "$*" >&2; exit 1; }
 
+# One run at a time: runs share the build trees and test-exec.sh's sshd
+# port (4242).
+exec 9>"$cache/.lock"
+if ! flock -n 9; then
+  say "waiting for another openssh-regress run to finish"
+  flock 9
+fi
+
 # fetch_debian_source puts the newest bookworm openssh source package into
 # $cache/dl and prints its version.
 fetch_debian_source() {
