@@ -42,7 +42,7 @@
 // Unbound connections (ssh-add -l, ssh-keygen -Y sign, clients without
 // session-bind) see every key and may sign anything, as with ssh-agent,
 // with one exception: when the peer process is an OpenSSH ssh of 8.9 or
-// later (OpenSSHBinds), which binds every agent connection of its own
+// later (agent.OpenSSHBinds), which binds every agent connection of its own
 // (is_forwarding on those it forwards), an unbound connection is a socket
 // it relays for the far side (ssh -R to the agent's socket), and pinned
 // keys do not sign there. Other peers cannot be told apart from local use;

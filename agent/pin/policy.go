@@ -40,7 +40,7 @@ type Options struct {
 	PeerNames func(pid int) []Name
 	// PeerBinds tells whether the client process always binds its agent
 	// connections, so that an unbound one comes from the far side of a
-	// forwarding; default OpenSSHBinds.
+	// forwarding; default agent.OpenSSHBinds.
 	PeerBinds func(pid int) bool
 	Logger    *slog.Logger
 	Now       func() time.Time
@@ -115,7 +115,7 @@ func New(opt Options) *Policy {
 		opt.PeerNames = PeerNames
 	}
 	if opt.PeerBinds == nil {
-		opt.PeerBinds = OpenSSHBinds
+		opt.PeerBinds = agent.OpenSSHBinds
 	}
 	p := &Policy{opt: opt, log: opt.Logger, pins: newPinSet(nil), kh: ParseKnownHosts(nil, ""),
 		hosts: map[string]*hostInfo{}, fps: map[string]keyFP{}, peers: map[int]*peerEntry{},
