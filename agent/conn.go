@@ -49,6 +49,7 @@ func (c *conn) List() ([]*xagent.Key, error) {
 	if c.s.opts.Policy != nil && len(ids) > 0 {
 		ids = c.s.opts.Policy.Offer(&c.info, ids)
 	}
+	ids = fitIdentities(ids)
 	out := make([]*xagent.Key, len(ids))
 	for i, id := range ids {
 		out[i] = &xagent.Key{Format: id.Key.Type(), Blob: id.Key.Marshal(), Comment: id.Comment}
