@@ -191,8 +191,20 @@ func (c *conn) Remove(key ssh.PublicKey) error {
 // RemoveAll answers REMOVE_ALL_IDENTITIES.
 func (c *conn) RemoveAll() error { return c.s.keys.removeAll() }
 
-// Lock answers SSH_AGENTC_LOCK.
-func (c *conn) Lock(passphrase []byte) error { return c.s.Lock(passphrase) }
+// Lock answers SSH_AGENTC_LOCK. Only a local client's lock may arm the
+// automatic locks (see lock.Locker.Lock): a server the agent is forwarded
+// to could otherwise lock and unlock with a passphrase of its choosing and
+// know the one the next idle lock seals under.
+func (c *conn) Lock(passphrase []byte) error { return c.s.lock(passphrase, c.local()) }
+
+// local reports whether the client is on this machine as far as the agent
+// can tell: no session-bind attempted (a forwarded agent connection from
+// OpenSSH 8.9 or later carries one) and not a socket relayed by an ssh
+// that binds its own connections (OpenSSHBinds). Clients that cannot bind
+// cannot be told apart from local ones.
+func (c *conn) local() bool {
+	return !c.bindAttempted && len(c.info.Binds) == 0 && !OpenSSHBinds(c.info.PID)
+}
 
 // Unlock answers SSH_AGENTC_UNLOCK.
 func (c *conn) Unlock(passphrase []byte) error { return c.s.Unlock(passphrase) }
@@ -207,10 +219,15 @@ func (c *conn) Signers() ([]ssh.Signer, error) {
 // protocol code is sent as it is (ServeAgent passes it through), which lets
 // a rejected bind be answered with SSH_AGENT_FAILURE as OpenSSH does.
 func (c *conn) Extension(name string, contents []byte) ([]byte, error) {
-	// While locked every request but unlock, session-bind and the status
-	// fails, as in ssh-agent (which refuses session-bind too: binding
-	// reveals nothing and keeps the next login's destination known).
-	if name != ExtSessionBind && name != ExtStatus && c.s.Locked() {
+	// While locked every request but unlock fails, as in ssh-agent,
+	// session-bind included (a connection whose bind failed signs
+	// nothing afterwards; ssh opens a new one for each login). The status
+	// is the exception for local clients only: `sesame status`, lock and
+	// unlock need it when locked; a forwarded peer learns nothing.
+	if c.s.Locked() && (name != ExtStatus || !c.local()) {
+		if name == ExtSessionBind {
+			c.bindAttempted = true
+		}
 		return nil, ErrLocked
 	}
 	switch name {
