@@ -115,6 +115,11 @@ func (c *Client) Renew(ctx context.Context, cc *CCache) (*CCache, error) {
 		if rep.MsgType != msgtype.KRB_TGS_REP || part.Nonce != req.ReqBody.Nonce {
 			return nil, errors.New("kdc reply does not match the renewal request (nonce)")
 		}
+		// The renewed ticket is the same client's (RFC 4120 3.3.3.1; MIT
+		// checks it too): a reply naming another client is not ours.
+		if got := PrincipalFromGokrb5(rep.CName, rep.CRealm); !got.Equal(old.Client) {
+			return nil, fmt.Errorf("kdc reply does not match the renewal request: client %s instead of %s", got, old.Client)
+		}
 		if len(part.SName.NameString) != 2 || part.SName.NameString[0] != "krbtgt" || !strings.EqualFold(part.SRealm, realm) {
 			return nil, fmt.Errorf("kdc renewed %s@%s instead of the ticket-granting ticket", part.SName.PrincipalNameString(), part.SRealm)
 		}

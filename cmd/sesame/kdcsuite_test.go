@@ -32,6 +32,8 @@ type kdcRow struct {
 	alias, canonical string
 	// enterprise lists NT-ENTERPRISE names of user (UPN, implicit UPN).
 	enterprise []string
+	// rc4Only is an account limited to RC4 (AD), or empty.
+	rc4Only string
 	// expired has an expired password; locked may get no tickets.
 	expired, locked string
 	// keytab returns a principal and a keytab holding its keys.
@@ -99,7 +101,7 @@ func adRow(t *testing.T) *kdcRow {
 	a := testbed.NewADDC(t)
 	r := &kdcRow{name: "ad", realm: a.Realm, conf: a.Conf, dir: a.Dir, user: testbed.ADUser, password: testbed.ADPassword,
 		alias: testbed.ADAlias, canonical: testbed.ADUser + "@" + a.Realm,
-		expired: testbed.ADMustChange, locked: testbed.ADLockUser}
+		expired: testbed.ADMustChange, locked: testbed.ADLockUser, rc4Only: testbed.ADRC4User}
 	r.enterprise = []string{testbed.ADUPN, testbed.ADUPNUser + "@" + testbed.ADDNSDomain}
 	r.keytab = func() (string, string) {
 		return testbed.ADUPNUser, a.Keytab(testbed.ADUPNUser + "@" + a.Realm)
@@ -357,9 +359,11 @@ func runSuite(t *testing.T, r *kdcRow) {
 		for _, name := range r.enterprise {
 			mit := r.kinit(t, true, "", r.password, "-E", name)
 			ses := r.kinit(t, false, "", r.password, "-E", name)
-			// MIT keeps the enterprise name where the KDC returns it;
-			// sesame stores the canonical name the KDC returns.
+			// MIT's -E alone keeps the enterprise name AD returns
+			// (carol.smith\@corp.example@SAMBA.TEST); sesame asks for
+			// canonicalization too and stores what MIT's -E -C stores.
 			same(t, "-E "+name, mit, ses, true)
+			same(t, "-E -C "+name, r.kinit(t, true, "", r.password, "-E", "-C", name), ses, false)
 		}
 	})
 	t.Run("enctypes", func(t *testing.T) {
@@ -375,6 +379,10 @@ func runSuite(t *testing.T, r *kdcRow) {
 				t.Fatalf("control (%s): %s", et, mit.out)
 			}
 			same(t, et, mit, ses, false)
+			if r.rc4Only != "" && et == "rc4-hmac" {
+				// An account limited to RC4 by msDS-SupportedEncryptionTypes.
+				same(t, "rc4-only account", r.kinit(t, true, conf, r.password, r.rc4Only), r.kinit(t, false, conf, r.password, r.rc4Only), false)
+			}
 			skey := regexp.MustCompile(`Etype \(skey, tkt\): (\S+),`)
 			m1, m2 := skey.FindStringSubmatch(mit.klistF), skey.FindStringSubmatch(ses.klistF)
 			want := map[string]string{"rc4-hmac": "arcfour-hmac"}[et]
