@@ -337,3 +337,18 @@ func CreateCCacheFile(path string, data []byte) (created bool, err error) {
 	}
 	return true, nil
 }
+
+// CheckReplaceable reports, as one clear error, why the cache file at path
+// could not be updated: a symbolic link, not a regular file, no
+// permission to write it. A missing file gives a *NoCacheError.
+func CheckReplaceable(path string) error {
+	f, _, err := openCCacheFile(path, true)
+	if err != nil {
+		if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EROFS) {
+			return fmt.Errorf("cannot write the credentials cache %s: %w", path, ccErrFromPath(err))
+		}
+		return err
+	}
+	f.Close()
+	return nil
+}
