@@ -588,6 +588,7 @@ func WriteCCache(path string, cc *CCache) error {
 	if err := atomicfile.WriteUnsynced(path, cc.Marshal(), 0o600); err != nil {
 		return fmt.Errorf("cannot store credentials: %w", err)
 	}
+	removeStaleTemps(path, false)
 	return nil
 }
 
