@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sesame-ssh/sesame/internal/atomicfile"
 )
 
 // Locking, as MIT's libkrb5 does it (lib/krb5/os/lock_file.c, used by
@@ -88,7 +90,7 @@ func openCCacheFile(path string, write bool) (*os.File, fs.FileInfo, error) {
 	}
 	if !st.Mode().IsRegular() {
 		f.Close()
-		return nil, nil, &CCacheFormatError{Path: path, Msg: "not a regular file"}
+		return nil, nil, &NotAFileError{Path: path, IsDir: st.IsDir()}
 	}
 	return f, st, nil
 }
@@ -263,7 +265,7 @@ func removeStaleTemps(path string, all bool) {
 		if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Getuid() {
 			continue
 		}
-		ccZeroFile(p)
+		atomicfile.Zero(p)
 		os.Remove(p)
 	}
 }
@@ -324,12 +326,12 @@ func CreateCCacheFile(path string, data []byte) (created bool, err error) {
 		werr = cerr
 	}
 	if werr != nil {
-		ccZeroFile(name)
+		atomicfile.Zero(name)
 		return false, fmt.Errorf("cannot store credentials in %s: %w", path, ccErrFromPath(werr))
 	}
 	// link(2) fails if path exists, where rename(2) would replace it.
 	if err := os.Link(name, path); err != nil {
-		ccZeroFile(name)
+		atomicfile.Zero(name)
 		if errors.Is(err, fs.ErrExist) {
 			return false, nil
 		}
