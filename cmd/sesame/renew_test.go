@@ -562,3 +562,16 @@ func TestRenewOnFullDisk(t *testing.T) {
 		}
 	}
 }
+
+// The shipped unit must not restart into a final stop: its
+// RestartPreventExitStatus names the status sesame renew exits with then.
+func TestRenewUnitDoesNotRestartAfterFinalStop(t *testing.T) {
+	b, err := os.ReadFile("../../contrib/systemd/sesame-renew.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("RestartPreventExitStatus=%d", exitRenewStopped)
+	if !strings.Contains(string(b), "\n"+want+"\n") {
+		t.Fatalf("sesame-renew.service lacks %s", want)
+	}
+}
