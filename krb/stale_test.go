@@ -2,9 +2,11 @@ package krb
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -72,5 +74,33 @@ func TestStaleTempFilesRemoved(t *testing.T) {
 	}
 	if exists(".primary.tmp-444") || exists(".tktGone.tmp-555") {
 		t.Fatal("kdestroy of a DIR collection left temporary files")
+	}
+}
+
+// UpdateCCache writes in place, so it refuses a file that is not only the
+// cache: one with another hard link.
+func TestUpdateRefusesHardLinkedCache(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "krb5cc")
+	tgt := tgtCred(t0, t0.Add(time.Hour), t0.Add(2*time.Hour), true)
+	if err := WriteCCache(path, &CCache{DefaultPrincipal: tgt.Client, Credentials: []Credential{*tgt}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(path, filepath.Join(dir, "other")); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(path)
+	err := UpdateCCache(context.Background(), path, func(cur *CCache) (*CCache, error) {
+		cur.Credentials = nil
+		return cur, nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "hard links") {
+		t.Fatalf("update of a hard-linked cache: %v", err)
+	}
+	if CheckReplaceable(path) == nil {
+		t.Fatal("CheckReplaceable accepts a hard-linked cache")
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Fatal("the hard-linked file was changed")
 	}
 }
