@@ -80,6 +80,8 @@ func openCCacheFile(path string, write bool) (*os.File, fs.FileInfo, error) {
 			return openCCacheFile(target, false)
 		case errors.Is(err, syscall.ELOOP):
 			return nil, nil, &ccLinkError{path}
+		case errors.Is(err, syscall.EISDIR):
+			return nil, nil, &NotAFileError{Path: path, IsDir: true}
 		}
 		return nil, nil, fmt.Errorf("open credentials cache %s: %w", path, ccErrFromPath(err))
 	}

@@ -35,6 +35,24 @@ import (
 // keeper renews it.
 const RenewFraction = 0.5
 
+// KDCRefusalMargin is how long before a TGT's end some KDCs already refuse
+// to renew it: Samba's AD DC rejects a TGT about 120 s before it expires.
+// The keeper acts at least this long before the end when the ticket's
+// lifetime allows it, so that a short ticket is not renewed too late.
+const KDCRefusalMargin = 150 * time.Second
+
+// renewLead is how long before the end of a ticket with the given lifetime
+// the keeper renews it: RenewFraction of the lifetime, but at least
+// KDCRefusalMargin, and never before a quarter of the lifetime has passed
+// (so a very short ticket is not renewed in a loop).
+func renewLead(life time.Duration) time.Duration {
+	lead := time.Duration(float64(life) * (1 - RenewFraction))
+	if lead < KDCRefusalMargin {
+		lead = min(KDCRefusalMargin, life*3/4)
+	}
+	return lead
+}
+
 // Action is what the keeper decides to do next.
 type Action int
 
@@ -84,7 +102,7 @@ func Plan(now time.Time, tgt *Credential, canAcquire bool) (Action, time.Time) {
 	if life <= 0 {
 		life = end.Sub(now)
 	}
-	due := end.Add(-time.Duration(float64(life) * (1 - RenewFraction)))
+	due := end.Add(-renewLead(life))
 
 	renewable := tgt.Flags&TktFlagRenewable != 0 && tgt.RenewTill.After(end)
 	// Renewal is worthwhile only if it extends the ticket by a useful

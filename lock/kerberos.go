@@ -119,15 +119,18 @@ func RestoreCCache(m map[string][]byte, path string, valid func([]byte) bool) er
 	if valid != nil && !valid(data) {
 		return ErrStashExpired
 	}
-	if fi, err := os.Lstat(path); err == nil && !ownCache(fi) {
+	if fi, err := os.Lstat(path); err == nil {
+		if ownCache(fi) {
+			return nil
+		}
 		if err := os.Remove(path); err != nil {
 			return fmt.Errorf("restore ticket cache: %s appeared while locked and is not yours; not restored: %w", path, err)
 		}
-	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("restore ticket cache: %w", err)
 	}
 	// Created only if no cache is there, also when one appears while
-	// restoring: the user's own new cache is newer than the stash.
+	// restoring: it is newer than the stash.
 	if _, err := krb.CreateCCacheFile(path, data); err != nil {
 		return fmt.Errorf("restore ticket cache: %w", err)
 	}
