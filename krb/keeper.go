@@ -231,7 +231,8 @@ type Keeper struct {
 	// Log receives debug logs; nil means slog.Default().
 	Log *slog.Logger
 
-	state KeeperState
+	state     KeeperState
+	sleepHook func(time.Duration)
 }
 
 func (k *Keeper) now() time.Time {
@@ -527,6 +528,10 @@ func (k *Keeper) sleep(ctx context.Context, d time.Duration) error {
 	}
 	if d < 0 {
 		d = 0
+	}
+	if k.sleepHook != nil { // tests: a fake clock
+		k.sleepHook(d)
+		return ctx.Err()
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
