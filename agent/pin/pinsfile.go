@@ -149,7 +149,7 @@ func parsePinLine(line string) (Pin, bool, error) {
 		}
 		p.User, p.Hosts = user, pats
 	}
-	if p.User != "" && strings.ContainsAny(p.User, ",!@[]") {
+	if p.User != "" && (strings.ContainsAny(p.User, ",!@[]") || hasControl(p.User)) {
 		return p, false, fmt.Errorf("bad user %q", p.User)
 	}
 	if err := ValidFingerprint(f[1]); err != nil {
@@ -200,7 +200,7 @@ func ParseTarget(s string) (Pin, error) {
 		return p, err
 	}
 	p.Hosts = pats
-	if strings.ContainsAny(user, ",!@[] \t#") {
+	if strings.ContainsAny(user, ",!@[] \t#") || hasControl(user) {
 		return p, fmt.Errorf("bad user %q", user)
 	}
 	return p, nil

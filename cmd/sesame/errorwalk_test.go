@@ -99,6 +99,12 @@ var errorWalk = []struct {
 	// A damaged state file is set aside with one warning; the command goes on.
 	{args: "pins", file: "$H/state/learned-pins.json={\"version\": 1, \"pins\": [", stderr: `sesame: warning: learned pins file $H/state/learned-pins.json is damaged (not valid JSON); moved it to $H/state/learned-pins.json.damaged-…`, code: 0},
 	{args: "pins", file: "$H/state/learned-pins.json={\"version\": 7}", stderr: `sesame: warning: learned pins file $H/state/learned-pins.json is damaged (unknown version 7); moved it to $H/state/learned-pins.json.damaged-…`, code: 0},
+	// Hostile names: refused before they reach a file, and shown escaped.
+	{args: "pin ho\nst SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", stderr: `sesame: bad character in host pattern "ho\nst"`, code: 1},
+	{args: "pin al\x1bice@host SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", stderr: `sesame: bad user "al\x1bice"`, code: 1},
+	{args: "unpin h\a", stderr: `sesame: bad character in host pattern "h\a"`, code: 1},
+	{args: "klist -c $D/a\x1b[31mb", stderr: `sesame: no credentials cache found (filename: $D/a\x1b[31mb)`, code: 1},
+	{args: "kinit -k -t $D/a\nb alice", stderr: `sesame: keytab $D/a\nb does not exist`, code: 1},
 	{args: "pins extra", stderr: `sesame: pins: unexpected argument "extra"`, code: 2},
 	{args: "unpin", stderr: `sesame: unpin: missing argument: [user@]HOST [KEY]`, code: 2},
 	{args: "unpin nohost", stderr: `sesame: no pin for nohost`, code: 1},
