@@ -663,46 +663,14 @@ func DestroyCCache(path string) error {
 		return fmt.Errorf("destroy credentials cache %s: %w", path, ccErrFromPath(err))
 	}
 	if fi.Mode().IsRegular() {
-		if err := ccZeroFile(path); err != nil {
-			return fmt.Errorf("destroy credentials cache %s: %w", path, err)
+		if err := atomicfile.Zero(path); err != nil {
+			return fmt.Errorf("destroy credentials cache %s: %w", path, ccErrFromPath(err))
 		}
 	} else if fi.Mode()&fs.ModeSymlink == 0 {
 		return &NotAFileError{Path: path, IsDir: fi.IsDir()}
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("destroy credentials cache %s: %w", path, ccErrFromPath(err))
-	}
-	return nil
-}
-
-func ccZeroFile(path string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return ccErrFromPath(err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return ccErrFromPath(err)
-	}
-	// Zeroing a file with other hard links would destroy content that is
-	// not (only) the cache; unlinking our name is enough then.
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok && sys.Nlink > 1 || !st.Mode().IsRegular() {
-		return nil
-	}
-	zeros := make([]byte, 32<<10)
-	for left := st.Size(); left > 0; {
-		n := int64(len(zeros))
-		if left < n {
-			n = left
-		}
-		if _, err := f.Write(zeros[:n]); err != nil {
-			return ccErrFromPath(err)
-		}
-		left -= n
-	}
-	if err := f.Sync(); err != nil {
-		return ccErrFromPath(err)
 	}
 	return nil
 }
