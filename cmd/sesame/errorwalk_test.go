@@ -53,6 +53,7 @@ var errorWalk = []struct {
 	{args: "kinit -k -t $D/nope alice", stderr: `sesame: keytab $D/nope does not exist`, code: 1},
 	{args: "kinit -k -t $D/adir alice", stderr: `sesame: keytab $D/adir is a directory, not a file`, code: 1},
 	{args: "kinit -k -t $D/junk alice", stderr: `sesame: keytab $D/junk is not a keytab file (or is damaged)`, code: 1},
+	{args: "kinit -k -t /dev/zero alice", stderr: `sesame: keytab /dev/zero is not a regular file`, code: 1},
 	{args: "kinit -R -c $D/nope", stderr: `sesame: no credentials cache found (filename: $D/nope)`, code: 1},
 	{args: "kinit -R -c $D/junk", stderr: `sesame: $D/junk is not a credentials cache: it does not start with a cache header (first byte 0x67)`, code: 1},
 	{args: "kinit -R -c $D/adir", stderr: `sesame: credentials cache $D/adir is a directory, not a cache file`, code: 1},
@@ -71,6 +72,13 @@ var errorWalk = []struct {
 	{args: "klist", env: "KRB5CCNAME=$D/adir", stderr: `sesame: credentials cache $D/adir is a directory, not a cache file`, code: 1},
 	{args: "klist", env: "KRB5CCNAME=BOGUS:x", stderr: `sesame: credentials cache "BOGUS:x" (from KRB5CCNAME): unknown cache type BOGUS`, code: 1},
 	{args: "klist -s -c $D/junk", stderr: ``, code: 1},
+
+	{args: "klist -k $D/junk", stderr: `sesame: keytab $D/junk is not a keytab file (or is damaged)`, code: 1},
+	{args: "klist -k $D/adir", stderr: `sesame: keytab $D/adir is a directory, not a file`, code: 1},
+	{args: "klist -k -f", stderr: `sesame: klist: -f, -s, -a, -A and -l apply to caches, not to keytabs (-k)`, code: 1},
+	{args: "klist -t", stderr: `sesame: klist: -t and -K apply to keytabs: give -k too`, code: 1},
+	{args: "klist -c $D/nope $D/junk", stderr: `sesame: klist: unexpected argument "$D/junk"`, code: 1},
+	{args: "klist -4", stderr: `sesame: Kerberos 4 is no longer supported`, code: 3},
 
 	// kdestroy (MIT: a missing cache is reported and is no failure)
 	{args: "kdestroy extra", stderr: `sesame: kdestroy: unexpected argument "extra"`, code: 2},
