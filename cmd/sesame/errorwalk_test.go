@@ -107,6 +107,7 @@ var errorWalk = []struct {
 	// A damaged state file is set aside with one warning; the command goes on.
 	{args: "pins", file: "$H/state/learned-pins.json={\"version\": 1, \"pins\": [", stderr: `sesame: warning: learned pins file $H/state/learned-pins.json is damaged (not valid JSON); moved it to $H/state/learned-pins.json.damaged-…`, code: 0},
 	{args: "pins", file: "$H/state/learned-pins.json={\"version\": 7}", stderr: `sesame: warning: learned pins file $H/state/learned-pins.json is damaged (unknown version 7); moved it to $H/state/learned-pins.json.damaged-…`, code: 0},
+	{args: "pins", env: "SESAME_HOME=$D/junk", stderr: `sesame: $D/junk/config/pins does not exist (a part of the path is not a directory)`, code: 1},
 	// Hostile names: refused before they reach a file, and shown escaped.
 	{args: "pin ho\nst SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", stderr: `sesame: bad character in host pattern "ho\nst"`, code: 1},
 	{args: "pin al\x1bice@host SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", stderr: `sesame: bad user "al\x1bice"`, code: 1},
@@ -123,11 +124,14 @@ var errorWalk = []struct {
 	{args: "add $D/nope", stderr: `sesame: key file $D/nope does not exist`, code: 1},
 	{args: "add $D/adir", stderr: `sesame: key file $D/adir is a directory, not a file`, code: 1},
 	{args: "add -t abc $D/junk", stderr: `sesame: invalid lifetime "abc" (use seconds, or e.g. 90m, 10h, 7d)`, code: 1},
+	{args: "add $D/junk", stderr: `sesame: $D/junk: not a private key`, code: 1},
 	{args: "keys extra", stderr: `sesame: keys: unexpected argument "extra"`, code: 1},
 	{args: "keys --backend bogus", stderr: `sesame: unknown keychain backend "bogus"`, code: 1},
 	{args: "keys --passphrase-file $D/adir", stderr: `sesame: passphrase file $D/adir is a directory, not a file`, code: 1},
 	{args: "keys --passphrase-file $D/nope", stderr: `sesame: passphrase file $D/nope does not exist`, code: 1},
 	{args: "remove", stderr: `sesame: remove: missing argument: KEY`, code: 1},
+	{args: "unlock --passphrase-file $D/junk --passphrase-stdin", stderr: `sesame: unlock: --passphrase-file and --passphrase-stdin exclude each other`, code: 1},
+	{args: "lock --passphrase-file $D/adir", env: "SSH_AUTH_SOCK=$D/nope", stderr: `sesame: cannot reach the agent at $D/nope (SSH_AUTH_SOCK): no such file or directory`, code: 2},
 	{args: "lock extra", stderr: `sesame: lock: unexpected argument "extra"`, code: 1},
 	{args: "lock", stderr: `sesame: SSH_AUTH_SOCK is not set: no agent to talk to`, code: 2},
 	{args: "unlock", stderr: `sesame: SSH_AUTH_SOCK is not set: no agent to talk to`, code: 2},

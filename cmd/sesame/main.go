@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 
@@ -85,9 +86,13 @@ func run(args []string, stderr io.Writer) int {
 	if errors.As(err, &ee) {
 		return ee.code
 	}
-	// cobra finds unknown commands before any check of ours runs.
+	// cobra finds unknown commands and checks flag groups before any
+	// check of ours runs.
 	if cmd == rootCmd && strings.HasPrefix(err.Error(), "unknown command ") && len(args) > 0 {
 		err = newUsageError(rootCmd, "unknown command %q", firstCommandWord(args))
+	}
+	if m := exclusiveFlags.FindStringSubmatch(err.Error()); m != nil {
+		err = newUsageError(cmd, "--%s exclude each other", strings.Join(strings.Fields(m[1]), " and --"))
 	}
 	fmt.Fprintf(stderr, "sesame: %s\n", oneLine(err.Error()))
 	var h hinter
@@ -102,6 +107,9 @@ func run(args []string, stderr io.Writer) int {
 }
 
 var wireOnce sync.Once
+
+// exclusiveFlags matches cobra's error for mutually exclusive flags.
+var exclusiveFlags = regexp.MustCompile(`^if any flags in the group \[[^\]]*\] are set none of the others can be; \[([^\]]*)\] were all set$`)
 
 // oneLine keeps an error on one line and the terminal safe from what a
 // hostile name may carry: control characters (a newline, an escape
