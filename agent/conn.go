@@ -17,7 +17,9 @@ import (
 )
 
 // ExtQuery is the extension that lists the supported extensions
-// (draft-ietf-sshm-ssh-agent, "query").
+// (draft-ietf-sshm-ssh-agent, "query"). The answer is
+// SSH_AGENT_EXTENSION_RESPONSE, the string "query", then one string per
+// extension: what `ssh-add -Q` of OpenSSH 10 reads.
 const ExtQuery = "query"
 
 // supportedExtensions answers the query extension.
@@ -25,8 +27,9 @@ var supportedExtensions = []string{ExtQuery, ExtSessionBind, ExtStatus}
 
 // Reply codes from the agent protocol that extensions answer with directly.
 const (
-	replyFailure = 5
-	replySuccess = 6
+	replyFailure           = 5
+	replySuccess           = 6
+	replyExtensionResponse = 29
 )
 
 // conn is the agent as one client connection sees it. ServeAgent never
@@ -45,7 +48,7 @@ var _ xagent.ExtendedAgent = (*conn)(nil)
 
 // List answers REQUEST_IDENTITIES: every live key, filtered by the policy.
 func (c *conn) List() ([]*xagent.Key, error) {
-	ids := c.s.keys.identities()
+	ids := c.s.keys.identitiesFor(c.info.Binds)
 	if c.s.opts.Policy != nil && len(ids) > 0 {
 		ids = c.s.opts.Policy.Offer(&c.info, ids)
 	}
@@ -60,6 +63,9 @@ func (c *conn) List() ([]*xagent.Key, error) {
 // fastList returns the prepared identities answer when no policy has to
 // filter it, else nil.
 func (c *conn) fastList() []byte {
+	if len(c.info.Binds) > 0 && c.s.keys.hasConstrained() {
+		return nil // destination constraints decide per connection
+	}
 	if p := c.s.opts.Policy; p != nil {
 		all, ok := p.(AllWhenUnbound)
 		if !ok || !all.OffersAllWhenUnbound() || len(c.info.Binds) > 0 {
@@ -127,6 +133,12 @@ func (c *conn) signBlob(blob, data []byte, flags xagent.SignatureFlags) (*ssh.Si
 	if err != nil {
 		return nil, err
 	}
+	if len(e.dest) > 0 {
+		if err := checkDestSign(e.dest, c.info.Binds, blob, data); err != nil {
+			c.log.Debug("destination constraint refused signature", "key", ssh.FingerprintSHA256(e.pub), "err", err)
+			return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+		}
+	}
 	if p := c.s.opts.Policy; p != nil {
 		if err := p.CheckSign(&c.info, e.pub, data); err != nil {
 			c.log.Debug("policy refused signature", "key", KeyFingerprint(e.pub), "err", err)
@@ -162,13 +174,12 @@ func (c *conn) signBlob(blob, data []byte, flags xagent.SignatureFlags) (*ssh.Si
 	return sig, nil
 }
 
-// Add answers ADD_IDENTITY and ADD_ID_CONSTRAINED. Constraint extensions
-// (destination restrictions of `ssh-add -h`, FIDO providers) are refused
-// rather than ignored: accepting a key while dropping a restriction the
-// user asked for would be worse than failing.
+// Add answers ADD_IDENTITY and ADD_ID_CONSTRAINED, with destination
+// constraints (ssh-add -h); other constraint extensions are refused (see
+// parseConstraintExtensions).
 func (c *conn) Add(key xagent.AddedKey) error {
-	if len(key.ConstraintExtensions) > 0 {
-		return fmt.Errorf("%w: %s", ErrUnsupported, key.ConstraintExtensions[0].ExtensionName)
+	if err := c.visibleEntry(key); err != nil {
+		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	life := time.Duration(key.LifetimeSecs) * time.Second
 	if life == 0 {
@@ -184,9 +195,33 @@ func (c *conn) Add(key xagent.AddedKey) error {
 	return nil
 }
 
-// Remove answers REMOVE_IDENTITY.
+// Remove answers REMOVE_IDENTITY. A key this connection may not see under
+// its destination constraints cannot be removed through it either.
 func (c *conn) Remove(key ssh.PublicKey) error {
-	return c.s.keys.remove(key.Marshal())
+	blob := key.Marshal()
+	if e, _, err := c.s.keys.lookup(blob); err == nil && destPermitted(e.dest, c.info.Binds, nil) != nil {
+		return ErrKeyNotFound
+	}
+	return c.s.keys.remove(blob)
+}
+
+// errNotVisible: the key is loaded but hidden from this connection.
+var errNotVisible = errors.New("key not visible on this connection")
+
+// visibleEntry tells whether a key being added replaces one that this
+// connection may not see (OpenSSH: "identity not visible, do not update").
+func (c *conn) visibleEntry(key xagent.AddedKey) error {
+	if len(c.info.Binds) == 0 {
+		return nil
+	}
+	pub, err := addedPublicKey(key)
+	if err != nil {
+		return nil // newEntry will say what is wrong
+	}
+	if e, _, err := c.s.keys.lookup(pub.Marshal()); err == nil && destPermitted(e.dest, c.info.Binds, nil) != nil {
+		return errNotVisible
+	}
+	return nil
 }
 
 // RemoveAll answers REMOVE_ALL_IDENTITIES.
@@ -235,7 +270,7 @@ func (c *conn) Extension(name string, contents []byte) ([]byte, error) {
 	case ExtStatus:
 		return c.s.statusReply()
 	case ExtQuery:
-		reply := []byte{replySuccess}
+		reply := append([]byte{replyExtensionResponse}, ssh.Marshal(struct{ S string }{ExtQuery})...)
 		for _, n := range supportedExtensions {
 			reply = append(reply, ssh.Marshal(struct{ S string }{n})...)
 		}

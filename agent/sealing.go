@@ -100,6 +100,7 @@ type sealedKey struct {
 	comment string
 	confirm bool
 	expire  time.Time // zero: never; an expiry passes while locked too
+	exts    []xagent.ConstraintExtension
 }
 
 // keyHolder is the keyring as a lock.Holder.
@@ -135,7 +136,7 @@ func (h keyHolder) Seal(v *lock.Vault) error {
 			errs = append(errs, fmt.Errorf("seal %s: %w", e.comment, err))
 			continue
 		}
-		sealed = append(sealed, sealedKey{id: id, cert: e.cert, comment: e.comment, confirm: e.confirm, expire: e.expire})
+		sealed = append(sealed, sealedKey{id: id, cert: e.cert, comment: e.comment, confirm: e.confirm, expire: e.expire, exts: e.exts})
 	}
 	// Signatures in flight finish with the whole key before it is wiped.
 	retire(k.order, func() {
@@ -181,7 +182,8 @@ func (h keyHolder) Unseal(m map[string][]byte) error {
 			errs = append(errs, fmt.Errorf("unseal %s: %w", s.comment, err))
 			continue
 		}
-		e, err := newEntry(xagent.AddedKey{PrivateKey: priv, Certificate: s.cert, Comment: s.comment, ConfirmBeforeUse: s.confirm})
+		e, err := newEntry(xagent.AddedKey{PrivateKey: priv, Certificate: s.cert, Comment: s.comment, ConfirmBeforeUse: s.confirm,
+			ConstraintExtensions: s.exts})
 		if pk, ok := priv.(*ed25519.PrivateKey); ok {
 			lock.Wipe(pk) // newEntry keeps a copy of its own
 		}

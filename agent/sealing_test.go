@@ -188,7 +188,7 @@ func TestPipelinedRequestsOneShotEach(t *testing.T) {
 	batch = append(batch, query...)
 	batch = append(batch, 0, 0, 0, 1, msgRequestIdentities)
 	go b.Write(batch)
-	want := []byte{msgIdentitiesAnswer, replySuccess, msgIdentitiesAnswer}
+	want := []byte{msgIdentitiesAnswer, replyExtensionResponse, msgIdentitiesAnswer}
 	for i, w := range want {
 		var hdr [4]byte
 		b.SetReadDeadline(time.Now().Add(10 * time.Second))

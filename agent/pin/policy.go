@@ -775,15 +775,7 @@ func (p *Policy) checkUnbound(c *agent.ConnInfo, key ssh.PublicKey) error {
 // the key to sign a request naming the certificate; OpenSSH's agent
 // compares the public parts the same way.
 func sameKey(named []byte, keyBlob []byte) bool {
-	if bytes.Equal(named, keyBlob) {
-		return true
-	}
-	pub, err := ssh.ParsePublicKey(named)
-	if err != nil {
-		return false
-	}
-	c, ok := pub.(*ssh.Certificate)
-	return ok && bytes.Equal(c.Key.Marshal(), keyBlob)
+	return bytes.Equal(named, keyBlob) || agent.IsCertificateOf(named, keyBlob)
 }
 
 // Signed implements agent.Policy: a signed userauth request on a bound

@@ -29,7 +29,7 @@ when it was added, and whether the agent at SSH_AUTH_SOCK has it loaded
 		},
 	}
 	kf.register(cmd)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	jsonFlag(cmd.Flags(), &asJSON)
 	rootCmd.AddCommand(cmd)
 }
 

@@ -46,6 +46,9 @@ func newLockEnv(t *testing.T) *lockEnv {
 	testbed.Need(t, "ssh-keygen", "ssh-add")
 	dir := t.TempDir()
 	e := &lockEnv{t: t, bin: sesameBin(t), dir: dir, home: filepath.Join(dir, "home")}
+	if err := os.Mkdir(e.home, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
@@ -464,8 +467,13 @@ func TestLockBadInput(t *testing.T) {
 		}
 	}
 
-	if _, errOut, code := e.sesame("pw\n", nil, "unlock", "--passphrase-stdin"); code != 0 {
-		t.Fatalf("unlock: %d %s", code, errOut)
+	// unlock takes --passphrase-file as add, keys and remove do.
+	passFile := filepath.Join(e.dir, "lock-pass")
+	if err := os.WriteFile(passFile, []byte("pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := e.sesame("", nil, "unlock", "--passphrase-file", passFile); code != 0 {
+		t.Fatalf("unlock --passphrase-file: %d %s", code, errOut)
 	}
 	if out, _ := e.sshAdd(nil, "-l"); !strings.Contains(out, "lock-ed25519") {
 		t.Errorf("after unlock:\n%s", out)

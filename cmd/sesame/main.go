@@ -9,8 +9,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
+	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
+
+	"github.com/sesame-ssh/sesame/internal/statefile"
 )
 
 // rootCmd is the top of the command tree. Each subcommand lives in its own
@@ -35,6 +40,9 @@ func init() {
 // setupLogging is quiet by default; --debug or SESAME_DEBUG=1 switch on
 // structured logs. Secrets are never passed to the logger.
 func setupLogging(w io.Writer) {
+	// A damaged state file set aside is worth one plain line, not a log
+	// record.
+	statefile.Warn = func(msg string) { fmt.Fprintf(w, "sesame: warning: %s\n", msg) }
 	level := slog.LevelWarn
 	if debugFlag || os.Getenv("SESAME_DEBUG") != "" {
 		level = slog.LevelDebug
@@ -68,8 +76,9 @@ func main() {
 // run executes the command line and turns any error into one line on
 // stderr, plus a hint line where the error offers one.
 func run(args []string, stderr io.Writer) int {
+	wireOnce.Do(func() { wireUsage(rootCmd) })
 	rootCmd.SetArgs(args)
-	err := rootCmd.Execute()
+	cmd, err := rootCmd.ExecuteC()
 	if err == nil {
 		return 0
 	}
@@ -77,10 +86,62 @@ func run(args []string, stderr io.Writer) int {
 	if errors.As(err, &ee) {
 		return ee.code
 	}
-	fmt.Fprintf(stderr, "sesame: %v\n", err)
+	// cobra finds unknown commands and checks flag groups before any
+	// check of ours runs.
+	if cmd == rootCmd && strings.HasPrefix(err.Error(), "unknown command ") && len(args) > 0 {
+		err = newUsageError(rootCmd, "unknown command %q", firstCommandWord(args))
+	}
+	if m := exclusiveFlags.FindStringSubmatch(err.Error()); m != nil {
+		err = newUsageError(cmd, "--%s exclude each other", strings.Join(strings.Fields(m[1]), " and --"))
+	}
+	fmt.Fprintf(stderr, "sesame: %s\n", oneLine(err.Error()))
 	var h hinter
 	if errors.As(err, &h) && h.Hint() != "" {
-		fmt.Fprintf(stderr, "sesame: hint: %s\n", h.Hint())
+		fmt.Fprintf(stderr, "sesame: hint: %s\n", oneLine(h.Hint()))
+	}
+	var ec exitCoder
+	if errors.As(err, &ec) {
+		return ec.ExitCode()
 	}
 	return 1
+}
+
+var wireOnce sync.Once
+
+// exclusiveFlags matches cobra's error for mutually exclusive flags.
+var exclusiveFlags = regexp.MustCompile(`^if any flags in the group \[[^\]]*\] are set none of the others can be; \[([^\]]*)\] were all set$`)
+
+// oneLine keeps an error on one line and the terminal safe from what a
+// hostile name may carry: control characters (a newline, an escape
+// sequence) are shown escaped, as \n or \x1b.
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, isControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case isControl(r):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 }
+
+// firstCommandWord is the first argument that is not a flag: the unknown command.
+func firstCommandWord(args []string) string {
+	for _, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			return a
+		}
+	}
+	return args[0]
 }

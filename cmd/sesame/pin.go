@@ -1,12 +1,16 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/sesame-ssh/sesame/agent/pin"
 )
@@ -28,14 +32,23 @@ the agent or in ~/.ssh/*.pub. The running agent picks the change up at once.`,
 			return runPin(cmd.OutOrStdout(), pin.DefaultFiles(), pin.DefaultKeySource(), args[0], args[1])
 		},
 	})
-	rootCmd.AddCommand(&cobra.Command{
-		Use:   "pins",
+	var pinsJSON bool
+	pinsCmd := &cobra.Command{
+		Use:   "pins [--json]",
 		Short: "List declared and learned pins",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runPins(cmd.OutOrStdout(), pin.DefaultFiles())
+			if pinsJSON {
+				return runPinsJSON(cmd.OutOrStdout(), pin.DefaultFiles())
+			}
+			if err := runPins(cmd.OutOrStdout(), pin.DefaultFiles()); err != nil {
+				return err
+			}
+			return printAgentDestinations(cmd.OutOrStdout())
 		},
-	})
+	}
+	jsonFlag(pinsCmd.Flags(), &pinsJSON)
+	rootCmd.AddCommand(pinsCmd)
 	rootCmd.AddCommand(&cobra.Command{
 		Use:   "unpin [user@]HOST [KEY]",
 		Short: "Remove the pins of HOST (only those of KEY when given), declared and learned",
@@ -104,6 +117,44 @@ func runPins(out io.Writer, files pin.Files) error {
 	return tw.Flush()
 }
 
+// pinsJSON is `sesame pins --json`: the same lists for scripts.
+type pinsJSON struct {
+	DeclaredFile string         `json:"declared_file"`
+	LearnedFile  string         `json:"learned_file"`
+	Declared     []declaredJSON `json:"declared"`
+	Learned      []pin.Learned  `json:"learned"`
+}
+
+type declaredJSON struct {
+	Target   string     `json:"target"`
+	Key      string     `json:"key"`
+	Comment  string     `json:"comment,omitempty"`
+	Line     int        `json:"line"`
+	LastUsed *time.Time `json:"last_used,omitempty"`
+	Uses     int        `json:"uses"`
+}
+
+func runPinsJSON(out io.Writer, files pin.Files) error {
+	declared, learned, err := pin.List(files)
+	if err != nil {
+		return err
+	}
+	r := pinsJSON{DeclaredFile: files.Pins, LearnedFile: files.Learned, Declared: []declaredJSON{}, Learned: learned}
+	if r.Learned == nil {
+		r.Learned = []pin.Learned{}
+	}
+	for _, p := range declared {
+		d := declaredJSON{Target: p.Target(), Key: p.Key, Comment: p.Comment, Line: p.Line}
+		if last, n := pin.LastUse(p, learned); n > 0 {
+			d.LastUsed, d.Uses = &last, n
+		}
+		r.Declared = append(r.Declared, d)
+	}
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
 func joinNames(names []string) string {
 	s := ""
 	for i, n := range names {
@@ -127,4 +178,36 @@ func runUnpin(out io.Writer, files pin.Files, src pin.KeySource, target, keyArg 
 		fmt.Fprintf(out, "forgot learned %s for %s@%s\n", l.Key, l.User, joinNames(l.Names))
 	}
 	return nil
+}
+
+// printAgentDestinations lists the destination constraints (ssh-add -h) of
+// the keys in the agent at SSH_AUTH_SOCK, which apply besides the pins.
+func printAgentDestinations(out io.Writer) error {
+	ag, closer, err := dialAgent()
+	if err != nil || ag == nil {
+		return nil // no agent: the pins files are all there is
+	}
+	defer closer.Close()
+	st, err := agentStatus(ag)
+	if err != nil || len(st.Destinations) == 0 {
+		return nil
+	}
+	keys, _ := ag.List()
+	comment := map[string]string{}
+	for _, k := range keys {
+		if pub, err := ssh.ParsePublicKey(k.Blob); err == nil {
+			comment[ssh.FingerprintSHA256(pub)] = k.Comment
+		}
+	}
+	fps := make([]string, 0, len(st.Destinations))
+	for fp := range st.Destinations {
+		fps = append(fps, fp)
+	}
+	sort.Strings(fps)
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "destination constraints in the agent (ssh-add -h; they apply besides the pins):")
+	for _, fp := range fps {
+		fmt.Fprintf(tw, "  %s\t%s\tonly %s\n", fp, comment[fp], strings.Join(st.Destinations[fp], ", "))
+	}
+	return tw.Flush()
 }
