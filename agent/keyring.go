@@ -313,6 +313,23 @@ func (k *keyring) liveLocked(e *entry) bool {
 	return ke == nil || ke.expire.IsZero() || now.Before(ke.expire)
 }
 
+// keyDestLocked is the destination constraints e inherits from its key:
+// those of the plain key's entry when e is a certificate of a loaded key.
+// A certificate must satisfy both its own and its key's.
+func (k *keyring) keyDestLocked(e *entry) []DestConstraint {
+	if ke := k.keyEntryLocked(e); ke != nil && ke != e {
+		return ke.dest
+	}
+	return nil
+}
+
+// keyDest is keyDestLocked for a caller without k.mu.
+func (k *keyring) keyDest(e *entry) []DestConstraint {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.keyDestLocked(e)
+}
+
 // confirmLocked reports whether a signature with e needs the user's
 // confirmation: e's own, or its key's.
 func (k *keyring) confirmLocked(e *entry) bool {
@@ -374,7 +391,8 @@ func (k *keyring) identitiesFor(binds []Bind) []Identity {
 	}
 	ids := make([]Identity, 0, len(k.order))
 	for _, e := range k.order {
-		if k.liveLocked(e) && destPermitted(e.dest, binds, nil) == nil {
+		if k.liveLocked(e) && destPermitted(e.dest, binds, nil) == nil &&
+			destPermitted(k.keyDestLocked(e), binds, nil) == nil {
 			ids = append(ids, Identity{Key: e.pub, Comment: e.comment, Destinations: e.dest})
 		}
 	}
