@@ -9,8 +9,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sesame-ssh/sesame/internal/testbed"
+	"github.com/sesame-ssh/sesame/krb"
 )
 
 // The Kerberos behaviour suite: the same scenarios against an MIT KDC, a
@@ -439,4 +441,31 @@ func runSuite(t *testing.T, r *kdcRow) {
 		}
 		delegated("after renewal")
 	})
+}
+
+// The renewer keeps a short AD ticket alive and forwardable. Samba refuses
+// to renew a TGT about 120 s before it expires, so a 4-minute ticket must
+// be renewed earlier than at half its life (krb.KDCRefusalMargin).
+func TestRenewerOnSambaAD(t *testing.T) {
+	t.Parallel() // it waits about 90 s for the renewal
+	a := testbed.NewADDC(t)
+	r := &kdcRow{conf: a.Conf}
+	res := r.kinit(t, false, "", testbed.ADPassword, "-f", "-l", "4m", "-r", "1h", testbed.ADUser)
+	if !res.ok {
+		t.Fatalf("kinit: %s", res.out)
+	}
+	e := &krbEnv{t: t, cache: res.cache, env: res.env, bin: sesameBin(t)}
+	first := e.tgt()
+	stop, _ := e.startRenewer()
+	for time.Now().Before(first.EndTime) && !e.tgt().EndTime.After(first.EndTime) {
+		time.Sleep(2 * time.Second)
+	}
+	out, _ := stop()
+	tgt := e.tgt()
+	if !tgt.EndTime.After(first.EndTime) {
+		t.Fatalf("the ticket was not renewed before it expired at %v; renewer said:\n%s", first.EndTime, out)
+	}
+	if tgt.Flags&krb.TktFlagForwardable == 0 {
+		t.Errorf("renewed ticket is not forwardable (flags %#x)", tgt.Flags)
+	}
 }
