@@ -327,6 +327,31 @@ func runSuite(t *testing.T, r *kdcRow) {
 			}
 		}
 	})
+	t.Run("renewal near the end", func(t *testing.T) {
+		if r.name != "ad" {
+			t.Skip("only Samba refuses a valid TGT near its end")
+		}
+		// Samba refuses to renew a TGT in its last ~120 s: MIT's kinit -R
+		// fails too; sesame says why.
+		for _, mit := range []bool{true, false} {
+			res := r.kinit(t, mit, "", r.password, "-l", "90s", "-r", "1h", r.user)
+			if !res.ok {
+				t.Fatalf("kinit: %s", res.out)
+			}
+			cmd := exec.Command(testbed.Path(t, "kinit"), "-R")
+			if !mit {
+				cmd = exec.Command(sesameBin(t), "kinit", "-R")
+			}
+			cmd.Env = res.env
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("kinit -R (mit %v) renewed a TGT 90 s before its end; Samba no longer refuses", mit)
+			}
+			if !mit && !strings.Contains(string(out), "too close to its end") {
+				t.Errorf("sesame's message: %s", out)
+			}
+		}
+	})
 	t.Run("alias", func(t *testing.T) {
 		if r.alias == "" {
 			t.Skip("this KDC keeps no client aliases (MIT 1.20 DB2)")
