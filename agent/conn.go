@@ -52,6 +52,7 @@ func (c *conn) List() ([]*xagent.Key, error) {
 	if c.s.opts.Policy != nil && len(ids) > 0 {
 		ids = c.s.opts.Policy.Offer(&c.info, ids)
 	}
+	ids = fitIdentities(ids)
 	out := make([]*xagent.Key, len(ids))
 	for i, id := range ids {
 		out[i] = &xagent.Key{Format: id.Key.Type(), Blob: id.Key.Marshal(), Comment: id.Comment}
@@ -132,9 +133,17 @@ func (c *conn) signBlob(blob, data []byte, flags xagent.SignatureFlags) (*ssh.Si
 	if err != nil {
 		return nil, err
 	}
-	if len(e.dest) > 0 {
-		if err := checkDestSign(e.dest, c.info.Binds, blob, data); err != nil {
-			c.log.Debug("destination constraint refused signature", "key", ssh.FingerprintSHA256(e.pub), "err", err)
+	// A certificate is bound by its key's constraints as well as its own.
+	var inherited []DestConstraint
+	if e.cert != nil {
+		inherited = c.s.keys.keyDest(e)
+	}
+	for _, cs := range [][]DestConstraint{e.dest, inherited} {
+		if len(cs) == 0 {
+			continue
+		}
+		if err := checkDestSign(cs, c.info.Binds, blob, data); err != nil {
+			c.log.Debug("destination constraint refused signature", "key", KeyFingerprint(e.pub), "err", err)
 			return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 		}
 	}
@@ -226,8 +235,20 @@ func (c *conn) visibleEntry(key xagent.AddedKey) error {
 // RemoveAll answers REMOVE_ALL_IDENTITIES.
 func (c *conn) RemoveAll() error { return c.s.keys.removeAll() }
 
-// Lock answers SSH_AGENTC_LOCK.
-func (c *conn) Lock(passphrase []byte) error { return c.s.Lock(passphrase) }
+// Lock answers SSH_AGENTC_LOCK. Only a local client's lock may arm the
+// automatic locks (see lock.Locker.Lock): a server the agent is forwarded
+// to could otherwise lock and unlock with a passphrase of its choosing and
+// know the one the next idle lock seals under.
+func (c *conn) Lock(passphrase []byte) error { return c.s.lock(passphrase, c.local()) }
+
+// local reports whether the client is on this machine as far as the agent
+// can tell: no session-bind attempted (a forwarded agent connection from
+// OpenSSH 8.9 or later carries one) and not a socket relayed by an ssh
+// that binds its own connections (OpenSSHBinds). Clients that cannot bind
+// cannot be told apart from local ones.
+func (c *conn) local() bool {
+	return !c.bindAttempted && len(c.info.Binds) == 0 && !OpenSSHBinds(c.info.PID)
+}
 
 // Unlock answers SSH_AGENTC_UNLOCK.
 func (c *conn) Unlock(passphrase []byte) error { return c.s.Unlock(passphrase) }
@@ -242,10 +263,15 @@ func (c *conn) Signers() ([]ssh.Signer, error) {
 // protocol code is sent as it is (ServeAgent passes it through), which lets
 // a rejected bind be answered with SSH_AGENT_FAILURE as OpenSSH does.
 func (c *conn) Extension(name string, contents []byte) ([]byte, error) {
-	// While locked every request but unlock, session-bind and the status
-	// fails, as in ssh-agent (which refuses session-bind too: binding
-	// reveals nothing and keeps the next login's destination known).
-	if name != ExtSessionBind && name != ExtStatus && c.s.Locked() {
+	// While locked every request but unlock fails, as in ssh-agent,
+	// session-bind included (a connection whose bind failed signs
+	// nothing afterwards; ssh opens a new one for each login). The status
+	// is the exception for local clients only: `sesame status`, lock and
+	// unlock need it when locked; a forwarded peer learns nothing.
+	if c.s.Locked() && (name != ExtStatus || !c.local()) {
+		if name == ExtSessionBind {
+			c.bindAttempted = true
+		}
 		return nil, ErrLocked
 	}
 	switch name {

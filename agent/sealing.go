@@ -51,9 +51,12 @@ func scrub() {
 	debug.FreeOSMemory()
 }
 
-// Lock implements Locker: pass becomes the lock passphrase and the keys
-// are sealed under it.
+// Lock implements Locker: the keys are sealed under pass, which also arms
+// the automatic locks when nothing armed them yet (lock.Locker.Lock).
 func (s *SealingLocker) Lock(pass []byte) error { return lockErr(s.l.Lock(pass)) }
+
+// lockOnly locks without arming the automatic locks.
+func (s *SealingLocker) lockOnly(pass []byte) error { return lockErr(s.l.LockOnly(pass)) }
 
 // Unlock implements Locker. Attempts wait out the shared back-off of the
 // lock package; the agent holds none of its own mutexes meanwhile, so

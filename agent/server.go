@@ -596,9 +596,17 @@ func (s *Server) ServeConn(rw io.ReadWriter, info ConnInfo) error {
 // or used. A SealingLocker seals the keys through the keyring's Holder; a
 // Locker that is a KeySealer receives the keys; either way the agent
 // forgets them until unlock.
-func (s *Server) Lock(passphrase []byte) error {
+func (s *Server) Lock(passphrase []byte) error { return s.lock(passphrase, true) }
+
+// lock is Lock; arm says whether the passphrase may become the one
+// automatic locks seal under (a local client's lock).
+func (s *Server) lock(passphrase []byte, arm bool) error {
 	if s.sealer != nil {
-		if err := s.sealer.Lock(passphrase); err != nil {
+		do := s.sealer.Lock
+		if !arm {
+			do = s.sealer.lockOnly
+		}
+		if err := do(passphrase); err != nil {
 			return err
 		}
 		s.log.Debug("locked", "sealed", s.keys.sealedCount())

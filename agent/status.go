@@ -10,8 +10,9 @@ import (
 
 // ExtStatus is sesame's private extension that reports the lock state
 // (`sesame status`). The socket admits only the agent's own user and
-// root, so the answer goes to no one else. It is answered while locked,
-// since that is when it matters.
+// root, so the answer goes to no one else. While locked, when it matters
+// most, it is answered to local clients only: a forwarded peer gets a
+// failure, as for every request but unlock.
 const ExtStatus = "status@sesame"
 
 // Status is the agent's state as `sesame status` shows it, sent as JSON

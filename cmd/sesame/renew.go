@@ -72,10 +72,16 @@ func runRenew(ctx context.Context, p renewParams, command []string, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	// Fail now, not in the background, when there is nothing to keep.
+	// Fail now, not in the background, when there is nothing to keep or
+	// the renewed ticket could not be written.
 	cc, err := krb.ReadCCache(name.Path())
 	if err != nil {
 		return err
+	}
+	if len(command) == 0 {
+		if err := krb.CheckReplaceable(name.Path()); err != nil {
+			return err
+		}
 	}
 	if _, ok := cc.TGT(); !ok {
 		return fmt.Errorf("%s holds no ticket-granting ticket; get one with sesame kinit", name)
