@@ -10,7 +10,7 @@
 # registry with a temporary deb-src list (nothing else from the network). It
 # is built once per version in a cache directory outside the repository
 # (regress binaries and the sk-dummy FIDO provider included), so a second run
-# takes seconds.
+# only runs the tests (a few minutes; the build takes a few more once).
 #
 # The tests run as an unprivileged user: as root, agent-getpeereid and
 # agent-ptrace would skip. Run as root (CI, a fresh machine), the script
@@ -20,12 +20,12 @@
 # `sudo -n` works without a password.
 #
 # Usage: scripts/openssh-regress.sh [--baseline] [--refresh] [--source DIR]
-#                                   [--sesame BIN] [--keep] [TEST…]
+#          [--sesame BIN] [--keep] [--agent-flags FLAGS] [--with-sk] [TEST…]
 #   --baseline   test the stock ssh-agent instead of sesame
 #   --refresh    fetch the newest source package even if one is built
 #   --source DIR an OpenSSH source tree (e.g. an openssh-portable checkout)
 #                instead of Debian's package; built in the cache by its
-#                git commit or directory name
+#                OpenSSH version and git commit (or a digest of its files)
 #   --sesame BIN the sesame binary (default: bin/sesame, built by make)
 #   --keep       keep each test's logs and SESAME_HOME (path printed)
 #   --agent-flags FLAGS  extra flags for sesame agent (e.g. --no-pins, to
