@@ -118,9 +118,11 @@ mkdir -p "$cache"
 say() { printf '%s\n' "$*"; }
 die() { printf 'openssh-regress: %s\n' "$*" >&2; exit 1; }
 
-# One run at a time: runs share the build trees and test-exec.sh's sshd
-# port (4242).
-exec 9>"$cache/.lock"
+# One run at a time per user, whatever the cache: runs share test-exec.sh's
+# sshd port (4242), and those with one cache its build trees. Tests get
+# the lock's descriptor closed, so an agent a test leaves behind cannot
+# hold it.
+exec 9>"${TMPDIR:-/tmp}/sesame-openssh-regress-$(id -u).lock"
 if ! flock -n 9; then
   say "waiting for another openssh-regress run to finish"
   flock 9
@@ -183,6 +185,9 @@ if [ -n "$source_dir" ]; then
   if [ ! -f "$tree/.built" ] || [ "$refresh" = 1 ]; then
     rm -rf "$tree"; mkdir -p "$tree"
     cp -a "$source_dir" "$tree/src"
+    # test-exec.sh warns about group-writable directories (a git checkout
+    # may have them).
+    chmod -R go-w "$tree/src"
     (cd "$tree/src" && autoreconf -i >/dev/null 2>&1)
     build_tree "$tree/src"
     touch "$tree/.built"
@@ -306,8 +311,14 @@ for t in "${tests[@]}"; do
       TEST_SSH_PLINK=plink TEST_SSH_PUTTYGEN=puttygen TEST_SSH_CONCH=conch \
       TEST_SSH_IPV6=no TEST_SSH_UTF8=yes TEST_SHELL=sh \
       sh "$src/regress/test-exec.sh" "$obj" "$src/regress/$t.sh"
-  ) >"$log" 2>&1 </dev/null
+  ) >"$log" 2>&1 </dev/null 9>&-
   rc=$?
+  # A test that stops early (fatal) leaves its agent running, with
+  # ssh-agent as with sesame: stop the background agents of this test's
+  # SESAME_HOME by the pids they recorded.
+  for pf in "$home"/run/*.pid; do
+    [ -f "$pf" ] && kill "$(cat "$pf")" 2>/dev/null || true
+  done
   set -e
   secs=$(( $(date +%s) - start ))
   # Each failing step, "step<TAB>message": the last trace line before its
@@ -327,7 +338,7 @@ for t in "${tests[@]}"; do
   if [ $rc -ne 0 ] && [ -s "$steps" ] && [ -n "$sk_note" ] && [ -n "${sk_steps[$t]:-}" ]; then
     tab=$'\t'
     re="^(${sk_steps[$t]})[^$tab]*$tab"
-    n=$(grep -E "$re" "$steps" | cut -f1 | sort -u | wc -l)
+    n=$( (grep -E "$re" "$steps" || true) | cut -f1 | sort -u | wc -l)
     if [ "$n" -gt 0 ] && ! grep -q -v -E "$re" "$steps"; then
       rc=0
       note="; $n steps skipped: security-key types"
