@@ -178,7 +178,7 @@ func TestQueryExtension(t *testing.T) {
 		names = append(names, s.S)
 		rest = s.Rest
 	}
-	if len(names) != 3 || names[0] != ExtQuery || names[1] != ExtSessionBind || names[2] != ExtStatus {
+	if len(names) != 4 || names[0] != ExtQuery || names[1] != ExtSessionBind || names[2] != ExtStatus || names[3] != ExtPins {
 		t.Errorf("query lists %q", names)
 	}
 }

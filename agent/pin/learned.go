@@ -68,14 +68,42 @@ func marshalLearned(pins []Learned) []byte {
 
 // ReadLearned reads the learned pins file; a missing file has none.
 func ReadLearned(path string) ([]Learned, error) {
-	data, err := readBounded(path, maxLearnedFile)
+	return readStateFile(path, maxLearnedFile, ParseLearned)
+}
+
+// readStateFile reads and parses one of the JSON state files; a missing
+// file has no entries.
+func readStateFile[T any](path string, max int64, parse func([]byte, string) ([]T, error)) ([]T, error) {
+	data, err := readBounded(path, max)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	return ParseLearned(data, path)
+	return parse(data, path)
+}
+
+// updateStateFile changes a JSON state file under its lock file, so that
+// the agent's writer and a command never lose each other's change. A file
+// that does not parse is an error unless replaceBad is set.
+func updateStateFile[T any](path string, read func(string) ([]T, error), marshal func([]T) []byte, replaceBad bool, change func([]T) []T) error {
+	if err := paths.EnsureDir(filepath.Dir(path)); err != nil {
+		return err
+	}
+	unlock, err := lockFile(path + ".lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	cur, err := read(path)
+	if err != nil {
+		if !replaceBad {
+			return err
+		}
+		cur = nil
+	}
+	return atomicfile.Write(path, marshal(change(cur)), 0o600)
 }
 
 // learnEvent is one successful signature to fold into the learned pins.
@@ -107,19 +135,7 @@ func (ev learnEvent) apply(pins []Learned) []Learned {
 // UpdateLearned changes the learned pins file under its lock, so that the
 // agent's background writer and a command never lose each other's change.
 func UpdateLearned(path string, change func([]Learned) []Learned) error {
-	if err := paths.EnsureDir(filepath.Dir(path)); err != nil {
-		return err
-	}
-	unlock, err := lockFile(path + ".lock")
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	pins, err := ReadLearned(path)
-	if err != nil {
-		return err
-	}
-	return atomicfile.Write(path, marshalLearned(change(pins)), 0o600)
+	return updateStateFile(path, ReadLearned, marshalLearned, false, change)
 }
 
 // lockFile takes an exclusive flock on path (created 0600).

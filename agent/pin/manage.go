@@ -14,11 +14,22 @@ type Files struct {
 	Pins    string // declared pins
 	Learned string // learned pins
 	KeysDir string // exported public keys
+	// Rotation is the agent's rotation state (keys tried on unpinned
+	// servers); empty: RotationFileName next to Learned.
+	Rotation string
+}
+
+// RotationFile is f.Rotation or its default.
+func (f Files) RotationFile() string {
+	if f.Rotation != "" {
+		return f.Rotation
+	}
+	return filepath.Join(filepath.Dir(f.Learned), RotationFileName)
 }
 
 // DefaultFiles are the files under paths.Config() and paths.State().
 func DefaultFiles() Files {
-	return Files{Pins: DefaultPinsFile(), Learned: DefaultLearnedFile(), KeysDir: KeysDir()}
+	return Files{Pins: DefaultPinsFile(), Learned: DefaultLearnedFile(), KeysDir: KeysDir(), Rotation: DefaultRotationFile()}
 }
 
 // PinKey declares that target ("[user@]HOST-PATTERNS" or "hostkey

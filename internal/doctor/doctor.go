@@ -217,7 +217,10 @@ func Check(ctx context.Context, opt Options) (*Report, error) {
 	ids := checkAgent(ctx, r, opt)
 	policy := checkPins(r, opt)
 	if policy != nil && opt.Host != "" {
-		checkOffer(r, policy, dest, ids)
+		if r.SSH != nil && r.SSH.User != "" {
+			user = r.SSH.User
+		}
+		checkOffer(r, policy, dest, user, ids)
 	}
 	if !opt.SkipKeychain {
 		checkKeychain(r)
@@ -529,8 +532,10 @@ func checkPins(r *Report, opt Options) *pin.Policy {
 	policy := pin.New(pin.Options{
 		PinsFile: opt.Files.Pins, LearnedFile: opt.Files.Learned, KnownHostsFiles: opt.KnownHosts,
 		MaxOffer: maxOffer, NoLearn: true,
-		PeerNames: func(int) []pin.Name { return nil },
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		PeerNames:    func(int) []pin.Name { return nil },
+		Probe:        func(int) *pin.PeerConfig { return nil },
+		RotationFile: opt.Files.RotationFile(),
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err := policy.Err(); err != nil {
 		p.Error = err.Error()
@@ -545,8 +550,8 @@ func keyOf(id agent.Identity) Key {
 	return Key{Fingerprint: ssh.FingerprintSHA256(id.Key), Type: id.Key.Type(), Comment: id.Comment}
 }
 
-func checkOffer(r *Report, policy *pin.Policy, dest pin.Name, ids []agent.Identity) {
-	reports, err := policy.Explain(dest.String(), ids)
+func checkOffer(r *Report, policy *pin.Policy, dest pin.Name, user string, ids []agent.Identity) {
+	reports, err := policy.Explain(dest.String(), user, ids)
 	if err != nil {
 		r.suggest("cannot explain %s: %v", dest, err)
 		return
