@@ -1049,8 +1049,10 @@ func (p *Policy) ConnClosed(c *agent.ConnInfo) {
 		note = fmt.Sprintf("%s accepted none of the %d keys offered; %d more were kept back to stay under the server's limit, and the next login offers them. To end this: sesame pin %s KEY",
 			r.Target(), len(st.offered), st.withheld, shellQuote(r.Target()))
 	}
+	p.wg.Add(1)
 	p.mu.Unlock()
 	p.saveRotation()
+	p.wg.Done()
 	if note != "" {
 		p.opt.Notify("sesame: login without a key", note)
 	}
