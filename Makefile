@@ -23,7 +23,7 @@ ifeq ($(shell uname -s),Linux)
 export CGO_ENABLED = 0
 endif
 
-.PHONY: all build install test unit fuzz bench demo vet clean
+.PHONY: all build install test unit race fuzz bench demo vet clean
 
 all: build
 
@@ -39,10 +39,15 @@ vet:
 
 # The whole suite: static checks, every test (real KDC, sshd, ssh, ssh-add),
 # then each fuzz target for FUZZTIME.
-test: vet unit fuzz
+test: vet unit race fuzz
 
 unit:
 	$(GO) test -count=1 -parallel 8 -timeout 30m ./...
+
+# The concurrency tests of the agent and the lock under the race detector
+# (which needs cgo): signatures racing lock/unlock, connection limits.
+race:
+	CGO_ENABLED=1 $(GO) test -count=1 -race -run 'Race|Stress|InFlight' ./agent/ ./lock/
 
 # Run every Fuzz* function for a bounded time. Go allows one fuzz target per
 # invocation, so list them per package first.

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
@@ -335,6 +336,79 @@ var behaviours = []struct {
 			out, err := e.run("ssh-add", "-l")
 			return err == nil && strings.Contains(out, fingerprint(t, k["ed"]+".pub"))
 		})
+	}},
+	{"IdleConnectionsAndFlood", func(t *testing.T, e *env, k map[string]string) {
+		// 300 connections that say nothing and one process flooding the
+		// agent with new connections and listings: another client (a
+		// process of its own) is still answered promptly.
+		e.must("ssh-add", k["ed"])
+		var idle []net.Conn
+		for i := 0; i < 300; i++ {
+			c, err := net.DialTimeout("unix", e.sock, 5*time.Second)
+			if err != nil {
+				break
+			}
+			idle = append(idle, c)
+		}
+		defer func() {
+			for _, c := range idle {
+				c.Close()
+			}
+		}()
+		if len(idle) < 300 {
+			t.Logf("%d idle connections opened", len(idle))
+		}
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := 0; i < 8; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				buf := make([]byte, 4096)
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					c, err := net.DialTimeout("unix", e.sock, time.Second)
+					if err != nil {
+						time.Sleep(time.Millisecond)
+						continue
+					}
+					c.SetDeadline(time.Now().Add(time.Second))
+					for j := 0; j < 20; j++ {
+						if _, err := c.Write([]byte{0, 0, 0, 1, 11}); err != nil {
+							break
+						}
+						if _, err := c.Read(buf); err != nil {
+							break
+						}
+					}
+					c.Close()
+				}
+			}()
+		}
+		defer func() {
+			close(stop)
+			wg.Wait()
+		}()
+		time.Sleep(200 * time.Millisecond) // the flood is on
+		for i := 0; i < 3; i++ {
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			cmd := exec.CommandContext(ctx, testbed.Path(t, "ssh-add"), "-l")
+			cmd.Env = append(os.Environ(), "SSH_AUTH_SOCK="+e.sock)
+			out, err := cmd.CombinedOutput()
+			cancel()
+			if err != nil || !strings.Contains(string(out), fingerprint(t, k["ed"]+".pub")) {
+				t.Fatalf("ssh-add -l not answered within 5 s among idle connections and a flood: %v\n%s", err, out)
+			}
+		}
+		if e.srv != nil {
+			if a := e.srv.activeConns(); a > DefaultMaxConns {
+				t.Errorf("%d connections open, bound is %d", a, DefaultMaxConns)
+			}
+		}
 	}},
 	{"OtherUIDRefused", func(t *testing.T, e *env, k map[string]string) {
 		if os.Getuid() != 0 {

@@ -38,6 +38,7 @@ type conn struct {
 	info          ConnInfo
 	bindAttempted bool
 	log           *slog.Logger
+	slot          *slot // nil for ServeConn
 }
 
 var _ xagent.ExtendedAgent = (*conn)(nil)

@@ -38,6 +38,38 @@ type entry struct {
 	timer   *time.Timer
 	priv    any              // the private key as added, for sealing
 	cert    *ssh.Certificate // nil for a plain key
+
+	// use guards the key material (priv, signer): a signature holds it
+	// for reading from its first read of the key to its last, and the
+	// keyring takes it for writing to retire the entry, so that key bytes
+	// never change under a signature in flight. A signature made from a
+	// half-wiped Ed25519 key next to a good one of the same message gives
+	// the private scalar away; a half-wiped RSA key gives a faulty CRT
+	// signature, which factors the modulus. ssh-agent avoids this by
+	// serving one request at a time.
+	use  sync.RWMutex
+	gone bool // retired: no signature may start with it (guarded by use)
+}
+
+// retire waits for every signature in flight with the keys of es, marks
+// the entries so that none starts afterwards, and runs f, which may then
+// wipe their key material: no signer can still read it. Entries are taken
+// together because a certificate and its plain key may share one private
+// key value. Signers never hold more than one entry, nor wait for k.mu
+// while holding one, so this cannot deadlock under k.mu.
+func retire(es []*entry, f func()) {
+	for _, e := range es {
+		e.use.Lock()
+	}
+	for _, e := range es {
+		e.gone = true
+	}
+	if f != nil {
+		f()
+	}
+	for _, e := range es {
+		e.use.Unlock()
+	}
 }
 
 // keyring holds every private key of the agent. All key material lives here
@@ -285,7 +317,17 @@ func (k *keyring) isLocked() bool {
 
 // sign signs data with e, honouring the rsa-sha2 flags of the request
 // (draft-ietf-sshm-ssh-agent, "Signature flags").
+// The key is held (entry.use) for the whole signature; an entry retired
+// meanwhile by a lock is ErrLocked.
 func sign(e *entry, data []byte, flags xagent.SignatureFlags) (*ssh.Signature, error) {
+	e.use.RLock()
+	defer e.use.RUnlock()
+	if e.gone {
+		return nil, ErrLocked
+	}
+	if testHookSign != nil {
+		testHookSign()
+	}
 	algo := ""
 	switch {
 	case flags&xagent.SignatureFlagRsaSha512 != 0:
@@ -306,6 +348,10 @@ func sign(e *entry, data []byte, flags xagent.SignatureFlags) (*ssh.Signature, e
 	return e.signer.Sign(rand.Reader, data)
 }
 
+// testHookSign, when set by a test, runs in every signature at the point
+// where the private key is about to be read.
+var testHookSign func()
+
 // underlyingType is the key type, looking through a certificate.
 func underlyingType(k ssh.PublicKey) string {
 	if c, ok := k.(*ssh.Certificate); ok {
@@ -315,11 +361,14 @@ func underlyingType(k ssh.PublicKey) string {
 }
 
 // lockAndExport locks the keyring and returns its live keys as they were
-// added, with their remaining lifetimes, for a KeySealer.
+// added, with their remaining lifetimes, for a KeySealer. The entries are
+// retired first, so the sealer may wipe what it is given; unlockRetired
+// brings them back if sealing fails.
 func (k *keyring) lockAndExport() []xagent.AddedKey {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.locked = true
+	retire(k.order, nil)
 	now := k.nowFunc()
 	var out []xagent.AddedKey
 	for _, e := range k.order {
@@ -334,6 +383,19 @@ func (k *keyring) lockAndExport() []xagent.AddedKey {
 	}
 	k.rebuildLocked()
 	return out
+}
+
+// unlockRetired undoes lockAndExport when the keys could not be sealed.
+func (k *keyring) unlockRetired() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, e := range k.order {
+		e.use.Lock()
+		e.gone = false
+		e.use.Unlock()
+	}
+	k.locked = false
+	k.rebuildLocked()
 }
 
 // dropAll forgets every key, locked or not.

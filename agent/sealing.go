@@ -124,15 +124,18 @@ func (h keyHolder) Seal(v *lock.Vault) error {
 		}
 		sealed = append(sealed, sealedKey{id: id, cert: e.cert, comment: e.comment, confirm: e.confirm, expire: e.expire})
 	}
-	for _, e := range k.order {
-		if e.timer != nil {
-			e.timer.Stop()
+	// Signatures in flight finish with the whole key before it is wiped.
+	retire(k.order, func() {
+		for _, e := range k.order {
+			if e.timer != nil {
+				e.timer.Stop()
+			}
+			// A key that could not be sealed is lost rather than left in
+			// the clear; the keychain can bring it back on unlock.
+			lock.Wipe(e.priv)
+			e.priv, e.signer = nil, nil
 		}
-		// A key that could not be sealed is lost rather than left in the
-		// clear; the keychain can bring it back on unlock.
-		lock.Wipe(e.priv)
-		e.priv, e.signer = nil, nil
-	}
+	})
 	k.order = nil
 	k.byBlob = make(map[string]*entry)
 	k.sealed = sealed

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -20,9 +21,24 @@ import (
 	"github.com/sesame-ssh/sesame/lock"
 )
 
-// DefaultMaxConns bounds the connections served at once when Options does
-// not say. Further clients wait in the listen backlog until a slot frees.
+// DefaultMaxConns bounds the connections open at once when Options does
+// not say. A connection waiting for its next request is idle and costs no
+// slot that a new client needs: when the agent is full, the connection
+// that has been idle longest is closed to make room (an ssh client keeps
+// its agent connection open for the whole session but uses it only to
+// log in; forwarded agent channels are opened anew for each use). A new
+// client finds no room only when every connection is busy with a request,
+// and each request is bounded (MessageTimeout, the confirm and unlock
+// waits); it is then refused.
 const DefaultMaxConns = 256
+
+// DefaultMaxConnsPerPeer bounds the connections of one client process
+// (by the pid the kernel reports for the socket's peer): a process past
+// its share loses its own longest-idle connection, or has the new one
+// refused, and cannot crowd out the others. Every channel of a forwarded
+// agent (ssh -A) comes through the one local ssh process, so a server the
+// agent is forwarded to is held to this share too.
+const DefaultMaxConnsPerPeer = 64
 
 // DefaultMessageTimeout is how long a client that began a message has to
 // send the rest of it.
@@ -54,8 +70,11 @@ type Options struct {
 	// DefaultLifetime applies to keys added without a lifetime (ssh-agent
 	// -t). Zero: keys stay until removed.
 	DefaultLifetime time.Duration
-	// MaxConns bounds concurrent connections (DefaultMaxConns if 0).
-	MaxConns int
+	// MaxConns bounds the connections open at once (DefaultMaxConns if
+	// 0), MaxConnsPerPeer those of one client process
+	// (DefaultMaxConnsPerPeer if 0).
+	MaxConns        int
+	MaxConnsPerPeer int
 	// MessageTimeout bounds the time to send one message once started
 	// (DefaultMessageTimeout if 0, negative: no bound).
 	MessageTimeout time.Duration
@@ -100,8 +119,8 @@ type Server struct {
 
 	mu       sync.Mutex
 	ln       net.Listener
-	conns    map[net.Conn]struct{}
-	sem      chan struct{}
+	conns    map[net.Conn]*slot
+	perPeer  map[int]int // open connections by peer pid
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 
@@ -123,6 +142,9 @@ func New(opts Options) *Server {
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = DefaultMaxConns
 	}
+	if opts.MaxConnsPerPeer <= 0 {
+		opts.MaxConnsPerPeer = min(DefaultMaxConnsPerPeer, opts.MaxConns)
+	}
 	if opts.MessageTimeout == 0 {
 		opts.MessageTimeout = DefaultMessageTimeout
 	}
@@ -136,8 +158,7 @@ func New(opts Options) *Server {
 	s := &Server{
 		opts: opts, keys: newKeyring(), log: opts.Logger,
 		ctx: ctx, cancel: cancel,
-		conns: make(map[net.Conn]struct{}),
-		sem:   make(chan struct{}, opts.MaxConns),
+		conns: make(map[net.Conn]*slot), perPeer: make(map[int]int),
 	}
 	s.trim.after = idleTrimAfter
 	if sl, ok := opts.Locker.(*SealingLocker); ok {
@@ -237,17 +258,11 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}
 	for {
-		// Take a slot before accepting: while all are busy, new clients
-		// wait in the kernel's backlog instead of costing us memory.
-		select {
-		case s.sem <- struct{}{}:
-		case <-s.ctx.Done():
-			s.wg.Wait()
-			return nil
-		}
+		// Accept at once: a full agent makes room by closing an idle
+		// connection (see DefaultMaxConns), and a client left in the
+		// listen backlog behind idle ones would hang.
 		c, err := ln.Accept()
 		if err != nil {
-			<-s.sem
 			if s.ctx.Err() != nil {
 				s.wg.Wait()
 				return nil
@@ -267,7 +282,6 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			defer func() { <-s.sem }()
 			s.serveConn(c)
 		}()
 	}
@@ -313,20 +327,14 @@ func (s *Server) serveConn(c net.Conn) {
 		s.log.Warn("refusing connection from another user", "uid", uid, "pid", pid)
 		return
 	}
-	s.mu.Lock()
-	if s.ctx.Err() != nil {
-		s.mu.Unlock()
+	sl, err := s.admit(c, pid)
+	if err != nil {
+		s.log.Debug("refusing connection", "pid", pid, "err", err)
 		return
 	}
-	s.conns[c] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-	}()
+	defer s.release(c)
 
-	ca := &conn{s: s, info: ConnInfo{UID: uid, PID: pid}, log: s.log.With("pid", pid)}
+	ca := &conn{s: s, info: ConnInfo{UID: uid, PID: pid}, log: s.log.With("pid", pid), slot: sl}
 	ca.log.Debug("connection")
 	defer ca.closed()
 	fc := newFrameConn(c, s.opts.MessageTimeout)
@@ -351,8 +359,12 @@ func serveFrames(ca *conn, fc *frameConn) error {
 	fc.oneShot = true
 	defer fc.wipe()
 	for {
+		ca.slot.idle()
 		if err := fc.waitMessage(); err != nil {
 			return err
+		}
+		if !ca.slot.busy() {
+			return errEvicted // closed to make room just as it spoke
 		}
 		ca.s.trim.touch()
 		var err error
@@ -378,6 +390,124 @@ func (s *Server) activeConns() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.conns)
+}
+
+// errEvicted ends a connection closed to make room for another.
+var errEvicted = errors.New("connection closed to make room for another")
+
+// errNoRoom refuses a connection when every slot is busy.
+var errNoRoom = errors.New("too many connections busy")
+
+// slot is one connection's place in the server's table. Its idle time is
+// read by admit without the connection's goroutine: since is the time
+// (unix nanoseconds) the connection began waiting for its next request,
+// 0 while it is busy with one, and evictedMark once admit closed it. The
+// goroutine and admit settle a connection that speaks as it is chosen
+// with a compare-and-swap: either the request is served or the
+// connection is closed, never half of each.
+type slot struct {
+	c     net.Conn
+	pid   int
+	since atomic.Int64
+}
+
+const evictedMark = -1
+
+// idle marks the connection as waiting for its next request. A nil slot
+// (ServeConn) is never evicted.
+func (sl *slot) idle() {
+	if sl != nil {
+		sl.since.Store(time.Now().UnixNano())
+	}
+}
+
+// busy marks a request begun; false when admit has closed the connection.
+func (sl *slot) busy() bool {
+	if sl == nil {
+		return true
+	}
+	for {
+		v := sl.since.Load()
+		if v == evictedMark {
+			return false
+		}
+		if sl.since.CompareAndSwap(v, 0) {
+			return true
+		}
+	}
+}
+
+// admit records a new connection from pid, first making room when the
+// agent or the peer is at its bound by closing the longest-idle connection
+// (of the same peer when the peer is at its own bound). It refuses the
+// connection when no idle one can be closed.
+func (s *Server) admit(c net.Conn, pid int) (*slot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx.Err() != nil {
+		return nil, net.ErrClosed
+	}
+	for s.perPeer[pid] >= s.opts.MaxConnsPerPeer {
+		if !s.evictLocked(pid, true) {
+			return nil, fmt.Errorf("%w: %d from this process", errNoRoom, s.perPeer[pid])
+		}
+	}
+	for len(s.conns) >= s.opts.MaxConns {
+		if !s.evictLocked(pid, false) {
+			return nil, fmt.Errorf("%w: %d in all", errNoRoom, len(s.conns))
+		}
+	}
+	sl := &slot{c: c, pid: pid}
+	sl.since.Store(time.Now().UnixNano()) // idle until it speaks
+	s.conns[c] = sl
+	s.perPeer[pid]++
+	return sl, nil
+}
+
+// evictLocked closes the connection idle longest, among pid's when
+// samePeer, and forgets it at once (its goroutine's release finds it
+// gone). False when none is idle.
+func (s *Server) evictLocked(pid int, samePeer bool) bool {
+	for {
+		var oldest *slot
+		var at int64
+		for _, sl := range s.conns {
+			if samePeer && sl.pid != pid {
+				continue
+			}
+			if v := sl.since.Load(); v > 0 && (oldest == nil || v < at) {
+				oldest, at = sl, v
+			}
+		}
+		if oldest == nil {
+			return false
+		}
+		if !oldest.since.CompareAndSwap(at, evictedMark) {
+			continue // it spoke (or idled again) meanwhile: choose again
+		}
+		oldest.c.Close()
+		s.forgetLocked(oldest.c)
+		s.log.Debug("closed an idle connection to make room", "pid", oldest.pid)
+		return true
+	}
+}
+
+func (s *Server) forgetLocked(c net.Conn) {
+	sl, ok := s.conns[c]
+	if !ok {
+		return
+	}
+	delete(s.conns, c)
+	if s.perPeer[sl.pid]--; s.perPeer[sl.pid] <= 0 {
+		delete(s.perPeer, sl.pid)
+	}
+}
+
+// release forgets a connection that has ended.
+func (s *Server) release(c net.Conn) {
+	s.mu.Lock()
+	s.forgetLocked(c)
+	s.mu.Unlock()
 }
 
 // ServeConn serves the agent protocol on rw as a connection from the
@@ -421,7 +551,7 @@ func (s *Server) Lock(passphrase []byte) error {
 			if uerr := s.opts.Locker.Unlock(passphrase); uerr != nil {
 				s.log.Warn("undoing a failed lock", "err", uerr)
 			}
-			s.keys.setLocked(false)
+			s.keys.unlockRetired()
 			return fmt.Errorf("seal keys: %w", err)
 		}
 		s.keys.dropAll()

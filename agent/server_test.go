@@ -325,3 +325,94 @@ func TestLockSealsKeys(t *testing.T) {
 		t.Errorf("after failed sealing: locked %v, %d keys", srv.Locked(), len(srv.Identities()))
 	}
 }
+
+// listOK sends REQUEST_IDENTITIES on c and reports whether an answer came.
+func listOK(c net.Conn) bool {
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	defer c.SetDeadline(time.Time{})
+	if _, err := c.Write([]byte{0, 0, 0, 1, msgRequestIdentities}); err != nil {
+		return false
+	}
+	var hdr [5]byte
+	_, err := io.ReadFull(c, hdr[:])
+	if err != nil || hdr[4] != msgIdentitiesAnswer {
+		return false
+	}
+	_, err = io.CopyN(io.Discard, c, int64(binary.BigEndian.Uint32(hdr[:4]))-1)
+	return err == nil
+}
+
+// closedByAgent reports whether the agent has closed c.
+func closedByAgent(c net.Conn) bool {
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	defer c.SetReadDeadline(time.Time{})
+	_, err := c.Read(make([]byte, 1))
+	return errors.Is(err, io.EOF)
+}
+
+// A full agent closes the connection idle longest to admit a new client;
+// a connection busy with a request keeps its place, and when every one is
+// busy the newcomer is refused rather than left hanging. A process past
+// its own share loses its own idle connections, not the others'.
+func TestConnectionRoom(t *testing.T) {
+	e := startSesame(t, Options{MaxConns: 4, MaxConnsPerPeer: 4})
+	dial := func() net.Conn {
+		c, err := net.Dial("unix", e.sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	var cs []net.Conn
+	for i := 0; i < 4; i++ {
+		cs = append(cs, dial())
+		if !listOK(cs[i]) {
+			t.Fatalf("connection %d not served", i)
+		}
+		// Idle in this order.
+		waitFor(t, 10*time.Second, "an idle connection", func() bool { return busySlots(e.srv) == 0 })
+	}
+	// Connection 1 becomes busy: half a message, which the agent waits
+	// for (MessageTimeout).
+	cs[1].Write([]byte{0, 0, 0, 9})
+	waitFor(t, 10*time.Second, "a busy connection", func() bool { return busySlots(e.srv) == 1 })
+	n := dial()
+	if !listOK(n) {
+		t.Fatal("new connection not served on a full agent")
+	}
+	if !closedByAgent(cs[0]) {
+		t.Error("the longest-idle connection was not closed to make room")
+	}
+	for _, i := range []int{2, 3} {
+		if !listOK(cs[i]) {
+			t.Errorf("connection %d, idle but not the oldest, was closed", i)
+		}
+	}
+	waitFor(t, 10*time.Second, "idle connections", func() bool { return busySlots(e.srv) == 1 })
+	// Now every connection but the busy one is used again; make them all
+	// busy, and the next one is refused.
+	for _, c := range []net.Conn{cs[2], cs[3], n} {
+		c.Write([]byte{0, 0, 0, 9})
+	}
+	waitFor(t, 10*time.Second, "four busy connections", func() bool { return busySlots(e.srv) == 4 })
+	if r := dial(); !closedByAgent(r) {
+		t.Error("a connection was admitted although every slot is busy")
+	}
+	if a := e.srv.activeConns(); a != 4 {
+		t.Errorf("%d connections open, want 4", a)
+	}
+}
+
+// busySlots counts the connections in the middle of a request.
+func busySlots(s *Server) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, sl := range s.conns {
+		if sl.since.Load() == 0 {
+			n++
+		}
+	}
+	return n
+}
