@@ -49,6 +49,10 @@ func PinKey(f Files, target string, k Key) (Pin, bool, error) {
 		}
 	}
 	changed, err := AddPin(f.Pins, p)
+	if err == nil && p.Key != "" {
+		// The key is chosen: no more searching for it.
+		_, err = ForgetRotation(f.RotationFile(), p)
+	}
 	return p, changed, err
 }
 
@@ -66,7 +70,9 @@ func (e *NoPinError) Error() string { return fmt.Sprintf("no pin for %s", e.Targ
 func (e *NoPinError) Hint() string { return "sesame pins lists the declared and learned pins" }
 
 // Unpin removes declared pins whose target is written as target (for
-// every user when target names none), and
+// every user when target names none), the rotation state of the matching
+// servers when no key is given (returned as learned pins without a key),
+// and
 // learned pins whose host matches it (a pattern, or a host key
 // fingerprint), for the given key only when keyArg is not empty (a
 // fingerprint, a .pub file, or a comment).
@@ -122,6 +128,16 @@ func Unpin(f Files, target, keyArg string, src KeySource) ([]Pin, []Learned, err
 		})
 		if err != nil {
 			return declRemoved, nil, err
+		}
+	}
+	if keyArg == "" {
+		// The search for the host's key starts over too.
+		rot, err := ForgetRotation(f.RotationFile(), t)
+		if err != nil {
+			return declRemoved, learnedRemoved, err
+		}
+		for _, r := range rot {
+			learnedRemoved = append(learnedRemoved, Learned{HostKey: r.HostKey, Names: r.Names, User: r.User})
 		}
 	}
 	if len(declRemoved) == 0 && len(learnedRemoved) == 0 {

@@ -1047,7 +1047,7 @@ func (p *Policy) ConnClosed(c *agent.ConnInfo) {
 	if st.withheld > 0 && p.opt.Notify != nil && time.Since(p.notified[st.rk]) > notifyEvery {
 		p.notified[st.rk] = time.Now()
 		note = fmt.Sprintf("%s accepted none of the %d keys offered; %d more were kept back to stay under the server's limit, and the next login offers them. To end this: sesame pin %s KEY",
-			r.Target(), len(st.offered), st.withheld, shellQuote(r.Target()))
+			r.Target(), len(st.offered), st.withheld, ShellWord(r.Target()))
 	}
 	p.wg.Add(1)
 	p.mu.Unlock()
@@ -1061,11 +1061,11 @@ func (p *Policy) ConnClosed(c *agent.ConnInfo) {
 // notifyEvery limits desktop notifications to one per server and user.
 const notifyEvery = 10 * time.Minute
 
-// shellQuote quotes s for a shell when it needs it.
-func shellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%_-+=:,./", r))
-	}) < 0 {
+// ShellWord quotes s for a shell when it needs it (host names in
+// brackets, patterns), so that a command printed for the user can be
+// pasted as it is.
+func ShellWord(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t\n'\"\\$`*?[]{}()<>|&;!#~") {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"

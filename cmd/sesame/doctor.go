@@ -216,6 +216,9 @@ func printDoctor(w io.Writer, r *doctor.Report) {
 				line("  learned pin: %s", l)
 			}
 			line("  %s", o.Reason)
+			if o.Rotation != nil {
+				printRotation(w, "    ", *o.Rotation)
+			}
 			if len(o.Offered) == 0 && !o.CA {
 				line("  => no key is offered")
 			}

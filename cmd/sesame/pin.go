@@ -1,13 +1,16 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sesame-ssh/sesame/agent"
 	"github.com/sesame-ssh/sesame/agent/pin"
 )
 
@@ -76,6 +79,15 @@ func runPins(out io.Writer, files pin.Files) error {
 	if err != nil {
 		return err
 	}
+	// The running agent knows more than the files: learned pins not yet
+	// written, and the rotation state it keeps in memory.
+	rotation, rerr := pin.ReadRotation(files.RotationFile())
+	source := files.RotationFile()
+	if rep, ok := agentPinsReport(); ok {
+		learned, rotation, source = rep.Learned, rep.Rotation, "the running agent"
+	} else if rerr != nil {
+		rotation = nil
+	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "declared (%s):\n", files.Pins)
 	if len(declared) == 0 {
@@ -101,7 +113,51 @@ func runPins(out io.Writer, files pin.Files) error {
 		fmt.Fprintf(tw, "  %s@%s\t%s\tlast used %s\t%d×\thost key %s\n", l.User, host, l.Key,
 			l.LastUsed.Local().Format(time.DateTime), l.Count, l.HostKey)
 	}
-	return tw.Flush()
+	tw.Flush()
+	if len(rotation) > 0 {
+		fmt.Fprintf(out, "looking for the key (servers without pins that accepted no key offered yet; from %s):\n", source)
+		for _, r := range rotation {
+			printRotation(out, "  ", r)
+		}
+	}
+	return nil
+}
+
+// printRotation says where the search for one server's key stands and the
+// commands that end it.
+func printRotation(out io.Writer, indent string, r pin.Rotation) {
+	target := pin.ShellWord(r.Target())
+	if r.Exhausted {
+		fmt.Fprintf(out, "%s%s: accepted none of the %d keys offered; no key is offered to it any more (it may take only passwords or one-time codes)\n", indent, r.Target(), len(r.Tried))
+		fmt.Fprintf(out, "%s  if it takes a key: sesame pin %s KEY\n", indent, target)
+		fmt.Fprintf(out, "%s  to try every key again: sesame unpin %s\n", indent, target)
+		return
+	}
+	fmt.Fprintf(out, "%s%s: %d keys offered without success (last %s); the next login offers the next keys not yet tried\n",
+		indent, r.Target(), len(r.Tried), r.Updated.Local().Format(time.DateTime))
+	if len(r.Next) > 0 {
+		fmt.Fprintf(out, "%s  next: %s\n", indent, strings.Join(r.Next, " "))
+	}
+	fmt.Fprintf(out, "%s  to end it: sesame pin %s KEY (the key this server accepts)\n", indent, target)
+}
+
+// agentPinsReport asks the agent at SSH_AUTH_SOCK for what its pin policy
+// knows now; false when no sesame agent with a pin policy answers.
+func agentPinsReport() (pin.Report, bool) {
+	var rep pin.Report
+	ag, closer, err := dialAgent()
+	if err != nil || ag == nil {
+		return rep, false
+	}
+	defer closer.Close()
+	reply, err := ag.Extension(agent.ExtPins, nil)
+	if err != nil || len(reply) < 1 || reply[0] != 6 {
+		return rep, false
+	}
+	if json.Unmarshal(reply[1:], &rep) != nil {
+		return rep, false
+	}
+	return rep, true
 }
 
 func joinNames(names []string) string {
@@ -124,6 +180,10 @@ func runUnpin(out io.Writer, files pin.Files, src pin.KeySource, target, keyArg 
 		fmt.Fprintf(out, "unpinned %s from %s\n", p.Key, p.Target())
 	}
 	for _, l := range learned {
+		if l.Key == "" {
+			fmt.Fprintf(out, "forgot the keys tried on %s@%s\n", l.User, joinNames(l.Names))
+			continue
+		}
 		fmt.Fprintf(out, "forgot learned %s for %s@%s\n", l.Key, l.User, joinNames(l.Names))
 	}
 	return nil

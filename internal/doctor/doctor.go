@@ -157,6 +157,8 @@ type HostOffer struct {
 	Learned  []string `json:"learned,omitempty"`  // "user key" lines
 	Offered  []Key    `json:"offered"`
 	Reason   string   `json:"reason"`
+	// Rotation is the agent's search for the key this server accepts.
+	Rotation *pin.Rotation `json:"rotation,omitempty"`
 }
 
 func (r *Report) suggest(format string, args ...any) {
@@ -576,6 +578,15 @@ func checkOffer(r *Report, policy *pin.Policy, dest pin.Name, user string, ids [
 		}
 		for _, l := range h.Learned {
 			o.Learned = append(o.Learned, fmt.Sprintf("%s %s (%d×, last %s)", l.User, l.Key, l.Count, l.LastUsed.Local().Format(time.DateTime)))
+		}
+		if h.Rotation != nil {
+			o.Rotation = h.Rotation
+			target := h.Rotation.Target()
+			if h.Rotation.Exhausted {
+				r.suggest("%s accepted none of the %d keys sesame offered and is offered none any more: if it takes a key, sesame pin %s KEY; to try them all again, sesame unpin %s", target, len(h.Rotation.Tried), pin.ShellWord(target), pin.ShellWord(target))
+			} else {
+				r.suggest("sesame is still looking for the key %s accepts (%d tried): end it with sesame pin %s KEY", target, len(h.Rotation.Tried), pin.ShellWord(target))
+			}
 		}
 		offered := h.Offered
 		if h.NotListed {
