@@ -152,3 +152,22 @@ func (p *Policy) describeRotationLocked(rot *Rotation, h *hostInfo, user string,
 	c.Next = append([]string(nil), st.offered...)
 	return &c
 }
+
+// TwoFactor reports whether a 2fa pin covers name ("host", "[host]:port"
+// or "host:port") for user ("" matches every pin).
+func (p *Policy) TwoFactor(name, user string) bool {
+	n, err := ParseName(name)
+	if err != nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refreshLocked()
+	for i := range p.pins.pins {
+		q := &p.pins.pins[i]
+		if q.TwoFactor && q.HostKey == "" && q.matchUser(user) && q.Hosts.Match(n) {
+			return true
+		}
+	}
+	return false
+}

@@ -275,6 +275,9 @@ func newPinSet(pins []Pin) *pinSet {
 	seen := map[Name]bool{}
 	for i := range pins {
 		p := &pins[i]
+		if p.Key == "" {
+			continue // a 2fa line pins no key
+		}
 		s.byKey[p.Key] = append(s.byKey[p.Key], i)
 		if p.HostKey != "" {
 			s.byHostKey[p.HostKey] = append(s.byHostKey[p.HostKey], i)

@@ -93,6 +93,9 @@ func printDoctor(w io.Writer, r *doctor.Report) {
 				gss = "GSSAPIAuthentication no: Kerberos is not tried"
 			}
 			line("%s", gss)
+			if len(s.ServerMethods) > 0 {
+				line("the server offers %s", strings.Join(s.ServerMethods, ", "))
+			}
 		}
 	}
 

@@ -15,8 +15,9 @@ import (
 )
 
 func init() {
-	rootCmd.AddCommand(&cobra.Command{
-		Use:   "pin [user@]HOST KEY",
+	var twoFactor bool
+	pinCmd := &cobra.Command{
+		Use:   "pin [--2fa] [user@]HOST KEY",
 		Short: "Offer only KEY to HOST (a public key file, a SHA256: fingerprint, or a key comment)",
 		Long: `Pin a key to a host: the agent then offers that host only its pinned keys,
 and refuses to sign for other hosts with the key.
@@ -25,12 +26,28 @@ HOST is an ssh_config-style pattern list: *, ?, !negation, comma-separated;
 a pattern without a port matches every port, [host]:port one port.
 "hostkey SHA256:..." pins by the server's host key fingerprint.
 KEY is a public key file, a SHA256: fingerprint, or the comment of a key in
-the agent or in ~/.ssh/*.pub. The running agent picks the change up at once.`,
-		Args: cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return runPin(cmd.OutOrStdout(), pin.DefaultFiles(), pin.DefaultKeySource(), args[0], args[1])
+the agent or in ~/.ssh/*.pub. The running agent picks the change up at once.
+
+--2fa marks a server that asks for a one-time code on every connection:
+sesame ssh-config then gives it a shared connection (ControlMaster auto,
+a ControlPath in sesame's runtime directory, ControlPersist), so that one
+code serves a working day's logins. With --2fa, KEY may be left out.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if twoFactor {
+				return cobra.RangeArgs(1, 2)(cmd, args)
+			}
+			return cobra.ExactArgs(2)(cmd, args)
 		},
-	})
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key := ""
+			if len(args) == 2 {
+				key = args[1]
+			}
+			return runPin(cmd.OutOrStdout(), pin.DefaultFiles(), pin.DefaultKeySource(), args[0], key, twoFactor)
+		},
+	}
+	pinCmd.Flags().BoolVar(&twoFactor, "2fa", false, "the server asks for a one-time code: share one connection (see sesame ssh-config)")
+	rootCmd.AddCommand(pinCmd)
 	rootCmd.AddCommand(&cobra.Command{
 		Use:   "pins",
 		Short: "List declared and learned pins",
@@ -53,18 +70,26 @@ the agent or in ~/.ssh/*.pub. The running agent picks the change up at once.`,
 	})
 }
 
-func runPin(out io.Writer, files pin.Files, src pin.KeySource, target, keyArg string) error {
-	k, err := pin.ResolveKey(keyArg, src)
-	if err != nil {
-		return err
+func runPin(out io.Writer, files pin.Files, src pin.KeySource, target, keyArg string, twoFactor bool) error {
+	var k pin.Key
+	if keyArg != "" {
+		var err error
+		if k, err = pin.ResolveKey(keyArg, src); err != nil {
+			return err
+		}
 	}
-	p, changed, err := pin.PinKey(files, target, k)
+	p, changed, err := pin.PinKey(files, target, k, twoFactor)
 	if err != nil {
 		return err
 	}
 	desc := k.Fingerprint
 	if k.Comment != "" {
 		desc += " (" + k.Comment + ")"
+	}
+	if desc == "" {
+		desc = "the 2fa flag"
+	} else if twoFactor {
+		desc += " with the 2fa flag"
 	}
 	if !changed {
 		fmt.Fprintf(out, "%s was already pinned to %s\n", desc, p.Target())
@@ -98,7 +123,14 @@ func runPins(out io.Writer, files pin.Files) error {
 		if last, n := pin.LastUse(p, learned); n > 0 {
 			used = fmt.Sprintf("last used %s\t%d×", last.Local().Format(time.DateTime), n)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", p.Target(), p.Key, used, p.Comment)
+		key := p.Key
+		if key == "" {
+			key = "(no key)"
+		}
+		if p.TwoFactor {
+			key += " 2fa"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", p.Target(), key, used, p.Comment)
 	}
 	tw.Flush()
 	fmt.Fprintf(tw, "learned (%s):\n", files.Learned)

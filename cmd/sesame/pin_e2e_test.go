@@ -52,7 +52,13 @@ func newE2EWorld(t *testing.T) *e2eWorld {
 // server starts an sshd and trusts its host key in ~/.ssh/known_hosts.
 func (w *e2eWorld) server(maxAuthTries int) *testbed.SSHD {
 	w.t.Helper()
-	s := testbed.NewSSHD(w.t, testbed.SSHDOptions{MaxAuthTries: maxAuthTries})
+	return w.serverWith(testbed.SSHDOptions{MaxAuthTries: maxAuthTries})
+}
+
+// serverWith is server with every option of the test bed.
+func (w *e2eWorld) serverWith(opt testbed.SSHDOptions) *testbed.SSHD {
+	w.t.Helper()
+	s := testbed.NewSSHD(w.t, opt)
 	kh, err := os.ReadFile(s.KnownHosts)
 	if err != nil {
 		w.t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -80,7 +81,11 @@ type SSHClient struct {
 	GSSAPI        bool   `json:"gssapi_authentication"`
 	Pubkey        bool   `json:"pubkey_authentication"`
 	IdentityAgent string `json:"identity_agent,omitempty"`
-	Error         string `json:"error,omitempty"`
+	// ServerMethods are the authentication methods the server offers,
+	// from a connection that sends only the "none" request; empty when
+	// not reached.
+	ServerMethods []string `json:"server_methods,omitempty"`
+	Error         string   `json:"error,omitempty"`
 }
 
 // Kerberos is the state of the default credentials cache and, for a
@@ -223,6 +228,14 @@ func Check(ctx context.Context, opt Options) (*Report, error) {
 			user = r.SSH.User
 		}
 		checkOffer(r, policy, dest, user, ids)
+		if r.SSH != nil && slices.Contains(r.SSH.ServerMethods, "keyboard-interactive") && !policy.TwoFactor(dest.String(), user) {
+			target := dest.String()
+			if user != "" {
+				target = user + "@" + target
+			}
+			r.suggest("%s offers keyboard-interactive (a password or one-time code at every login): if it asks for a code, sesame pin --2fa %s, then add the output of sesame ssh-config to ~/.ssh/config, so that one code serves a day's connections",
+				dest, pin.ShellWord(target))
+		}
 	}
 	if !opt.SkipKeychain {
 		checkKeychain(r)
@@ -298,7 +311,34 @@ func sshClient(ctx context.Context, host string, port int, user, config string) 
 		// known_hosts, and so the pins by name, use the alias.
 		c.Hostname = alias
 	}
+	c.ServerMethods = serverMethods(ctx, path, args[1:len(args)-2], host)
 	return c
+}
+
+// serverMethods connects with ssh and sends only the "none" userauth
+// request, which every client sends first and sshd does not count against
+// MaxAuthTries: its answer lists the methods the server offers. The host
+// key must already be known (StrictHostKeyChecking yes) and nothing is
+// prompted (BatchMode); no key is offered and no agent is asked.
+func serverMethods(ctx context.Context, sshPath string, opts []string, host string) []string {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	args := append([]string{"-v", "-T", "-o", "BatchMode=yes", "-o", "PreferredAuthentications=none",
+		"-o", "StrictHostKeyChecking=yes", "-o", "ControlMaster=no", "-o", "ControlPath=none",
+		"-o", "IdentityAgent=none", "-o", "ConnectTimeout=10"}, opts...)
+	args = append(args, "--", host, "true")
+	cmd := exec.CommandContext(ctx, sshPath, args...)
+	cmd.Stdin = nil
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Run() // fails: no method is allowed to succeed
+	const marker = "Authentications that can continue: "
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		if _, list, ok := strings.Cut(line, marker); ok {
+			return strings.Split(strings.TrimSpace(list), ",")
+		}
+	}
+	return nil
 }
 
 func firstLine(s string) string {

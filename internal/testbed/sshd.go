@@ -35,6 +35,9 @@ type SSHDOptions struct {
 	// AuthorizeUser), through an AuthorizedKeysCommand run as root, so
 	// that other accounts need no access to the test's directory.
 	PerUserKeys bool
+	// KbdInteractive offers keyboard-interactive, as login nodes asking
+	// for a one-time code do (without PAM it cannot succeed).
+	KbdInteractive bool
 }
 
 // NewSSHD starts sshd and stops it when the test ends.
@@ -74,6 +77,10 @@ func NewSSHD(t T, opt SSHDOptions) *SSHD {
 		gss = "GSSAPIAuthentication yes\nGSSAPIStrictAcceptorCheck no\nGSSAPICleanupCredentials yes"
 		env = append(opt.KDC.Env(), "KRB5_KTNAME=FILE:"+kt)
 	}
+	kbd := "no"
+	if opt.KbdInteractive {
+		kbd = "yes"
+	}
 	extra := opt.Extra
 	if opt.PerUserKeys {
 		extra = fmt.Sprintf("AuthorizedKeysCommand %s %s.%%u\nAuthorizedKeysCommandUser root\n", Path(t, "cat"), s.AuthorizedKeys) + extra
@@ -86,7 +93,7 @@ UsePAM no
 StrictModes no
 PermitRootLogin yes
 PasswordAuthentication no
-KbdInteractiveAuthentication no
+KbdInteractiveAuthentication %s
 PubkeyAuthentication yes
 AuthorizedKeysFile %s
 MaxAuthTries %d
@@ -94,7 +101,7 @@ LogLevel VERBOSE
 AllowAgentForwarding yes
 %s
 %s
-`, s.Port, s.HostKey, s.AuthorizedKeys, opt.MaxAuthTries, gss, extra)
+`, s.Port, s.HostKey, kbd, s.AuthorizedKeys, opt.MaxAuthTries, gss, extra)
 	if err := os.WriteFile(s.Config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
