@@ -32,6 +32,7 @@ type agentBed struct {
 	files Files
 	keys  []ssh.PublicKey
 	lines []string
+	env   []string // more environment for ssh
 }
 
 func newAgentBed(t *testing.T, n int, knownHosts []string, opt Options) *agentBed {
@@ -70,7 +71,7 @@ func newAgentBed(t *testing.T, n int, knownHosts []string, opt Options) *agentBe
 func (b *agentBed) ssh(args ...string) (string, error) {
 	cmd := exec.Command(testbed.Path(b.t, "ssh"), args...)
 	cmd.Dir = b.Dir
-	cmd.Env = append(os.Environ(), "SSH_AUTH_SOCK="+b.sock)
+	cmd.Env = append(append(os.Environ(), b.env...), "SSH_AUTH_SOCK="+b.sock)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

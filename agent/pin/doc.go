@@ -79,7 +79,10 @@
 // costs more than MaxOffer failures. A key accepted is learned and ends
 // the rotation. A server that accepted none after a full round (one that
 // takes passwords or one-time codes only) is offered no key until the
-// state expires (RotationTTL) or `sesame unpin` clears it.
+// state expires (RotationTTL) or `sesame unpin` clears it. ssh lists keys
+// before it tries any method: when it tries Kerberos first, the keys count
+// as tried only if ssh exits within a moment of closing the connection (a
+// failed login), not when it goes on (logged in with a ticket).
 //   - A signature must be for a publickey userauth request (RFC 4252 §7)
 //     whose session id is the last bind's, for the key asked, and (for
 //     publickey-hostbound-v00@openssh.com) naming the bound host key. As

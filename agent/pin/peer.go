@@ -70,6 +70,9 @@ type PeerConfig struct {
 	Keys []string
 	// Explicit: the identity files were configured, not ssh's defaults.
 	Explicit bool
+	// GSSAPIFirst: ssh tries Kerberos (gssapi-with-mic) before keys, so a
+	// login may succeed without any key being offered to the server.
+	GSSAPIFirst bool
 }
 
 // ProbeTimeout bounds one `ssh -G` probe.
@@ -205,6 +208,11 @@ func parseProbe(out []byte, cwd string) (*PeerConfig, error) {
 	}
 	c.User = vals["user"]
 	c.IdentitiesOnly = vals["identitiesonly"] == "yes"
+	if vals["gssapiauthentication"] == "yes" {
+		order := vals["preferredauthentications"]
+		g, k := strings.Index(order, "gssapi-with-mic"), strings.Index(order, "publickey")
+		c.GSSAPIFirst = order == "" || g >= 0 && (k < 0 || g < k)
+	}
 	c.Explicit = len(certs) > 0 || !defaultIdentities(ids)
 	if len(ids)+len(certs) > maxIdentityFiles {
 		return nil, ErrProbe

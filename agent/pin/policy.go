@@ -1028,10 +1028,38 @@ func (p *Policy) ConnClosed(c *agent.ConnInfo) {
 	p.mu.Lock()
 	st := p.conns[c]
 	delete(p.conns, c)
-	if st == nil || st.signed || len(st.offered) == 0 || p.opt.NoLearn {
+	if st == nil || st.signed || len(st.offered) == 0 || p.opt.NoLearn || p.closed {
 		p.mu.Unlock()
 		return
 	}
+	if st.peer != nil && st.peer.GSSAPIFirst && c.PID > 0 {
+		// ssh lists keys before it tries anything; with Kerberos first,
+		// a login may have succeeded without offering any key. A failed
+		// ssh exits at once; one still running a moment later logged in
+		// some other way, and its keys were not necessarily tried.
+		start, ok := procStart(c.PID)
+		p.wg.Add(1)
+		p.mu.Unlock()
+		time.AfterFunc(gssapiGrace, func() {
+			defer p.wg.Done()
+			if now, alive := procStart(c.PID); ok && alive && now == start {
+				return
+			}
+			p.mu.Lock()
+			p.recordTriedLocked(st)
+		})
+		return
+	}
+	p.recordTriedLocked(st)
+}
+
+// gssapiGrace is how long ssh has to exit after a failed login before the
+// keys it was offered count as tried (when it tries Kerberos first).
+const gssapiGrace = 2 * time.Second
+
+// recordTriedLocked adds the keys a connection listed to its server's
+// rotation and writes the state; it unlocks p.mu.
+func (p *Policy) recordTriedLocked(st *connState) {
 	r := p.rotationLocked(st.rk)
 	if r == nil {
 		r = &Rotation{HostKey: st.rk.hostKey, User: st.rk.user}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -138,4 +139,39 @@ func tried(p *Policy) int {
 		n += len(r.Tried)
 	}
 	return n
+}
+
+// ssh tries Kerberos before keys (GSSAPIAuthentication yes): a login that
+// gets in with a ticket offered no key, and must not count the listed keys
+// as tried. Without a ticket the same login fails, and they count.
+func TestRotationNotAfterKerberos(t *testing.T) {
+	kdc := testbed.NewKDC(t, testbed.KDCOptions{})
+	sshd := testbed.NewSSHD(t, testbed.SSHDOptions{KDC: kdc, MaxAuthTries: 3})
+	kdc.AddPrincipal(sshd.User, "pw-for-tests")
+	b := newAgentBed(t, 3, []string{sshd.KnownHosts}, Options{MaxOffer: 2})
+	cc := filepath.Join(t.TempDir(), "cc")
+	b.env = append(kdc.Env(), "KRB5CCNAME=FILE:"+cc)
+	kinit := exec.Command(testbed.Path(t, "kinit"), sshd.User)
+	kinit.Env = append(os.Environ(), b.env...)
+	kinit.Stdin = strings.NewReader("pw-for-tests\n")
+	if out, err := kinit.CombinedOutput(); err != nil {
+		t.Fatalf("kinit: %v\n%s", err, out)
+	}
+	args := sshd.SSHArgs("IdentityFile=/dev/null", "GSSAPIAuthentication=yes")
+	if out, err := b.ssh(append(args, "sleep", "3")...); err != nil {
+		t.Fatalf("Kerberos login: %v\n%s", err, out)
+	}
+	b.p.Flush()
+	if r := b.p.Rotations(); len(r) != 0 {
+		t.Errorf("keys counted as tried after a Kerberos login: %+v", r)
+	}
+	os.Remove(cc)
+	if _, err := b.ssh(append(args, "true")...); err == nil {
+		t.Fatal("logged in without a ticket or an authorized key")
+	}
+	time.Sleep(gssapiGrace)
+	b.p.Flush()
+	if n := tried(b.p); n != 2 {
+		t.Errorf("%d keys counted as tried after a failed login, want 2", n)
+	}
 }
