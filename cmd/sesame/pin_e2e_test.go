@@ -55,7 +55,7 @@ func (w *e2eWorld) server(maxAuthTries int) *testbed.SSHD {
 	return w.serverWith(testbed.SSHDOptions{MaxAuthTries: maxAuthTries})
 }
 
-// serverWith is server with every option of the test bed.
+// serverWith is server with any options.
 func (w *e2eWorld) serverWith(opt testbed.SSHDOptions) *testbed.SSHD {
 	w.t.Helper()
 	s := testbed.NewSSHD(w.t, opt)
