@@ -14,6 +14,7 @@ import (
 
 	"github.com/sesame-ssh/sesame/internal/atomicfile"
 	"github.com/sesame-ssh/sesame/internal/paths"
+	"github.com/sesame-ssh/sesame/internal/statefile"
 )
 
 // The keeper keeps one credentials cache's TGT alive: it renews the ticket
@@ -371,10 +372,20 @@ func SaveKeeperState(s KeeperState) error {
 }
 
 // LoadKeeperState returns the recorded state of the keeper of cache.
+// A file that does not parse is set aside with a warning (the renewer
+// writes a new one at its next step).
 func LoadKeeperState(cache string) (KeeperState, bool) {
 	var s KeeperState
-	b, err := os.ReadFile(KeeperStatePath(cache))
-	if err != nil || json.Unmarshal(b, &s) != nil || s.Cache != cache {
+	p := KeeperStatePath(cache)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return s, false
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		statefile.SetAside(p, "renewal state file", "not valid JSON")
+		return KeeperState{}, false
+	}
+	if s.Cache != cache {
 		return s, false
 	}
 	return s, true

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sesame-ssh/sesame/internal/atomicfile"
 	"github.com/sesame-ssh/sesame/internal/paths"
+	"github.com/sesame-ssh/sesame/internal/statefile"
 )
 
 // LearnedFileName is the name of the learned pins file in paths.State().
@@ -39,6 +40,17 @@ type learnedFile struct {
 	Pins    []Learned `json:"pins"`
 }
 
+// LearnedFormatError says why the learned pins file does not parse, in
+// words (no decoder offsets).
+type LearnedFormatError struct {
+	File   string
+	Reason string
+}
+
+func (e *LearnedFormatError) Error() string {
+	return fmt.Sprintf("learned pins file %s: %s", e.File, e.Reason)
+}
+
 // ParseLearned parses the learned pins file.
 func ParseLearned(data []byte, file string) ([]Learned, error) {
 	if len(data) == 0 {
@@ -46,14 +58,14 @@ func ParseLearned(data []byte, file string) ([]Learned, error) {
 	}
 	var lf learnedFile
 	if err := json.Unmarshal(data, &lf); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+		return nil, &LearnedFormatError{file, "not valid JSON"}
 	}
 	if lf.Version != 1 {
-		return nil, fmt.Errorf("%s: unknown version %d", file, lf.Version)
+		return nil, &LearnedFormatError{file, fmt.Sprintf("unknown version %d", lf.Version)}
 	}
 	for i, l := range lf.Pins {
 		if ValidFingerprint(l.HostKey) != nil || ValidFingerprint(l.Key) != nil {
-			return nil, fmt.Errorf("%s: entry %d: bad fingerprint", file, i+1)
+			return nil, &LearnedFormatError{file, fmt.Sprintf("entry %d: bad fingerprint", i+1)}
 		}
 	}
 	return lf.Pins, nil
@@ -66,14 +78,26 @@ func marshalLearned(pins []Learned) []byte {
 	return append(b, '\n')
 }
 
-// ReadLearned reads the learned pins file; a missing file has none.
+// ReadLearned reads the learned pins file; a missing file has none, and
+// so has a damaged one, which is set aside with a warning.
 func ReadLearned(path string) ([]Learned, error) {
-	return readStateFile(path, maxLearnedFile, ParseLearned)
+	return readStateFile(path, maxLearnedFile, "learned pins file", ParseLearned)
 }
 
-// readStateFile reads and parses one of the JSON state files; a missing
-// file has no entries.
-func readStateFile[T any](path string, max int64, parse func([]byte, string) ([]T, error)) ([]T, error) {
+// formatError is a state file that does not parse. Learned pins are
+// relearned on the next logins and a search for a key starts over: such a
+// file is set aside (kept for a look) and the state goes on empty, rather
+// than stop every command and the agent until someone edits it.
+type formatError interface {
+	error
+	formatReason() string
+}
+
+func (e *LearnedFormatError) formatReason() string { return e.Reason }
+
+// readStateFile reads and parses one of the JSON state files (what names
+// it in the warning); a missing or damaged file has no entries.
+func readStateFile[T any](path string, max int64, what string, parse func([]byte, string) ([]T, error)) ([]T, error) {
 	data, err := readBounded(path, max)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -81,13 +105,20 @@ func readStateFile[T any](path string, max int64, parse func([]byte, string) ([]
 	if err != nil {
 		return nil, err
 	}
-	return parse(data, path)
+	v, err := parse(data, path)
+	var fe formatError
+	if errors.As(err, &fe) {
+		if _, err := statefile.SetAside(path, what, fe.formatReason()); err != nil {
+			return nil, err
+		}
+		return nil, nil
+	}
+	return v, err
 }
 
 // updateStateFile changes a JSON state file under its lock file, so that
-// the agent's writer and a command never lose each other's change. A file
-// that does not parse is an error unless replaceBad is set.
-func updateStateFile[T any](path string, read func(string) ([]T, error), marshal func([]T) []byte, replaceBad bool, change func([]T) []T) error {
+// the agent's writer and a command never lose each other's change.
+func updateStateFile[T any](path string, read func(string) ([]T, error), marshal func([]T) []byte, change func([]T) []T) error {
 	if err := paths.EnsureDir(filepath.Dir(path)); err != nil {
 		return err
 	}
@@ -98,10 +129,7 @@ func updateStateFile[T any](path string, read func(string) ([]T, error), marshal
 	defer unlock()
 	cur, err := read(path)
 	if err != nil {
-		if !replaceBad {
-			return err
-		}
-		cur = nil
+		return err
 	}
 	return atomicfile.Write(path, marshal(change(cur)), 0o600)
 }
@@ -135,7 +163,7 @@ func (ev learnEvent) apply(pins []Learned) []Learned {
 // UpdateLearned changes the learned pins file under its lock, so that the
 // agent's background writer and a command never lose each other's change.
 func UpdateLearned(path string, change func([]Learned) []Learned) error {
-	return updateStateFile(path, ReadLearned, marshalLearned, false, change)
+	return updateStateFile(path, ReadLearned, marshalLearned, change)
 }
 
 // lockFile takes an exclusive flock on path (created 0600).

@@ -65,6 +65,18 @@ type rotationFile struct {
 	Servers []Rotation `json:"servers"`
 }
 
+// RotationFormatError says why the rotation state file does not parse.
+type RotationFormatError struct {
+	File   string
+	Reason string
+}
+
+func (e *RotationFormatError) Error() string {
+	return fmt.Sprintf("key rotation state file %s: %s", e.File, e.Reason)
+}
+
+func (e *RotationFormatError) formatReason() string { return e.Reason }
+
 // ParseRotation parses the rotation state file.
 func ParseRotation(data []byte, file string) ([]Rotation, error) {
 	if len(data) == 0 {
@@ -72,27 +84,28 @@ func ParseRotation(data []byte, file string) ([]Rotation, error) {
 	}
 	var rf rotationFile
 	if err := json.Unmarshal(data, &rf); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+		return nil, &RotationFormatError{file, "not valid JSON"}
 	}
 	if rf.Version != 1 {
-		return nil, fmt.Errorf("%s: unknown version %d", file, rf.Version)
+		return nil, &RotationFormatError{file, fmt.Sprintf("unknown version %d", rf.Version)}
 	}
 	for i, r := range rf.Servers {
 		if ValidFingerprint(r.HostKey) != nil {
-			return nil, fmt.Errorf("%s: entry %d: bad host key fingerprint", file, i+1)
+			return nil, &RotationFormatError{file, fmt.Sprintf("entry %d: bad host key fingerprint", i+1)}
 		}
 		for _, k := range r.Tried {
 			if ValidFingerprint(k) != nil {
-				return nil, fmt.Errorf("%s: entry %d: bad key fingerprint", file, i+1)
+				return nil, &RotationFormatError{file, fmt.Sprintf("entry %d: bad key fingerprint", i+1)}
 			}
 		}
 	}
 	return rf.Servers, nil
 }
 
-// ReadRotation reads the rotation state file; a missing file has none.
+// ReadRotation reads the rotation state file; a missing file has none, and
+// so has a damaged one, which is set aside with a warning.
 func ReadRotation(path string) ([]Rotation, error) {
-	return readStateFile(path, maxRotationFile, ParseRotation)
+	return readStateFile(path, maxRotationFile, "key rotation state file", ParseRotation)
 }
 
 func marshalRotation(rs []Rotation) []byte {
@@ -107,26 +120,20 @@ func marshalRotation(rs []Rotation) []byte {
 }
 
 // UpdateRotation changes the rotation state file under its lock.
-// A file that does not parse is replaced.
 func UpdateRotation(path string, change func([]Rotation) []Rotation) error {
-	return updateStateFile(path, ReadRotation, marshalRotation, true, change)
+	return updateStateFile(path, ReadRotation, marshalRotation, change)
 }
 
-// loadRotationLocked reads the rotation file into p.rot. A file that does
-// not parse is set aside (renamed to *.corrupt) with one warning, and the
-// state starts empty.
+// loadRotationLocked reads the rotation file into p.rot. A damaged file
+// has been set aside by ReadRotation with one warning; one that cannot be
+// read at all gives a warning here; either way the state starts empty.
 func (p *Policy) loadRotationLocked() {
 	rs, err := ReadRotation(p.opt.RotationFile)
 	if err != nil {
-		aside := p.opt.RotationFile + ".corrupt"
-		if rerr := os.Rename(p.opt.RotationFile, aside); rerr == nil {
-			p.log.Warn("rotation state unreadable; set aside, starting afresh", "err", err, "file", aside)
-		} else {
-			p.log.Warn("rotation state unreadable; starting afresh", "err", err)
-		}
-		p.rotSig = statSig(p.opt.RotationFile)
+		p.log.Warn("rotation state not read; starting afresh", "err", err)
 		rs = nil
 	}
+	p.rotSig = statSig(p.opt.RotationFile)
 	p.rot = map[rotKey]*Rotation{}
 	now := p.opt.Now()
 	for i := range rs {

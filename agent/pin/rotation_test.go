@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/sesame-ssh/sesame/agent"
+	"github.com/sesame-ssh/sesame/internal/statefile"
 	"github.com/sesame-ssh/sesame/internal/testbed"
 )
 
@@ -94,6 +95,10 @@ func TestRotationCorruptFile(t *testing.T) {
 	dir := t.TempDir()
 	rf := filepath.Join(dir, RotationFileName)
 	os.WriteFile(rf, []byte(`{"version":1,"servers":[{"host_key":"nope"`), 0o600)
+	var warnings []string
+	old := statefile.Warn
+	statefile.Warn = func(msg string) { warnings = append(warnings, msg) }
+	t.Cleanup(func() { statefile.Warn = old })
 	var logs bytes.Buffer
 	p := New(Options{PinsFile: filepath.Join(dir, "pins"), LearnedFile: filepath.Join(dir, "learned.json"),
 		KnownHostsFiles: []string{}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
@@ -102,14 +107,14 @@ func TestRotationCorruptFile(t *testing.T) {
 		t.Errorf("rotation from a corrupt file: %+v", r)
 	}
 	p.Rotations()
-	if n := strings.Count(logs.String(), "level=WARN"); n != 1 {
-		t.Errorf("%d warnings:\n%s", n, logs.String())
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "key rotation state file "+rf+" is damaged (not valid JSON)") || logs.Len() != 0 {
+		t.Errorf("warnings: %q, log:\n%s", warnings, logs.String())
 	}
-	if _, err := os.Stat(rf + ".corrupt"); err != nil {
-		t.Errorf("not set aside: %v", err)
+	if m, _ := filepath.Glob(rf + ".damaged-*"); len(m) != 1 {
+		t.Errorf("not set aside: %v", m)
 	}
-	for _, bad := range []string{"", "null", "[]", `{"version":2}`, `{"version":1,"servers":[{"host_key":"SHA256:x"}]}`} {
-		if _, err := ParseRotation([]byte(bad), "f"); err == nil && bad != "" {
+	for _, bad := range []string{"null", "[]", `{"version":2}`, `{"version":1,"servers":[{"host_key":"SHA256:x"}]}`} {
+		if _, err := ParseRotation([]byte(bad), "f"); err == nil {
 			t.Errorf("%q parsed", bad)
 		}
 	}

@@ -70,7 +70,7 @@ is never retried, so account lockout policies see a single failure.`,
 	f.StringVarP(&p.renewable, "renewable", "r", "", "requested renewable life, e.g. 7d")
 	f.BoolVarP(&p.forwardable, "forwardable", "f", false, "request a forwardable ticket")
 	f.BoolVarP(&p.notForwardable, "not-forwardable", "F", false, "request a non-forwardable ticket")
-	f.StringVarP(&p.ccache, "cache", "c", "", "credentials cache (FILE:path, DIR:dir or a path)")
+	cacheFlag(f, &p.ccache)
 	f.BoolVarP(&p.renew, "renew", "R", false, "renew the ticket-granting ticket in the cache")
 	f.BoolVar(&p.remember, "remember", false, "store the password in the keychain so that 'sesame renew' and the agent can get a new ticket when this one can no longer be renewed")
 	rootCmd.AddCommand(cmd)
@@ -80,13 +80,13 @@ is never retried, so account lockout policies see a single failure.`,
 // the cache, obtains or renews the TGT and stores it atomically.
 func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 	if p.forwardable && p.notForwardable {
-		return errors.New("-f and -F contradict each other")
+		return newUsageError(subcommand("kinit"), "-f and -F contradict each other")
 	}
 	if p.keytabName != "" || p.clientKeytab {
 		p.useKeytab = true // MIT: -t and -i imply -k
 	}
 	if p.keytabName != "" && p.clientKeytab {
-		return errors.New("-t and -i contradict each other")
+		return newUsageError(subcommand("kinit"), "-t and -i contradict each other")
 	}
 	if p.useKeytab && p.passwordStdin {
 		return errors.New("--password-stdin and a keytab (-k, -t, -i) contradict each other")
@@ -268,7 +268,7 @@ func loginOptions(cfg *krb.Config, name krb.CacheName, p kinitParams) (krb.Login
 func parseLife(flag, s string) (time.Duration, error) {
 	d, err := krb.ParseDeltat(s)
 	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("bad %s duration %q (examples: 10h, 7d, 90m, 30s)", flag, s)
+		return 0, newUsageError(subcommand("kinit"), "bad value %q for %s: want a duration such as 10h, 7d, 90m or 30s", s, flag)
 	}
 	return d, nil
 }
@@ -324,12 +324,15 @@ func loadKeytab(cfg *krb.Config, name string, client bool) (*keytab.Keytab, erro
 			return nil, fmt.Errorf("keytab %s: only FILE keytabs are supported", name)
 		}
 	}
+	if err := checkReadableFile("keytab", path); err != nil {
+		return nil, err
+	}
 	kt, err := keytab.Load(path)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("keytab %s does not exist", path)
-		}
-		return nil, fmt.Errorf("cannot read keytab %s: %w", path, err)
+		// gokrb5's parse errors read "invalid keytab data. First byte
+		// does not equal 5": say it in the user's terms.
+		return nil, &hintedError{fmt.Errorf("keytab %s is not a keytab file (or is damaged)", path),
+			"create one with ktutil or kadmin ktadd, or name another with -t"}
 	}
 	return kt, nil
 }

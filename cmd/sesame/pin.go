@@ -48,14 +48,20 @@ code serves a working day's logins. With --2fa, KEY may be left out.`,
 	}
 	pinCmd.Flags().BoolVar(&twoFactor, "2fa", false, "the server asks for a one-time code: share one connection (see sesame ssh-config)")
 	rootCmd.AddCommand(pinCmd)
-	rootCmd.AddCommand(&cobra.Command{
-		Use:   "pins",
+	var pinsJSON bool
+	pinsCmd := &cobra.Command{
+		Use:   "pins [--json]",
 		Short: "List declared and learned pins",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if pinsJSON {
+				return runPinsJSON(cmd.OutOrStdout(), pin.DefaultFiles())
+			}
 			return runPins(cmd.OutOrStdout(), pin.DefaultFiles())
 		},
-	})
+	}
+	jsonFlag(pinsCmd.Flags(), &pinsJSON)
+	rootCmd.AddCommand(pinsCmd)
 	rootCmd.AddCommand(&cobra.Command{
 		Use:   "unpin [user@]HOST [KEY]",
 		Short: "Remove the pins of HOST (only those of KEY when given), declared and learned",
@@ -99,20 +105,38 @@ func runPin(out io.Writer, files pin.Files, src pin.KeySource, target, keyArg st
 	return nil
 }
 
+// pinsState is what `sesame pins` shows: the declared pins from the file;
+// learned pins and the rotation state from the running agent, which knows
+// what it has not written yet, else from the files.
+type pinsState struct {
+	declared []pin.Pin
+	learned  []pin.Learned
+	rotation []pin.Rotation
+	source   string // where learned pins and rotation came from
+}
+
+func readPinsState(files pin.Files) (pinsState, error) {
+	var st pinsState
+	var err error
+	st.declared, st.learned, err = pin.List(files)
+	if err != nil {
+		return st, err
+	}
+	if rep, ok := agentPinsReport(); ok {
+		st.learned, st.rotation, st.source = rep.Learned, rep.Rotation, "the running agent"
+		return st, nil
+	}
+	st.source = files.RotationFile()
+	st.rotation, err = pin.ReadRotation(files.RotationFile())
+	return st, err
+}
+
 func runPins(out io.Writer, files pin.Files) error {
-	declared, learned, err := pin.List(files)
+	st, err := readPinsState(files)
 	if err != nil {
 		return err
 	}
-	// The running agent knows more than the files: learned pins not yet
-	// written, and the rotation state it keeps in memory.
-	rotation, rerr := pin.ReadRotation(files.RotationFile())
-	source := files.RotationFile()
-	if rep, ok := agentPinsReport(); ok {
-		learned, rotation, source = rep.Learned, rep.Rotation, "the running agent"
-	} else if rerr != nil {
-		rotation = nil
-	}
+	declared, learned, rotation, source := st.declared, st.learned, st.rotation, st.source
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "declared (%s):\n", files.Pins)
 	if len(declared) == 0 {
@@ -190,6 +214,54 @@ func agentPinsReport() (pin.Report, bool) {
 		return rep, false
 	}
 	return rep, true
+}
+
+// pinsJSON is `sesame pins --json`: the same lists for scripts.
+type pinsJSON struct {
+	DeclaredFile string         `json:"declared_file"`
+	LearnedFile  string         `json:"learned_file"`
+	Declared     []declaredJSON `json:"declared"`
+	Learned      []pin.Learned  `json:"learned"`
+	// Rotation is the search for the key of servers without pins.
+	Rotation []pin.Rotation `json:"rotation"`
+	// Source says where learned pins and rotation come from: the running
+	// agent, or the state file.
+	Source string `json:"source"`
+}
+
+type declaredJSON struct {
+	Target    string     `json:"target"`
+	Key       string     `json:"key"`
+	TwoFactor bool       `json:"2fa,omitempty"`
+	Comment   string     `json:"comment,omitempty"`
+	Line      int        `json:"line"`
+	LastUsed  *time.Time `json:"last_used,omitempty"`
+	Uses      int        `json:"uses"`
+}
+
+func runPinsJSON(out io.Writer, files pin.Files) error {
+	st, err := readPinsState(files)
+	if err != nil {
+		return err
+	}
+	r := pinsJSON{DeclaredFile: files.Pins, LearnedFile: files.Learned, Declared: []declaredJSON{}, Learned: st.learned,
+		Rotation: st.rotation, Source: st.source}
+	if r.Learned == nil {
+		r.Learned = []pin.Learned{}
+	}
+	if r.Rotation == nil {
+		r.Rotation = []pin.Rotation{}
+	}
+	for _, p := range st.declared {
+		d := declaredJSON{Target: p.Target(), Key: p.Key, TwoFactor: p.TwoFactor, Comment: p.Comment, Line: p.Line}
+		if last, n := pin.LastUse(p, st.learned); n > 0 {
+			d.LastUsed, d.Uses = &last, n
+		}
+		r.Declared = append(r.Declared, d)
+	}
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
 }
 
 func joinNames(names []string) string {

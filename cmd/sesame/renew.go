@@ -51,7 +51,7 @@ with the command's status.`,
 	}
 	f := cmd.Flags()
 	f.SortFlags = false
-	f.StringVarP(&p.ccache, "cache", "c", "", "credentials cache (default: KRB5CCNAME, default_ccache_name)")
+	cacheFlag(f, &p.ccache)
 	f.BoolVarP(&p.background, "background", "b", false, "run in the background")
 	f.BoolVarP(&p.useKeytab, "keytab", "k", false, "re-acquire from a keytab when the ticket cannot be renewed")
 	f.StringVarP(&p.keytabName, "keytab-file", "t", "", "keytab for -k (default KRB5_CLIENT_KTNAME, else KRB5_KTNAME or default_keytab_name)")
