@@ -97,11 +97,11 @@ func TestParseSSHCommand(t *testing.T) {
 		argv, probe string
 		ok          bool
 	}{
-		{"ssh host", "-G -- host", true},
-		{"ssh -i k.pub -oIdentitiesOnly=yes host ls -l", "-G -i k.pub -o IdentitiesOnly=yes -- host ls -l", true},
-		{"ssh host -i k -p 22 uptime", "-G -i k -p 22 -- host uptime", true},
-		{"ssh -vE log -y -O exit -M -f -N host", "-G -v -- host", true},
-		{"ssh -- -host", "-G -- -host", true},
+		{"ssh host", "-G -o LogLevel=ERROR -- host", true},
+		{"ssh -i k.pub -oIdentitiesOnly=yes host ls -l", "-G -o LogLevel=ERROR -i k.pub -o IdentitiesOnly=yes -- host ls -l", true},
+		{"ssh host -i k -p 22 uptime", "-G -o LogLevel=ERROR -i k -p 22 -- host uptime", true},
+		{"ssh -vE log -y -O exit -M -f -N -q -A host", "-G -o LogLevel=ERROR -A -- host", true},
+		{"ssh -- -host", "-G -o LogLevel=ERROR -- -host", true},
 		{"ssh -Z host", "", false},
 		{"ssh -i", "", false},
 		{"scp a b", "", false},

@@ -42,8 +42,9 @@ const sshOptsAll = sshOptsWithArg + "1246AaCfGgKkMNnqsTtVvXxYy"
 // sshOptsDropped are options left out of the `ssh -G` probe: -E names a
 // log file ssh would create, -y sends the log to syslog, -O/-M/-f/-N
 // concern a connection the probe never makes, -V and -Q print something
-// else than the configuration.
-const sshOptsDropped = "EyOMfNVQ"
+// else than the configuration, and -v/-q would change the log level the
+// probe sets (errors only, so that a Match exec failure is seen).
+const sshOptsDropped = "EyOMfNVQvq"
 
 // SSHCommand is an ssh command line taken apart as ssh(1) does: options,
 // the destination, options after it, then the remote command.
@@ -111,7 +112,7 @@ func ParseSSHCommand(argv []string) (SSHCommand, bool) {
 // write files or do anything but print the configuration. Every argument
 // stays a separate word: nothing passes through a shell.
 func (c SSHCommand) ProbeArgs() []string {
-	args := []string{"-G"}
+	args := []string{"-G", "-o", "LogLevel=ERROR"}
 	for _, o := range c.Options {
 		if strings.Contains(sshOptsDropped, o[0]) {
 			continue

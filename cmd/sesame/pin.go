@@ -64,7 +64,7 @@ code serves a working day's logins. With --2fa, KEY may be left out.`,
 	rootCmd.AddCommand(pinsCmd)
 	rootCmd.AddCommand(&cobra.Command{
 		Use:   "unpin [user@]HOST [KEY]",
-		Short: "Remove the pins of HOST (only those of KEY when given), declared and learned",
+		Short: "Remove the pins of HOST (only those of KEY when given), declared and learned, and the keys tried on it",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key := ""
