@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,7 +24,10 @@ import (
 // two rejected keys each, login 3 gets in, login 4 offers only that key.
 func TestRotationFindsTheKey(t *testing.T) {
 	sshd := testbed.NewSSHD(t, testbed.SSHDOptions{MaxAuthTries: 3})
-	b := newAgentBed(t, 6, []string{sshd.KnownHosts}, Options{MaxOffer: 2})
+	var mu sync.Mutex
+	var notes []string
+	notify := func(summary, body string) { mu.Lock(); notes = append(notes, body); mu.Unlock() }
+	b := newAgentBed(t, 6, []string{sshd.KnownHosts}, Options{MaxOffer: 2, Notify: notify})
 	sshd.Authorize(b.lines[4])
 	args := append(sshd.SSHArgs("IdentityFile=/dev/null"), "echo", "in")
 	failed := 0
@@ -60,6 +64,13 @@ func TestRotationFindsTheKey(t *testing.T) {
 	if r := b.p.Rotations(); len(r) != 0 {
 		t.Errorf("rotation kept after the key was found: %+v", r)
 	}
+	// Keys were kept back from the failed logins: one notification (at
+	// most one per server and user in a while) with the command.
+	mu.Lock()
+	if len(notes) != 1 || !strings.Contains(notes[0], fmt.Sprintf("sesame pin '%s@[localhost]:%d' KEY", sshd.User, sshd.Port)) {
+		t.Errorf("notifications: %q", notes)
+	}
+	mu.Unlock()
 	hk := hostKeyOf(t, sshd)
 	got := b.p.OfferAs(&agent.ConnInfo{Binds: []agent.Bind{{HostKey: hk}}}, sshd.User, b.ids())
 	if fps(got) != "k5" {
