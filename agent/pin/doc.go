@@ -64,8 +64,9 @@
 //     for many servers is common.
 //   - Any other host is offered at most MaxOffer keys (DefaultMaxOffer):
 //     keys that worked elsewhere, most recently successful first, then the
-//     others in the agent's order, skipping the keys the rotation says
-//     this server already refused (below).
+//     others in the agent's order, and last the keys other accounts use on
+//     this server, skipping the keys the rotation says this server already
+//     refused (below).
 //
 // Pins are per account: the user is known at listing time when the client
 // is ssh (below); otherwise every user's pins of the host apply, as the

@@ -601,9 +601,9 @@ func (p *Policy) Offer(c *agent.ConnInfo, ids []agent.Identity) []agent.Identity
 	return p.offerLocked(c, st, ids)
 }
 
-// connLocked returns the state of a connection bound for authentication
-// from a client process (one bind, not forwarding), creating it; nil for
-// any other connection.
+// connLocked returns the state of a bound connection, creating it. Only a
+// client's own authentication (one bind, not forwarding, a known pid) has
+// a process worth inspecting: a forwarded agent's client is elsewhere.
 func (p *Policy) connLocked(c *agent.ConnInfo) *connState {
 	st := p.conns[c]
 	if st == nil {
@@ -613,7 +613,7 @@ func (p *Policy) connLocked(c *agent.ConnInfo) *connState {
 		st = &connState{}
 		p.conns[c] = st
 		if len(c.Binds) != 1 || c.Binds[0].Forwarding || c.PID <= 0 {
-			st.probed = true // nothing to learn: a forwarded agent's client is elsewhere
+			st.probed = true
 		}
 	}
 	return st
@@ -754,19 +754,27 @@ func (p *Policy) chooseLocked(st *connState, h *hostInfo, user string, ok, skip 
 			return pick(cs)
 		}
 	}
-	// Unpinned host: keys that worked elsewhere, most recently successful
-	// first, then the others in the agent's order; keys this server was
+	// Unpinned host (or a new account on it): keys that worked elsewhere,
+	// most recently successful first, then the others in the agent's
+	// order, and last the keys of other accounts on this server (a second
+	// account seldom shares the first one's key); keys this server was
 	// offered before without success are skipped; at most MaxOffer.
-	var used, fresh []cand
+	otherAccount := map[string]bool{}
+	for _, i := range p.lidx.byHost[h.fp] {
+		otherAccount[p.learned[i].Key] = true
+	}
+	var used, fresh, others []cand
 	for _, k := range ok {
-		if _, found := p.lidx.lastUse[k.fp]; found {
+		if _, found := p.lidx.lastUse[k.fp]; otherAccount[k.fp] {
+			others = append(others, k)
+		} else if found {
 			used = append(used, k)
 		} else {
 			fresh = append(fresh, k)
 		}
 	}
 	byRecency(used, globalLast)
-	all := append(used, fresh...)
+	all := append(append(used, fresh...), others...)
 	rk := rotKey{h.fp, user}
 	if r := p.rotationLocked(rk); r != nil {
 		tried := map[string]bool{}
