@@ -43,6 +43,11 @@ type entry struct {
 	timer   *time.Timer
 	priv    any              // the private key as added, for sealing
 	cert    *ssh.Certificate // nil for a plain key
+	// dest are the key's destination constraints (ssh-add -h); exts the
+	// constraint extensions as added, kept to add the key again after a
+	// lock.
+	dest []DestConstraint
+	exts []xagent.ConstraintExtension
 
 	// use guards the key material (priv, signer): a signature holds it
 	// for reading from its first read of the key to its last, and the
@@ -185,8 +190,17 @@ func newEntry(key xagent.AddedKey) (*entry, error) {
 			return nil, fmt.Errorf("certificate: %w", err)
 		}
 	}
+	// The constraints point into the request buffer as well.
+	exts := make([]xagent.ConstraintExtension, len(key.ConstraintExtensions))
+	for i, x := range key.ConstraintExtensions {
+		exts[i] = xagent.ConstraintExtension{ExtensionName: x.ExtensionName, ExtensionDetails: bytes.Clone(x.ExtensionDetails)}
+	}
+	dest, err := parseConstraintExtensions(exts)
+	if err != nil {
+		return nil, err
+	}
 	e := &entry{signer: signer, pub: signer.PublicKey(), comment: key.Comment, confirm: key.ConfirmBeforeUse,
-		priv: key.PrivateKey, cert: key.Certificate}
+		priv: key.PrivateKey, cert: key.Certificate, dest: dest, exts: exts}
 	e.pubBlob = e.pub.Marshal()
 	e.blob = string(e.pubBlob)
 	e.keyBlob = e.blob
@@ -308,7 +322,11 @@ func (k *keyring) removeAll() error {
 }
 
 // identities lists the usable keys; none while locked.
-func (k *keyring) identities() []Identity {
+func (k *keyring) identities() []Identity { return k.identitiesFor(nil) }
+
+// identitiesFor lists the usable keys that a connection with these binds
+// may see under the keys' destination constraints.
+func (k *keyring) identitiesFor(binds []Bind) []Identity {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	if k.locked {
@@ -316,11 +334,23 @@ func (k *keyring) identities() []Identity {
 	}
 	ids := make([]Identity, 0, len(k.order))
 	for _, e := range k.order {
-		if k.liveLocked(e) {
-			ids = append(ids, Identity{Key: e.pub, Comment: e.comment})
+		if k.liveLocked(e) && destPermitted(e.dest, binds, nil) == nil {
+			ids = append(ids, Identity{Key: e.pub, Comment: e.comment, Destinations: e.dest})
 		}
 	}
 	return ids
+}
+
+// hasConstrained reports whether some key has destination constraints.
+func (k *keyring) hasConstrained() bool {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	for _, e := range k.order {
+		if len(e.dest) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // lookup returns the entry for a public key blob and whether signing
@@ -419,7 +449,8 @@ func (k *keyring) lockAndExport() []xagent.AddedKey {
 		if !k.liveLocked(e) {
 			continue
 		}
-		ak := xagent.AddedKey{PrivateKey: e.priv, Certificate: e.cert, Comment: e.comment, ConfirmBeforeUse: e.confirm}
+		ak := xagent.AddedKey{PrivateKey: e.priv, Certificate: e.cert, Comment: e.comment, ConfirmBeforeUse: e.confirm,
+			ConstraintExtensions: e.exts}
 		if !e.expire.IsZero() {
 			ak.LifetimeSecs = uint32(max(1, (e.expire.Sub(now)+time.Second-1)/time.Second))
 		}

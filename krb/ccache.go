@@ -1,16 +1,15 @@
 package krb
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math"
 	"os"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sesame-ssh/sesame/internal/atomicfile"
@@ -579,40 +578,22 @@ func (cc *CCache) SetKDCOffset(d time.Duration) {
 // a *NoCacheError (errors.Is ErrNoCache); a damaged one a
 // *CCacheFormatError naming the file.
 func ReadCCache(path string) (*CCache, error) {
-	f, err := os.Open(path)
+	f, _, err := openCCacheFile(path, false)
 	if err != nil {
-		// MIT reports a path through a non-directory as "no cache" too.
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-			return nil, &NoCacheError{Path: path, Err: err}
-		}
-		return nil, fmt.Errorf("read credentials cache %s: %w", path, ccErrFromPath(err))
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("read credentials cache %s: %w", path, ccErrFromPath(err))
-	}
-	if !st.Mode().IsRegular() {
-		return nil, &NotAFileError{Path: path, IsDir: st.IsDir()}
-	}
-	// Read at most one byte past the cap to tell "too large" apart.
-	data, err := io.ReadAll(io.LimitReader(f, ccMaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read credentials cache %s: %w", path, ccErrFromPath(err))
-	}
-	if len(data) > ccMaxFileSize {
-		return nil, &CCacheFormatError{Path: path, Msg: fmt.Sprintf("larger than %d MiB", ccMaxFileSize>>20)}
-	}
-	cc, err := ParseCCache(data)
-	if err != nil {
-		var fe *CCacheFormatError
-		if errors.As(err, &fe) {
-			fe.Path = path
-		}
 		return nil, err
 	}
-	return cc, nil
+	defer f.Close()
+	// MIT reads under a shared lock, so a writer's change is seen whole.
+	// A lock held longer than this is not waited for: reading must not
+	// hang (a file written in place is still checked by the parser).
+	ctx, cancel := context.WithTimeout(context.Background(), ccReadLockWait)
+	lockCCacheFile(ctx, f, false)
+	cancel()
+	return readCCacheFile(f, path)
 }
+
+// ccReadLockWait bounds how long a reader waits for a writer's lock.
+const ccReadLockWait = 2 * time.Second
 
 // ccErrFromPath drops the *fs.PathError wrapper (the caller names the path).
 func ccErrFromPath(err error) error {
@@ -647,6 +628,7 @@ func WriteCCache(path string, cc *CCache) error {
 		}
 		return fmt.Errorf("cannot store credentials: %w", err)
 	}
+	removeStaleTemps(path, false)
 	return nil
 }
 
@@ -655,6 +637,8 @@ func WriteCCache(path string, cc *CCache) error {
 // keys do not linger on disk. A symbolic link is removed without writing
 // through it. A missing file gives a *NoCacheError.
 func DestroyCCache(path string) error {
+	// Stale temporary files of ours hold credentials too.
+	defer removeStaleTemps(path, true)
 	fi, err := os.Lstat(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -663,6 +647,14 @@ func DestroyCCache(path string) error {
 		return fmt.Errorf("destroy credentials cache %s: %w", path, ccErrFromPath(err))
 	}
 	if fi.Mode().IsRegular() {
+		// Wait (briefly) for a writer holding the lock, so that the
+		// zeros do not land in the middle of its write.
+		if f, _, err := openCCacheFile(path, true); err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), ccDestroyLockWait)
+			lockCCacheFile(ctx, f, true)
+			cancel()
+			defer f.Close()
+		}
 		if err := atomicfile.Zero(path); err != nil {
 			return fmt.Errorf("destroy credentials cache %s: %w", path, ccErrFromPath(err))
 		}

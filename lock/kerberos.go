@@ -1,6 +1,7 @@
 package lock
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/sesame-ssh/sesame/internal/atomicfile"
+	"github.com/sesame-ssh/sesame/krb"
 )
 
 // KerberosMode says what happens to the Kerberos ticket cache on lock.
@@ -86,24 +88,16 @@ func (k *Kerberos) file() string { return strings.TrimPrefix(k.Path, "FILE:") }
 // file. A missing file is not an error: there is nothing to stash. The
 // file is destroyed only once its content is sealed.
 func StashCCache(v *Vault, path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("stash ticket cache: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
 		return fmt.Errorf("stash ticket cache: %s is not a regular file", path)
 	}
-	data, err := os.ReadFile(path)
+	// Under the cache's lock, as MIT tools take it: a ticket stored
+	// meanwhile is either stashed or waits for the file to be gone.
+	err := krb.TakeCCache(context.Background(), path, func(data []byte) error { return v.Put(stashID, data) })
 	if err != nil {
 		return fmt.Errorf("stash ticket cache: %w", err)
 	}
-	if err := v.Put(stashID, data); err != nil {
-		return fmt.Errorf("stash ticket cache: %w", err)
-	}
-	return Destroy(path)
+	return nil
 }
 
 // RestoreCCache writes the stashed cache in m back to path, atomically and
@@ -135,7 +129,9 @@ func RestoreCCache(m map[string][]byte, path string, valid func([]byte) bool) er
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("restore ticket cache: %w", err)
 	}
-	if err := atomicfile.Write(path, data, 0o600); err != nil {
+	// Created only if no cache is there, also when one appears while
+	// restoring: it is newer than the stash.
+	if _, err := krb.CreateCCacheFile(path, data); err != nil {
 		return fmt.Errorf("restore ticket cache: %w", err)
 	}
 	return nil

@@ -176,6 +176,11 @@ func printDoctor(w io.Writer, r *doctor.Report) {
 		default:
 			line("%d keys loaded; a server without pins is offered at most %d", len(a.Keys), a.MaxOffer)
 		}
+		for _, k := range a.Keys {
+			if len(k.Destinations) > 0 {
+				line("%s %s: only for %s (ssh-add -h), besides its pins", k.Fingerprint, k.Comment, strings.Join(k.Destinations, ", "))
+			}
+		}
 		if a.Error != "" {
 			line("%s", a.Error)
 		}

@@ -72,10 +72,16 @@ func runRenew(ctx context.Context, p renewParams, command []string, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	// Fail now, not in the background, when there is nothing to keep.
+	// Fail now, not in the background, when there is nothing to keep or
+	// the renewed ticket could not be written.
 	cc, err := krb.ReadCCache(name.Path())
 	if err != nil {
 		return err
+	}
+	if len(command) == 0 {
+		if err := krb.CheckReplaceable(name.Path()); err != nil {
+			return err
+		}
 	}
 	if _, ok := cc.TGT(); !ok {
 		return fmt.Errorf("%s holds no ticket-granting ticket; get one with sesame kinit", name)
@@ -91,18 +97,37 @@ func runRenew(ctx context.Context, p renewParams, command []string, stderr io.Wr
 	}
 	os.Unsetenv(envRenewChild)
 
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer stop()
 	if len(command) > 0 {
-		return renewAround(ctx, cfg, cc, kt, command)
+		ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+		defer stop()
+		return renewAround(ctx, cfg, name.String(), cc, kt, command)
 	}
+	ctx, stop := signalContext(ctx)
+	defer stop()
 	k := newKeeper(cfg, name.String(), name.Path(), kt)
-	return k.Run(ctx)
+	return renewExit(k.Run(ctx), stderr)
+}
+
+// exitRenewStopped is sesame renew's exit status when renewal stopped for
+// good (a rejected secret, an expired ticket, a cache it cannot write):
+// contrib/systemd's unit lists it in RestartPreventExitStatus, so that a
+// restart does not run into the same wall every few minutes.
+const exitRenewStopped = 3
+
+// renewExit prints a final stop the way main does any error, and exits
+// with exitRenewStopped.
+func renewExit(err error, stderr io.Writer) error {
+	var se *krb.StopError
+	if errors.As(err, &se) {
+		fmt.Fprintf(stderr, "sesame: %v\n", err)
+		return exitError{exitRenewStopped}
+	}
+	return err
 }
 
 // renewAround runs command with a private copy of the cache kept alive
 // until it exits, and returns its exit status.
-func renewAround(ctx context.Context, cfg *krb.Config, cc *krb.CCache, kt *keytab.Keytab, command []string) error {
+func renewAround(ctx context.Context, cfg *krb.Config, scope string, cc *krb.CCache, kt *keytab.Keytab, command []string) error {
 	dir, err := os.MkdirTemp("", "sesame-renew-")
 	if err != nil {
 		return err
@@ -116,7 +141,9 @@ func renewAround(ctx context.Context, cfg *krb.Config, cc *krb.CCache, kt *keyta
 
 	kctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- newKeeper(cfg, "FILE:"+path, path, kt).Run(kctx) }()
+	k := newKeeper(cfg, "FILE:"+path, path, kt)
+	k.SecretScope = scope
+	go func() { done <- k.Run(kctx) }()
 
 	c := exec.Command(command[0], command[1:]...)
 	c.Env = append(os.Environ(), "KRB5CCNAME=FILE:"+path)
@@ -160,6 +187,9 @@ func newKeeper(cfg *krb.Config, display, path string, kt *keytab.Keytab) *krb.Ke
 		Cache: display,
 		Load:  func() (*krb.CCache, error) { return krb.ReadCCache(path) },
 		Store: func(cc *krb.CCache) error { return krb.WriteCCache(path, cc) },
+		Update: func(ctx context.Context, modify func(*krb.CCache) (*krb.CCache, error)) error {
+			return krb.UpdateCCache(ctx, path, modify)
+		},
 		Renew: func(ctx context.Context, cc *krb.CCache) (*krb.CCache, error) {
 			return client(cc.DefaultPrincipal.Realm).Renew(ctx, cc)
 		},
@@ -199,6 +229,10 @@ func newKeeper(cfg *krb.Config, display, path string, kt *keytab.Keytab) *krb.Ke
 		k.Acquire = func(ctx context.Context, princ krb.Principal) (*krb.CCache, error) {
 			return acquire(ctx, princ, func(o *krb.LoginOptions) (func(), error) { o.Keytab = kt; return func() {}, nil })
 		}
+		k.Secret = func(princ krb.Principal) (string, string, error) {
+			fp, kvno, err := krb.KeytabFingerprint(kt, princ)
+			return fmt.Sprintf("keytab key (version %d)", kvno), fp, err
+		}
 	default:
 		if hasStoredPasswords() {
 			k.Acquire = func(ctx context.Context, princ krb.Principal) (*krb.CCache, error) {
@@ -210,6 +244,15 @@ func newKeeper(cfg *krb.Config, display, path string, kt *keytab.Keytab) *krb.Ke
 					o.Password = pw
 					return func() { clear(pw) }, nil
 				})
+			}
+			k.Secret = func(princ krb.Principal) (string, string, error) {
+				pw, err := storedPassword(princ.String())
+				if err != nil {
+					return "stored password", "", err
+				}
+				defer clear(pw)
+				fp, err := krb.PasswordFingerprint(princ.String(), pw)
+				return "stored password", fp, err
 			}
 		}
 	}

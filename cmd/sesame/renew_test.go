@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -256,5 +257,321 @@ func TestRenewKeytabWithoutPrincipalStops(t *testing.T) {
 	}
 	if r := e.sesame("", "klist"); !strings.Contains(r.out, "Renewal stopped") {
 		t.Fatalf("klist does not say renewal stopped:\n%s", r.out)
+	}
+}
+
+// lockoutPolicy puts princ under a lockout policy, so that the KDC counts
+// failed authentications ("Failed password attempts").
+func (e *krbEnv) lockoutPolicy(princ string) {
+	e.kdc.Kadmin("addpol -maxfailure 10 -failurecountinterval 0 -lockoutduration 0 lockout")
+	e.kdc.Kadmin("modprinc -policy lockout " + princ)
+}
+
+// renewUntilExit runs one `sesame renew args…` to its end and returns its
+// output and exit status; it fails the test if it is still running after
+// limit.
+func (e *krbEnv) renewUntilExit(limit time.Duration, args ...string) (string, int) {
+	e.t.Helper()
+	stop, done := e.startRenewer(args...)
+	select {
+	case <-done:
+	case <-time.After(limit):
+		out, _ := stop()
+		e.t.Fatalf("sesame renew still running after %v:\n%s", limit, out)
+	}
+	return stop()
+}
+
+// Issue 16: a stored password the KDC rejects costs exactly one failure,
+// however many renewers start after it (one after another, as a login
+// shell or a restarted unit would); a new kinit --remember clears it.
+func TestRenewRejectedPasswordStaysRejectedAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	e := newKrbEnv(t, "rita")
+	e.lockoutPolicy("rita")
+	pass := filepath.Join(t.TempDir(), "vault-pass")
+	os.WriteFile(pass, []byte("vault passphrase for tests\n"), 0o600)
+	e.env = append(e.env, "SESAME_PASSPHRASE_FILE="+pass, "SESAME_BACKEND=vault")
+	// Not renewable: the keeper re-acquires at half-life (10 s).
+	e.must(e.sesame(krbTestPassword+"\n", "kinit", "--password-stdin", "--remember", "-l", "20s", "rita"), "kinit --remember")
+	e.kdc.Kadmin("cpw -pw Another-pw-2 rita")
+	if n := e.kdc.FailedAttempts("rita"); n != 0 {
+		t.Fatalf("%d failures before the test", n)
+	}
+	for i := 1; i <= 4; i++ {
+		out, code := e.renewUntilExit(90 * time.Second)
+		if code != exitRenewStopped {
+			t.Fatalf("renewer %d: exit %d, want %d (stopped for good):\n%s", i, code, exitRenewStopped, out)
+		}
+		if n := e.kdc.FailedAttempts("rita"); n != 1 {
+			t.Fatalf("after renewer %d the KDC counts %d failed attempts, want 1:\n%s", i, n, out)
+		}
+		if i > 1 && !strings.Contains(out, "not sent again") {
+			t.Fatalf("renewer %d does not say why it did not try:\n%s", i, out)
+		}
+	}
+	// A new kinit --remember with the new password: the renewer
+	// re-acquires with it again.
+	e.must(e.sesame("Another-pw-2\n", "kinit", "--password-stdin", "--remember", "-l", "20s", "rita"), "kinit --remember, new password")
+	first := e.tgt()
+	stop, _ := e.startRenewer()
+	sleepUntil(first.EndTime.Add(2 * time.Second))
+	out, _ := stop()
+	if got := e.tgt(); !got.AuthTime.After(first.AuthTime) {
+		t.Fatalf("no fresh ticket from the newly stored password:\n%s", out)
+	}
+	if n := e.kdc.FailedAttempts("rita"); n != 0 && n != 1 {
+		t.Fatalf("KDC failure count %d after the new password", n)
+	}
+}
+
+// The same for a keytab whose key changed on the KDC; a new keytab clears
+// it.
+func TestRenewRejectedKeytabStaysRejectedAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	e := newKrbEnv(t, "kate")
+	e.kdc.AddPrincipal("ksvc", "")
+	e.kdc.Kadmin("modprinc +requires_preauth ksvc")
+	e.lockoutPolicy("ksvc")
+	kt := e.kdc.Keytab("ksvc")
+	e.must(e.sesame("", "kinit", "-k", "-t", kt, "-l", "20s", "ksvc"), "kinit -k")
+	e.kdc.Kadmin("cpw -randkey ksvc") // the key (and kvno) change on the KDC
+	for i := 1; i <= 4; i++ {
+		out, code := e.renewUntilExit(90*time.Second, "-k", "-t", kt)
+		if code != exitRenewStopped {
+			t.Fatalf("renewer %d: exit %d, want %d:\n%s", i, code, exitRenewStopped, out)
+		}
+		if n := e.kdc.FailedAttempts("ksvc"); n != 1 {
+			t.Fatalf("after renewer %d the KDC counts %d failed attempts, want 1:\n%s", i, n, out)
+		}
+	}
+	fresh := e.kdc.Keytab("ksvc") // new key, new kvno
+	first := e.tgt()
+	stop, _ := e.startRenewer("-k", "-t", fresh)
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) && !e.tgt().AuthTime.After(first.AuthTime) {
+		time.Sleep(time.Second)
+	}
+	out, _ := stop()
+	if !e.tgt().AuthTime.After(first.AuthTime) {
+		t.Fatalf("the new keytab was not used:\n%s", out)
+	}
+}
+
+// Issue 16: kdestroy while a renewal is held up by a paused KDC; when the
+// KDC answers, the cache stays gone and the renewer says why it stops.
+func TestRenewDoesNotResurrectDestroyedCache(t *testing.T) {
+	t.Parallel()
+	e := newKrbEnv(t, "dora")
+	e.must(e.sesame(krbTestPassword+"\n", "kinit", "--password-stdin", "-l", "20s", "-r", "10m", "dora"), "kinit")
+	first := e.tgt()
+	stop, done := e.startRenewer()
+	// The keeper renews at half-life (10 s): pause the KDC just before.
+	sleepUntil(first.StartTime.Add(8 * time.Second))
+	e.kdc.Pause()
+	sleepUntil(first.StartTime.Add(11 * time.Second))
+	e.must(e.mit("", "kdestroy"), "MIT kdestroy")
+	e.kdc.Resume()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+	}
+	out, code := stop()
+	if _, err := os.Lstat(e.cache); !os.IsNotExist(err) {
+		t.Fatalf("the destroyed cache came back (%v):\n%s", err, out)
+	}
+	if code == 0 || !strings.Contains(out, "removed") && !strings.Contains(out, "no credentials cache") {
+		t.Fatalf("renewer exit %d without saying the cache was removed:\n%s", code, out)
+	}
+}
+
+// Issue 16: MIT kinit, sesame kinit, kvno and kinit -R in loops on one
+// cache with the renewer running: the cache is never missing, empty,
+// unreadable or rolled back; in a second phase without fresh logins, a
+// service ticket once stored is never lost.
+func TestRenewUnderConcurrentWriters(t *testing.T) {
+	t.Parallel()
+	e := newKrbEnv(t, "lena")
+	e.kdc.AddPrincipal("host/localhost", "")
+	life := []string{"-l", "8s", "-r", "10m"}
+	e.must(e.sesame(krbTestPassword+"\n", append([]string{"kinit", "--password-stdin"}, append(life, "lena")...)...), "kinit")
+	stop, _ := e.startRenewer()
+	defer stop()
+	svc := "host/localhost@" + e.kdc.Realm
+
+	run := func(deadline time.Time, stdin, bin string, args ...string) func() {
+		doneCh := make(chan struct{})
+		go func() {
+			defer close(doneCh)
+			for time.Now().Before(deadline) {
+				c := exec.Command(bin, args...)
+				c.Env = e.env
+				c.Stdin = strings.NewReader(stdin)
+				c.Run()
+			}
+		}()
+		return func() { <-doneCh }
+	}
+	check := func(deadline time.Time, keepSvc bool) {
+		var lastEnd time.Time
+		sawSvc := false
+		for n := 0; time.Now().Before(deadline); n++ {
+			cc, err := krb.ReadCCache(e.cache)
+			if err != nil {
+				t.Fatalf("read %d: %v", n, err)
+			}
+			tgt, ok := cc.TGT()
+			if !ok || cc.DefaultPrincipal.String() != "lena@"+e.kdc.Realm {
+				t.Fatalf("read %d: no TGT of lena (principal %s, %d entries)", n, cc.DefaultPrincipal, len(cc.Credentials))
+			}
+			// Writers race by up to a KDC round trip; a rollback is an
+			// old ticket written back, many seconds older.
+			if tgt.EndTime.Before(lastEnd.Add(-3 * time.Second)) {
+				t.Fatalf("read %d: TGT end went back from %v to %v", n, lastEnd, tgt.EndTime)
+			}
+			if tgt.EndTime.After(lastEnd) {
+				lastEnd = tgt.EndTime
+			}
+			has := false
+			for _, c := range cc.Tickets() {
+				has = has || c.Server.String() == svc
+			}
+			if keepSvc && sawSvc && !has {
+				t.Fatalf("read %d: the service ticket was lost", n)
+			}
+			sawSvc = sawSvc || has
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	mitKinit, mitKvno := testbed.Path(t, "kinit"), testbed.Path(t, "kvno")
+	// Phase 1: everything at once.
+	deadline := time.Now().Add(30 * time.Second)
+	waits := []func(){
+		run(deadline, krbTestPassword+"\n", mitKinit, append(life, "lena")...),
+		run(deadline, krbTestPassword+"\n", e.bin, append([]string{"kinit", "--password-stdin"}, append(life, "lena")...)...),
+		run(deadline, "", mitKvno, "host/localhost"),
+		run(deadline, "", mitKinit, "-R"),
+		run(deadline, "", e.bin, "kinit", "-R"),
+	}
+	check(deadline, false)
+	for _, w := range waits {
+		w()
+	}
+	// Phase 2: only writers that keep what is in the cache.
+	deadline = time.Now().Add(20 * time.Second)
+	waits = []func(){
+		run(deadline, "", mitKvno, "host/localhost"),
+		run(deadline, "", e.bin, "kinit", "-R"),
+	}
+	check(deadline, true)
+	for _, w := range waits {
+		w()
+	}
+	if out, code := stop(); code != 0 {
+		t.Fatalf("renewer exit %d:\n%s", code, out)
+	}
+}
+
+// mountTmpfs mounts a small tmpfs of size (e.g. "256k") on a new temp dir
+// and unmounts it when the test ends.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	testbed.NeedRoot(t)
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
+		testbed.Missing(t, fmt.Sprintf("mount tmpfs: %v %s", err, out))
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	return dir
+}
+
+// Issue 16: a renewer that could not write the cache says so at start, in
+// one line, and exits non-zero: a symbolic link at the cache's name, a
+// read-only file system.
+func TestRenewRefusesCacheItCannotReplace(t *testing.T) {
+	t.Parallel()
+	e := newKrbEnv(t, "uma")
+	e.must(e.sesame(krbTestPassword+"\n", "kinit", "--password-stdin", "uma"), "kinit")
+	real := e.cache + ".real"
+	os.Rename(e.cache, real)
+	os.Symlink(real, e.cache)
+	r := e.sesame("", "renew")
+	if r.code == 0 || !strings.Contains(r.err, "symbolic link") || strings.Count(strings.TrimSpace(r.err), "\n") > 1 {
+		t.Fatalf("renew on a symlinked cache: exit %d, %q", r.code, r.err)
+	}
+
+	dir := mountTmpfs(t, "1m")
+	cache := filepath.Join(dir, "krb5cc")
+	env := append(e.env, "KRB5CCNAME=FILE:"+cache)
+	ro := *e
+	ro.env = env
+	ro.must(ro.sesame(krbTestPassword+"\n", "kinit", "--password-stdin", "uma"), "kinit on tmpfs")
+	if out, err := exec.Command("mount", "-o", "remount,ro", dir).CombinedOutput(); err != nil {
+		t.Fatalf("remount ro: %v %s", err, out)
+	}
+	r = ro.sesame("", "renew")
+	if r.code == 0 || !strings.Contains(r.err, "read-only") {
+		t.Fatalf("renew on a read-only cache: exit %d, %q", r.code, r.err)
+	}
+}
+
+// Issue 16: a full disk. A new kinit fails with a clear error and leaves
+// the old cache as it was; the renewer keeps the ticket alive (its write
+// goes into the space the cache already has) and works on once space
+// returns.
+func TestRenewOnFullDisk(t *testing.T) {
+	t.Parallel()
+	e := newKrbEnv(t, "vera")
+	dir := mountTmpfs(t, "64k")
+	e.cache = filepath.Join(dir, "krb5cc")
+	e.env = append(e.env, "KRB5CCNAME=FILE:"+e.cache)
+	e.must(e.sesame(krbTestPassword+"\n", "kinit", "--password-stdin", "-l", "20s", "-r", "10m", "vera"), "kinit")
+	before, _ := os.ReadFile(e.cache)
+	first := e.tgt()
+	// Fill the file system.
+	filler, _ := os.Create(filepath.Join(dir, "filler"))
+	buf := make([]byte, 4096)
+	for {
+		if _, err := filler.Write(buf); err != nil {
+			break
+		}
+	}
+	filler.Close()
+	r := e.sesame(krbTestPassword+"\n", "kinit", "--password-stdin", "-l", "20s", "-r", "10m", "vera")
+	if r.code == 0 || !strings.Contains(r.err, "no space left") {
+		t.Fatalf("kinit on a full disk: exit %d, %q", r.code, r.err)
+	}
+	if now, _ := os.ReadFile(e.cache); !bytes.Equal(now, before) {
+		t.Fatal("a failed kinit changed the cache")
+	}
+	stop, _ := e.startRenewer()
+	sleepUntil(first.EndTime.Add(3 * time.Second))
+	if got := e.tgt(); !got.EndTime.After(first.EndTime) {
+		out, _ := stop()
+		t.Fatalf("ticket not renewed on a full disk:\n%s", out)
+	}
+	os.Remove(filepath.Join(dir, "filler"))
+	e.must(e.sesame(krbTestPassword+"\n", "kinit", "--password-stdin", "-l", "20s", "-r", "10m", "vera"), "kinit once space is back")
+	if out, code := stop(); code != 0 {
+		t.Fatalf("renewer exit %d:\n%s", code, out)
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, en := range ents {
+		if strings.Contains(en.Name(), ".tmp-") {
+			t.Errorf("temporary file %s left behind", en.Name())
+		}
+	}
+}
+
+// The shipped unit must not restart into a final stop: its
+// RestartPreventExitStatus names the status sesame renew exits with then.
+func TestRenewUnitDoesNotRestartAfterFinalStop(t *testing.T) {
+	b, err := os.ReadFile("../../contrib/systemd/sesame-renew.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("RestartPreventExitStatus=%d", exitRenewStopped)
+	if !strings.Contains(string(b), "\n"+want+"\n") {
+		t.Fatalf("sesame-renew.service lacks %s", want)
 	}
 }

@@ -39,7 +39,7 @@ type usageError struct {
 
 func (e *usageError) Error() string { return e.msg }
 
-// Hint shows the command's usage line and where the full help is.
+// Hint shows the command's usage line.
 func (e *usageError) Hint() string {
 	if e.cmd == nil || e.cmd == rootCmd {
 		return "sesame --help lists the commands"
