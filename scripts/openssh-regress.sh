@@ -33,6 +33,9 @@
 #   --with-sk    keep the sk-dummy FIDO provider for sesame too (without it
 #                the suite leaves out the security-key types, which sesame's
 #                agent does not hold yet; the baseline always has it)
+#   --print-sk-dummy  build (or reuse) the regress binaries, print the
+#                path of the sk-dummy FIDO provider and run no test; the
+#                Go tests find it there (testbed.SKDummy, SESAME_SK_DUMMY)
 #   TEST…        test names (agent, cert-file, …); default: every test in
 #                regress/ that starts an agent
 # Environment: SESAME_REGRESS_CACHE overrides the cache directory; with CI
@@ -41,13 +44,14 @@ set -euo pipefail
 
 regress_user=sesame-regress
 repo=$(cd "$(dirname "$0")/.." && pwd)
-baseline=0 refresh=0 keep=0 with_sk=0 source_dir="" agent_flags="" sesame_bin="" tests=()
+baseline=0 refresh=0 keep=0 with_sk=0 print_sk=0 source_dir="" agent_flags="" sesame_bin="" tests=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --baseline) baseline=1 ;;
     --refresh) refresh=1 ;;
     --keep) keep=1 ;;
     --with-sk) with_sk=1 ;;
+    --print-sk-dummy) print_sk=1 ;;
     --agent-flags) agent_flags=$2; shift ;;
     --source) source_dir=$(cd "$2" && pwd); shift ;;
     --sesame) sesame_bin=$2; shift ;;
@@ -59,7 +63,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-if [ "$baseline" = 0 ]; then
+if [ "$baseline" = 0 ] && [ "$print_sk" = 0 ]; then
   sesame_bin=${sesame_bin:-$repo/bin/sesame}
   [ -x "$sesame_bin" ] || { echo "openssh-regress: $sesame_bin not found (run make build, or give --sesame)" >&2; exit 2; }
   sesame_bin=$(cd "$(dirname "$sesame_bin")" && pwd)/$(basename "$sesame_bin")
@@ -83,6 +87,7 @@ if [ "$(id -u)" -eq 0 ]; then
   [ "$refresh" = 1 ] && args+=(--refresh)
   [ "$keep" = 1 ] && args+=(--keep)
   [ "$with_sk" = 1 ] && args+=(--with-sk)
+  [ "$print_sk" = 1 ] && args+=(--print-sk-dummy)
   [ -n "$agent_flags" ] && args+=(--agent-flags "$agent_flags")
   # The user needs to read the script, the binary and a given source tree:
   # copy them to a directory it can read rather than opening up ours.
@@ -90,7 +95,7 @@ if [ "$(id -u)" -eq 0 ]; then
   trap 'rm -rf "$stage"' EXIT
   chmod 0755 "$stage"
   cp "$0" "$stage/openssh-regress.sh"
-  if [ "$baseline" = 0 ]; then
+  if [ "$baseline" = 0 ] && [ "$print_sk" = 0 ]; then
     cp "$sesame_bin" "$stage/sesame"
     args+=(--sesame "$stage/sesame")
   fi
@@ -115,7 +120,8 @@ cache=${SESAME_REGRESS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sesame-openssh-reg
 # Readable by others: agent-getpeereid runs the built ssh-add as nobody.
 umask 022
 mkdir -p "$cache"
-say() { printf '%s\n' "$*"; }
+# With --print-sk-dummy, stdout carries only the path.
+say() { if [ "$print_sk" = 1 ]; then printf '%s\n' "$*" >&2; else printf '%s\n' "$*"; fi; }
 die() { printf 'openssh-regress: %s\n' "$*" >&2; exit 1; }
 
 # fetch_debian_source puts the newest bookworm openssh source package into
@@ -201,6 +207,14 @@ else
 fi
 src="$tree/src"
 obj="$src/regress"
+
+if [ "$print_sk" = 1 ]; then
+  sk="$obj/misc/sk-dummy/sk-dummy.so"
+  [ -f "$sk" ] || [ ! -f "$sk.hidden" ] || mv -f "$sk.hidden" "$sk"
+  [ -f "$sk" ] || die "sk-dummy.so was not built in $tree"
+  printf '%s\n' "$sk"
+  exit 0
+fi
 
 if [ ${#tests[@]} -eq 0 ]; then
   # Every test that starts an agent, except the harness itself.
