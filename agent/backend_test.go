@@ -191,3 +191,83 @@ func TestBackendBroken(t *testing.T) {
 		})
 	}
 }
+
+// softHSM makes a SoftHSM2 token (PIN 1234) holding one RSA key, with its
+// configuration in SOFTHSM2_CONF for this test (the backend ssh-agent's
+// PKCS#11 helper inherits it), and returns the provider library and the
+// key's public line as ssh-keygen -D prints it.
+func softHSM(t *testing.T) (provider, pubLine string) {
+	util := testbed.Path(t, "softhsm2-util")
+	for _, p := range []string{"/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+		"/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so"} {
+		if _, err := os.Stat(p); err == nil {
+			provider = p
+			break
+		}
+	}
+	if provider == "" {
+		testbed.Missing(t, "libsofthsm2.so not found (scripts/install-deps.sh installs softhsm2)")
+	}
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens")
+	os.Mkdir(tokens, 0o700)
+	conf := filepath.Join(dir, "softhsm2.conf")
+	os.WriteFile(conf, []byte("directories.tokendir = "+tokens+"\nobjectstore.backend = file\nlog.level = ERROR\n"), 0o600)
+	t.Setenv("SOFTHSM2_CONF", conf)
+	run := func(name string, args ...string) string {
+		out, err := exec.Command(name, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	run(util, "--init-token", "--free", "--label", "sesame", "--pin", "1234", "--so-pin", "12345678")
+	key := filepath.Join(dir, "key.pem")
+	run(testbed.Path(t, "openssl"), "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", key)
+	run(util, "--import", key, "--token", "sesame", "--label", "sesame-key", "--id", "01", "--pin", "1234")
+	pub := strings.TrimSpace(run(testbed.Path(t, "ssh-keygen"), "-D", provider))
+	if pub == "" || strings.Count(pub, "\n") != 0 {
+		t.Fatalf("ssh-keygen -D: want one key, got %q", pub)
+	}
+	return provider, pub
+}
+
+// A PKCS#11 key from a SoftHSM2 token: ssh-add -s with the PIN through
+// SSH_ASKPASS, listed, used to log in, refused while locked, gone after
+// ssh-add -e.
+func TestBackendPKCS11(t *testing.T) {
+	provider, pub := softHSM(t)
+	sshd := testbed.NewSSHD(t, testbed.SSHDOptions{})
+	sshd.Authorize(pub + "\n")
+	e := startSesame(t, Options{})
+	e.setPassphrase("1234") // the askpass script answers the PIN prompt
+	if out, err := e.run("ssh-add", "-s", provider); err != nil {
+		t.Fatalf("ssh-add -s: %v\n%s", err, out)
+	}
+	pubFile := filepath.Join(t.TempDir(), "token.pub")
+	os.WriteFile(pubFile, []byte(pub+"\n"), 0o600)
+	if l := e.list(); !strings.Contains(l, fingerprint(t, pubFile)) || !strings.Contains(l, "(RSA)") {
+		t.Fatalf("ssh-add -l after ssh-add -s:\n%s", l)
+	}
+	if out, err := e.loginWith(sshd, pubFile); err != nil {
+		t.Fatalf("login with the token's key: %v\n%s", err, out)
+	}
+	if err := e.srv.Lock([]byte("lock-pass")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := e.loginWith(sshd, pubFile); err == nil {
+		t.Errorf("login through a locked agent:\n%s", out)
+	}
+	if err := e.srv.Unlock([]byte("lock-pass")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := e.loginWith(sshd, pubFile); err != nil {
+		t.Errorf("login after unlock: %v\n%s", err, out)
+	}
+	if out, err := e.run("ssh-add", "-e", provider); err != nil {
+		t.Fatalf("ssh-add -e: %v\n%s", err, out)
+	}
+	if l := e.list(); l != "" {
+		t.Errorf("after ssh-add -e:\n%s", l)
+	}
+}

@@ -238,7 +238,6 @@ fi
 
 # Tests sesame does not run, each with the reason (README.md lists them).
 declare -A skip_reason=(
-  [agent-pkcs11]="PKCS#11 tokens (ssh-add -s) are not supported by sesame agent yet"
 )
 
 # Steps that fail only because the security-key types are left out (a
