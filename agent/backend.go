@@ -209,16 +209,37 @@ func (b *backend) stop() {
 	b.cleanupLocked()
 }
 
+// oneShotTimeout bounds a request of sesame's own to the backend:
+// ssh-agent serves one request at a time, and one may be waiting for a
+// touch or a PIN.
+const oneShotTimeout = 5 * time.Second
+
 // oneShot sends one request on a fresh connection, for requests that
-// concern the whole backend (lock, unlock, remove all).
+// concern the whole backend (lock, unlock, remove all, the status).
 func (b *backend) oneShot(msg []byte) ([]byte, error) {
 	if !b.running() {
 		return nil, nil
 	}
-	var bc backendConn
-	bc.b = b
+	bc := backendConn{b: b, deadline: time.Now().Add(oneShotTimeout)}
 	defer bc.close()
 	return bc.request(msg)
+}
+
+// kinds lists the backend's keys by fingerprint (KeyFingerprint) with
+// their kind (KeyKind).
+func (b *backend) kinds() map[string]string {
+	reply, err := b.oneShot([]byte{msgRequestIdentities})
+	if err != nil || reply == nil {
+		return nil
+	}
+	keys, _ := parseIdentities(reply)
+	out := make(map[string]string, len(keys))
+	for _, k := range keys {
+		if pub, err := ssh.ParsePublicKey(k.Blob); err == nil {
+			out[KeyFingerprint(pub)] = KeyKind(pub, true)
+		}
+	}
+	return out
 }
 
 // lock locks the backend with a random passphrase of its own: sesame's
@@ -260,9 +281,10 @@ const msgSuccess = 6
 // the backend applies destination constraints as if it were talking to
 // the client.
 type backendConn struct {
-	b     *backend
-	c     net.Conn
-	binds [][]byte // session-bind extension requests, whole
+	b        *backend
+	c        net.Conn
+	binds    [][]byte  // session-bind extension requests, whole
+	deadline time.Time // for oneShot; zero for a client's connection
 }
 
 // bind records an accepted session-bind and passes it on.
@@ -296,6 +318,9 @@ func (bc *backendConn) request(msg []byte) ([]byte, error) {
 			return nil, fmt.Errorf("%w: %w", ErrBackend, err)
 		}
 		bc.c = c
+		if !bc.deadline.IsZero() {
+			c.SetDeadline(bc.deadline)
+		}
 		for _, req := range bc.binds {
 			reply, err := bc.roundTrip(req)
 			if err != nil {

@@ -76,6 +76,10 @@ func TestBackendSecurityKeys(t *testing.T) {
 	if n := strings.Count(list, "\n"); n != 3 {
 		t.Errorf("ssh-add -l lists %d keys, want 3:\n%s", n, list)
 	}
+	st := e.srv.Status()
+	if st.Keys != 3 || len(st.Kinds) != 2 || st.Kinds[fingerprint(t, skEd+".pub")] != "sk" || st.Kinds[fingerprint(t, skEC+".pub")] != "sk" {
+		t.Errorf("status: %d keys, kinds %v", st.Keys, st.Kinds)
+	}
 	for _, f := range []string{skEd, skEC} {
 		if err := e.signFile(f + ".pub"); err != nil {
 			t.Errorf("sign with %s: %v", filepath.Base(f), err)
@@ -248,6 +252,9 @@ func TestBackendPKCS11(t *testing.T) {
 	os.WriteFile(pubFile, []byte(pub+"\n"), 0o600)
 	if l := e.list(); !strings.Contains(l, fingerprint(t, pubFile)) || !strings.Contains(l, "(RSA)") {
 		t.Fatalf("ssh-add -l after ssh-add -s:\n%s", l)
+	}
+	if st := e.srv.Status(); st.Keys != 1 || st.Kinds[fingerprint(t, pubFile)] != "pkcs11" {
+		t.Errorf("status: %d keys, kinds %v", st.Keys, st.Kinds)
 	}
 	if out, err := e.loginWith(sshd, pubFile); err != nil {
 		t.Fatalf("login with the token's key: %v\n%s", err, out)
