@@ -67,7 +67,7 @@ openssh-regress: build
 # The concurrency tests of the agent and the lock under the race detector
 # (which needs cgo): signatures racing lock/unlock, connection limits.
 race:
-	CGO_ENABLED=1 $(GO) test -count=1 -race -run 'Race|Stress|InFlight' ./agent/ ./lock/
+	CGO_ENABLED=1 $(GO) test -count=1 -race -run 'Race|Stress|InFlight|ConnectionRoom|IdleConnections|Backoff|StoreGuesses' ./agent/ ./lock/
 
 # Run every Fuzz* function for a bounded time. Go allows one fuzz target per
 # invocation, so list them per package first.

@@ -58,6 +58,7 @@ func (c *conn) List() ([]*xagent.Key, error) {
 	if c.s.opts.Policy != nil && len(ids) > 0 {
 		ids = c.s.opts.Policy.Offer(&c.info, ids)
 	}
+	ids = fitIdentities(ids)
 	out := make([]*xagent.Key, len(ids))
 	for i, id := range ids {
 		out[i] = &xagent.Key{Format: id.Key.Type(), Blob: id.Key.Marshal(), Comment: id.Comment}
@@ -141,9 +142,17 @@ func (c *conn) signBlob(blob, data []byte, flags xagent.SignatureFlags) (*ssh.Si
 	if err != nil {
 		return nil, err
 	}
-	if len(e.dest) > 0 {
-		if err := checkDestSign(e.dest, c.info.Binds, blob, data); err != nil {
-			c.log.Debug("destination constraint refused signature", "key", ssh.FingerprintSHA256(e.pub), "err", err)
+	// A certificate is bound by its key's constraints as well as its own.
+	var inherited []DestConstraint
+	if e.cert != nil {
+		inherited = c.s.keys.keyDest(e)
+	}
+	for _, cs := range [][]DestConstraint{e.dest, inherited} {
+		if len(cs) == 0 {
+			continue
+		}
+		if err := checkDestSign(cs, c.info.Binds, blob, data); err != nil {
+			c.log.Debug("destination constraint refused signature", "key", KeyFingerprint(e.pub), "err", err)
 			return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 		}
 	}

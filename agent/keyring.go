@@ -94,38 +94,69 @@ type keyring struct {
 	nowFunc func() time.Time
 
 	// answer is the IDENTITIES_ANSWER for a connection without a policy,
-	// rebuilt on every change so that listing costs a copy; it is not
+	// built at the first listing after a change (stale) so that listing
+	// costs a copy, and adding many keys costs no rebuild each; it is not
 	// used once firstExpiry has passed and the expiry timer is due.
 	answer      []byte
+	stale       bool
 	firstExpiry time.Time
+	builds      int // answers built, for tests
 }
 
 func newKeyring() *keyring {
-	k := &keyring{byBlob: make(map[string]*entry), nowFunc: time.Now}
-	k.rebuildLocked()
-	return k
+	return &keyring{byBlob: make(map[string]*entry), nowFunc: time.Now, stale: true}
 }
 
 // SSH_AGENT_IDENTITIES_ANSWER (draft-ietf-sshm-ssh-agent, section 4.4).
 const msgIdentitiesAnswer = 12
 
-// rebuildLocked recomputes the cached identities answer.
-func (k *keyring) rebuildLocked() {
+// rebuildLocked marks the cached identities answer out of date after a
+// change; the next listing builds it.
+func (k *keyring) rebuildLocked() { k.stale = true }
+
+// buildLocked builds the cached identities answer: the keys in order, as
+// many as fit in one agent message (see fitIdentities).
+func (k *keyring) buildLocked() {
 	k.firstExpiry = time.Time{}
-	n := 0
+	var order []*entry
 	if !k.locked {
-		n = len(k.order)
+		order = k.order
 	}
-	b := []byte{msgIdentitiesAnswer}
-	b = binary.BigEndian.AppendUint32(b, uint32(n))
-	for _, e := range k.order[:n] {
+	b := []byte{msgIdentitiesAnswer, 0, 0, 0, 0}
+	n := 0
+	for _, e := range order {
+		if len(b)+identitySize(len(e.pubBlob), len(e.comment)) > MaxMessage {
+			break
+		}
 		b = appendString(b, e.pubBlob)
 		b = appendString(b, []byte(e.comment))
+		n++
+	}
+	for _, e := range order {
 		if !e.expire.IsZero() && (k.firstExpiry.IsZero() || e.expire.Before(k.firstExpiry)) {
 			k.firstExpiry = e.expire
 		}
 	}
-	k.answer = b
+	binary.BigEndian.PutUint32(b[1:5], uint32(n))
+	k.answer, k.stale = b, false
+	k.builds++
+}
+
+// identitySize is the size of one key in an IDENTITIES_ANSWER.
+func identitySize(blob, comment int) int { return 8 + blob + comment }
+
+// fitIdentities returns the longest prefix of ids whose IDENTITIES_ANSWER
+// fits in one agent message. OpenSSH's clients refuse a reply over 256 KiB
+// (ssh-add -l would list nothing, ssh would offer nothing); with thousands
+// of keys loaded, the first ones are listed, and every one still signs.
+func fitIdentities(ids []Identity) []Identity {
+	size := 5
+	for i, id := range ids {
+		if size += identitySize(len(id.Key.Marshal()), len(id.Comment)); size > MaxMessage {
+			return ids[:i]
+		}
+	}
+	return ids
 }
 
 func appendString(b, s []byte) []byte {
@@ -137,8 +168,17 @@ func appendString(b, s []byte) []byte {
 // key that has just expired (then the caller takes the slow path).
 func (k *keyring) identitiesAnswer() ([]byte, bool) {
 	k.mu.RLock()
+	if k.stale {
+		k.mu.RUnlock()
+		k.mu.Lock()
+		if k.stale {
+			k.buildLocked()
+		}
+		k.mu.Unlock()
+		k.mu.RLock()
+	}
 	defer k.mu.RUnlock()
-	if !k.firstExpiry.IsZero() && !k.nowFunc().Before(k.firstExpiry) {
+	if k.stale || !k.firstExpiry.IsZero() && !k.nowFunc().Before(k.firstExpiry) {
 		return nil, false
 	}
 	return k.answer, true
@@ -273,6 +313,23 @@ func (k *keyring) liveLocked(e *entry) bool {
 	return ke == nil || ke.expire.IsZero() || now.Before(ke.expire)
 }
 
+// keyDestLocked is the destination constraints e inherits from its key:
+// those of the plain key's entry when e is a certificate of a loaded key.
+// A certificate must satisfy both its own and its key's.
+func (k *keyring) keyDestLocked(e *entry) []DestConstraint {
+	if ke := k.keyEntryLocked(e); ke != nil && ke != e {
+		return ke.dest
+	}
+	return nil
+}
+
+// keyDest is keyDestLocked for a caller without k.mu.
+func (k *keyring) keyDest(e *entry) []DestConstraint {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.keyDestLocked(e)
+}
+
 // confirmLocked reports whether a signature with e needs the user's
 // confirmation: e's own, or its key's.
 func (k *keyring) confirmLocked(e *entry) bool {
@@ -334,7 +391,8 @@ func (k *keyring) identitiesFor(binds []Bind) []Identity {
 	}
 	ids := make([]Identity, 0, len(k.order))
 	for _, e := range k.order {
-		if k.liveLocked(e) && destPermitted(e.dest, binds, nil) == nil {
+		if k.liveLocked(e) && destPermitted(e.dest, binds, nil) == nil &&
+			destPermitted(k.keyDestLocked(e), binds, nil) == nil {
 			ids = append(ids, Identity{Key: e.pub, Comment: e.comment, Destinations: e.dest})
 		}
 	}

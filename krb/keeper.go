@@ -382,8 +382,12 @@ func (k *Keeper) Run(ctx context.Context) error {
 			case ActAcquire:
 				what, fp, rej := k.secretRejected(cc.DefaultPrincipal)
 				if rej != nil {
-					return k.stopErr(fmt.Sprintf("the %s for %s was rejected by the KDC on %s (%s); it is not sent again until it changes",
-						what, rej.Principal, rej.When.Local().Format("01/02/06 15:04:05"), rej.Reason), ErrRejected)
+					when := ""
+					if !rej.When.IsZero() {
+						when = " on " + rej.When.Local().Format("01/02/06 15:04:05")
+					}
+					return k.stopErr(fmt.Sprintf("the %s for %s was rejected by the KDC%s (%s); it is not sent again until it changes",
+						what, rej.Principal, when, rej.Reason), ErrRejected)
 				}
 				got, err = k.Acquire(ctx, cc.DefaultPrincipal)
 				if err != nil && Rejected(err) && fp != "" && ctx.Err() == nil {

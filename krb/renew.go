@@ -93,6 +93,13 @@ func (c *Client) Renew(ctx context.Context, cc *CCache) (*CCache, error) {
 				}
 				return nil, skewError(ke, clock)
 			case errorcode.KRB_AP_ERR_TKT_EXPIRED:
+				if left := old.EndTime.Sub(clock.now()); left > 0 {
+					// Samba's KDC already treats a TGT as expired in
+					// its last two minutes or so.
+					return nil, &Error{Kind: ErrTicketExpired, Err: ke,
+						Msg:  fmt.Sprintf("the kdc refuses to renew the ticket-granting ticket %v before it expires (too close to its end for this kdc)", left.Round(time.Second)),
+						hint: "run `sesame kinit` again; renew earlier next time"}
+				}
 				return nil, &Error{Kind: ErrTicketExpired, Err: ke, Msg: "the kdc says the ticket-granting ticket has expired",
 					hint: "run `sesame kinit` again"}
 			case errorcode.KDC_ERR_BADOPTION:

@@ -104,3 +104,43 @@ func TestUpdateRefusesHardLinkedCache(t *testing.T) {
 		t.Fatal("the hard-linked file was changed")
 	}
 }
+
+// A rejection record that cannot be read counts as a rejection (the secret
+// is not sent on a guess); a record names its secret, so another secret
+// is not blocked by it.
+func TestRejectionRecords(t *testing.T) {
+	t.Setenv("SESAME_HOME", t.TempDir())
+	fp1, err := PasswordFingerprint("alice@EX.ORG", []byte("one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp2, _ := PasswordFingerprint("alice@EX.ORG", []byte("two"))
+	if fp1 == fp2 || strings.Contains(fp1, "one") {
+		t.Fatal("fingerprints do not tell the secrets apart")
+	}
+	if _, ok := FindRejection("FILE:/c", "alice@EX.ORG", fp1); ok {
+		t.Fatal("rejection found before any was recorded")
+	}
+	if err := RecordRejection(Rejection{Cache: "FILE:/c", Principal: "alice@EX.ORG", Fingerprint: fp1, When: time.Now(), Reason: "wrong password"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := FindRejection("FILE:/c", "alice@EX.ORG", fp1); !ok {
+		t.Fatal("recorded rejection not found")
+	}
+	if _, ok := FindRejection("FILE:/c", "alice@EX.ORG", fp2); ok {
+		t.Fatal("a changed secret is still blocked")
+	}
+	ClearDamagedRejection("FILE:/c", "alice@EX.ORG")
+	if _, ok := FindRejection("FILE:/c", "alice@EX.ORG", fp1); !ok {
+		t.Fatal("a readable record was cleared as damaged")
+	}
+	os.WriteFile(rejectionPath("FILE:/c", "alice@EX.ORG"), []byte("{garbage"), 0o600)
+	if _, ok := FindRejection("FILE:/c", "alice@EX.ORG", fp2); !ok {
+		t.Fatal("a damaged record does not count as a rejection")
+	}
+	ClearDamagedRejection("FILE:/c", "alice@EX.ORG")
+	if _, ok := FindRejection("FILE:/c", "alice@EX.ORG", fp2); ok {
+		t.Fatal("the damaged record was not cleared")
+	}
+	ClearRejectedSecret("alice@EX.ORG", fp1)
+}

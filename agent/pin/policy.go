@@ -707,7 +707,7 @@ func (p *Policy) CheckSign(c *agent.ConnInfo, key ssh.PublicKey, data []byte) er
 		return nil
 	}
 	dest := &c.Binds[len(c.Binds)-1]
-	if !sameKey(req.Key, k.blob) {
+	if !req.NamesKey(k.blob) {
 		return ErrKeyMismatch
 	}
 	if subtle.ConstantTimeCompare(req.SessionID, dest.SessionID) != 1 {
@@ -767,15 +767,6 @@ func (p *Policy) checkUnbound(c *agent.ConnInfo, key ssh.PublicKey) error {
 		return ErrUnboundRelay
 	}
 	return nil
-}
-
-// sameKey reports whether the key named in a userauth request is the
-// plain key keyBlob: the key itself, or a certificate of it. A client with
-// the certificate on disk (CertificateFile) and its key in the agent asks
-// the key to sign a request naming the certificate; OpenSSH's agent
-// compares the public parts the same way.
-func sameKey(named []byte, keyBlob []byte) bool {
-	return bytes.Equal(named, keyBlob) || agent.IsCertificateOf(named, keyBlob)
 }
 
 // Signed implements agent.Policy: a signed userauth request on a bound

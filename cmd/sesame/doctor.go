@@ -35,7 +35,7 @@ ssh's own view of HOST comes from "ssh -G" (with -F and -p as for ssh).`,
 			if cmd.Flags().Changed("port") && (port < 1 || port > 65535) {
 				return newUsageError(cmd, "bad value %d for -p/--port: want a port from 1 to 65535", port)
 			}
-			if sshConfig != "" {
+			if sshConfig != "" && sshConfig != "none" { // ssh -F none: no file at all
 				if err := checkReadableFile("ssh config", sshConfig); err != nil {
 					return err
 				}

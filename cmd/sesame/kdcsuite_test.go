@@ -9,8 +9,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sesame-ssh/sesame/internal/testbed"
+	"github.com/sesame-ssh/sesame/krb"
 )
 
 // The Kerberos behaviour suite: the same scenarios against an MIT KDC, a
@@ -325,6 +327,31 @@ func runSuite(t *testing.T, r *kdcRow) {
 			}
 		}
 	})
+	t.Run("renewal near the end", func(t *testing.T) {
+		if r.name != "ad" {
+			t.Skip("only Samba refuses a valid TGT near its end")
+		}
+		// Samba refuses to renew a TGT in its last ~120 s: MIT's kinit -R
+		// fails too; sesame says why.
+		for _, mit := range []bool{true, false} {
+			res := r.kinit(t, mit, "", r.password, "-l", "90s", "-r", "1h", r.user)
+			if !res.ok {
+				t.Fatalf("kinit: %s", res.out)
+			}
+			cmd := exec.Command(testbed.Path(t, "kinit"), "-R")
+			if !mit {
+				cmd = exec.Command(sesameBin(t), "kinit", "-R")
+			}
+			cmd.Env = res.env
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("kinit -R (mit %v) renewed a TGT 90 s before its end; Samba no longer refuses", mit)
+			}
+			if !mit && !strings.Contains(string(out), "too close to its end") {
+				t.Errorf("sesame's message: %s", out)
+			}
+		}
+	})
 	t.Run("alias", func(t *testing.T) {
 		if r.alias == "" {
 			t.Skip("this KDC keeps no client aliases (MIT 1.20 DB2)")
@@ -439,4 +466,31 @@ func runSuite(t *testing.T, r *kdcRow) {
 		}
 		delegated("after renewal")
 	})
+}
+
+// The renewer keeps a short AD ticket alive and forwardable. Samba refuses
+// to renew a TGT about 120 s before it expires, so a 4-minute ticket must
+// be renewed earlier than at half its life (krb.KDCRefusalMargin).
+func TestRenewerOnSambaAD(t *testing.T) {
+	t.Parallel() // it waits about 90 s for the renewal
+	a := testbed.NewADDC(t)
+	r := &kdcRow{conf: a.Conf}
+	res := r.kinit(t, false, "", testbed.ADPassword, "-f", "-l", "4m", "-r", "1h", testbed.ADUser)
+	if !res.ok {
+		t.Fatalf("kinit: %s", res.out)
+	}
+	e := &krbEnv{t: t, cache: res.cache, env: res.env, bin: sesameBin(t)}
+	first := e.tgt()
+	stop, _ := e.startRenewer()
+	for time.Now().Before(first.EndTime) && !e.tgt().EndTime.After(first.EndTime) {
+		time.Sleep(2 * time.Second)
+	}
+	out, _ := stop()
+	tgt := e.tgt()
+	if !tgt.EndTime.After(first.EndTime) {
+		t.Fatalf("the ticket was not renewed before it expired at %v; renewer said:\n%s", first.EndTime, out)
+	}
+	if tgt.Flags&krb.TktFlagForwardable == 0 {
+		t.Errorf("renewed ticket is not forwardable (flags %#x)", tgt.Flags)
+	}
 }

@@ -205,6 +205,10 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 	// The KDC has just accepted this secret: a rejection recorded for it
 	// (it was changed back, or the account was unlocked) no longer holds.
 	forgetRejection(cc.DefaultPrincipal, opt)
+	krb.ClearDamagedRejection(target.String(), cc.DefaultPrincipal.String())
+	if name.String() != target.String() {
+		krb.ClearDamagedRejection(name.String(), cc.DefaultPrincipal.String())
+	}
 	if p.verbose {
 		fmt.Fprintln(os.Stdout, "Authenticated to Kerberos v5")
 	}

@@ -310,6 +310,13 @@ func TestRenewRejectedPasswordStaysRejectedAcrossProcesses(t *testing.T) {
 			t.Fatalf("renewer %d does not say why it did not try:\n%s", i, out)
 		}
 	}
+	// A plain kinit with the new password does not change the stored
+	// one: the renewer still does not send it.
+	e.must(e.sesame("Another-pw-2\n", "kinit", "--password-stdin", "-l", "20s", "rita"), "kinit, new password")
+	c0 := e.kdc.FailedAttempts("rita") // a success may reset the count
+	if out, code := e.renewUntilExit(90 * time.Second); code != exitRenewStopped || e.kdc.FailedAttempts("rita") != c0 {
+		t.Fatalf("renewer after a plain kinit: exit %d, failures %d (was %d):\n%s", code, e.kdc.FailedAttempts("rita"), c0, out)
+	}
 	// A new kinit --remember with the new password: the renewer
 	// re-acquires with it again.
 	e.must(e.sesame("Another-pw-2\n", "kinit", "--password-stdin", "--remember", "-l", "20s", "rita"), "kinit --remember, new password")

@@ -133,6 +133,10 @@ func wantOf(f *pflag.Flag, cause error) string {
 	case "duration":
 		return "want a duration such as 90s, 15m or 10h"
 	}
+	if cause != nil {
+		// A flag of our own type says itself what is wrong.
+		return cause.Error()
+	}
 	return "not valid here"
 }
 
