@@ -131,6 +131,9 @@ func (b *backend) startLocked() error {
 		providers = DefaultProviders
 	}
 	args := []string{"-D", "-a", sock, "-P", providers}
+	for _, o := range opts.BackendOptions {
+		args = append(args, "-O", o)
+	}
 	if opts.DefaultLifetime > 0 {
 		args = append(args, "-t", strconv.Itoa(int(max(1, opts.DefaultLifetime/time.Second))))
 	}

@@ -110,6 +110,9 @@ type Options struct {
 	// empty).
 	BackendAgent string
 	Providers    string
+	// BackendOptions are the backend's -O options (ssh-agent's
+	// allow-remote-pkcs11, no-restrict-websafe, websafe-allow=…).
+	BackendOptions []string
 }
 
 func (o *Options) confirmTimeout() time.Duration {

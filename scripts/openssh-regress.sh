@@ -30,9 +30,10 @@
 #   --keep       keep each test's logs and SESAME_HOME (path printed)
 #   --agent-flags FLAGS  extra flags for sesame agent (e.g. --no-pins, to
 #                tell a failure of the pin policy from one of the agent)
-#   --with-sk    keep the sk-dummy FIDO provider for sesame too (without it
-#                the suite leaves out the security-key types, which sesame's
-#                agent does not hold yet; the baseline always has it)
+#   --without-sk hide the sk-dummy FIDO provider while sesame is tested,
+#                so that the suite leaves out the security-key types (by
+#                default it keeps them: sesame's agent holds sk keys through
+#                its backend ssh-agent; --with-sk is the default)
 #   --print-sk-dummy  build (or reuse) the regress binaries, print the
 #                path of the sk-dummy FIDO provider and run no test; the
 #                Go tests find it there (testbed.SKDummy, SESAME_SK_DUMMY)
@@ -44,13 +45,14 @@ set -euo pipefail
 
 regress_user=sesame-regress
 repo=$(cd "$(dirname "$0")/.." && pwd)
-baseline=0 refresh=0 keep=0 with_sk=0 print_sk=0 source_dir="" agent_flags="" sesame_bin="" tests=()
+baseline=0 refresh=0 keep=0 with_sk=1 print_sk=0 source_dir="" agent_flags="" sesame_bin="" tests=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --baseline) baseline=1 ;;
     --refresh) refresh=1 ;;
     --keep) keep=1 ;;
     --with-sk) with_sk=1 ;;
+    --without-sk) with_sk=0 ;;
     --print-sk-dummy) print_sk=1 ;;
     --agent-flags) agent_flags=$2; shift ;;
     --source) source_dir=$(cd "$2" && pwd); shift ;;
@@ -86,7 +88,7 @@ if [ "$(id -u)" -eq 0 ]; then
   [ "$baseline" = 1 ] && args+=(--baseline)
   [ "$refresh" = 1 ] && args+=(--refresh)
   [ "$keep" = 1 ] && args+=(--keep)
-  [ "$with_sk" = 1 ] && args+=(--with-sk)
+  [ "$with_sk" = 0 ] && args+=(--without-sk)
   [ "$print_sk" = 1 ] && args+=(--print-sk-dummy)
   [ -n "$agent_flags" ] && args+=(--agent-flags "$agent_flags")
   # The user needs to read the script, the binary and a given source tree:
@@ -254,7 +256,7 @@ declare -A sk_steps=(
 )
 # Tests that need security keys in the agent throughout (OpenSSH 10.5 on).
 declare -A sk_tests=(
-  [pubkey-priority]="needs security-key (sk) keys in the agent, which sesame agent does not hold yet"
+  [pubkey-priority]="needs security-key (sk) keys in the agent (left out by --without-sk)"
 )
 
 # test-exec.sh runs the security-key (sk-*) key types only when it finds
@@ -265,7 +267,7 @@ restore_sk
 sk_note=""
 if [ "$baseline" = 0 ] && [ "$with_sk" = 0 ] && [ -f "$sk_so" ]; then
   mv "$sk_so" "$sk_so.hidden"
-  sk_note=" (without security-key types: --with-sk)"
+  sk_note=" (without security-key types: --without-sk)"
 fi
 if [ "$keep" = 0 ]; then trap 'restore_sk; rm -rf "$work"' EXIT; else trap restore_sk EXIT; fi
 
