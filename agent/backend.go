@@ -139,8 +139,14 @@ func (b *backend) startLocked() error {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "SSH_AUTH_SOCK=", "SSH_AGENT_PID=")
-	if opts.Askpass != "" {
-		cmd.Env = append(cmd.Env, "SSH_ASKPASS="+opts.Askpass)
+	// Confirmation (ssh-add -c) is asked as sesame asks it (confirm.go):
+	// through the askpass program, whether or not DISPLAY is set.
+	askpass := opts.Askpass
+	if askpass == "" {
+		askpass = os.Getenv("SSH_ASKPASS")
+	}
+	if askpass != "" {
+		cmd.Env = append(cmd.Env, "SSH_ASKPASS="+askpass, "SSH_ASKPASS_REQUIRE=force")
 	}
 	cmd.Stdin = nil
 	cmd.Stdout = io.Discard

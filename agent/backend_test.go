@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -276,5 +277,74 @@ func TestBackendPKCS11(t *testing.T) {
 	}
 	if l := e.list(); l != "" {
 		t.Errorf("after ssh-add -e:\n%s", l)
+	}
+}
+
+// ssh-add -c and -t hold for a FIDO key as for a software key: a refused
+// confirmation refuses the signature, an accepted one signs, and the key
+// goes when its lifetime ends.
+func TestBackendConstraints(t *testing.T) {
+	sk := testbed.SKDummy(t)
+	skEd := testbed.NewSKKey(t, sk, t.TempDir(), "ed25519-sk")
+	e := startSesame(t, Options{Providers: sk})
+	skEnv := []string{"SSH_SK_PROVIDER=" + sk}
+	if out, err := e.runEnv(skEnv, "ssh-add", "-c", skEd); err != nil {
+		t.Fatalf("ssh-add -c: %v\n%s", err, out)
+	}
+	e.setConfirm(1)
+	if err := e.signFile(skEd + ".pub"); err == nil {
+		t.Error("signed although the confirmation was refused")
+	}
+	e.setConfirm(0)
+	if err := e.signFile(skEd + ".pub"); err != nil {
+		t.Errorf("sign after confirmation: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(e.dir, "askpass.log")); strings.Count(string(b), "confirm|") != 2 {
+		t.Errorf("askpass asked:\n%s", b)
+	}
+	e.must("ssh-add", "-D")
+	if out, err := e.runEnv(skEnv, "ssh-add", "-t", "2", skEd); err != nil {
+		t.Fatalf("ssh-add -t: %v\n%s", err, out)
+	}
+	if !strings.Contains(e.list(), "ED25519-SK") {
+		t.Fatal("key with a lifetime not listed")
+	}
+	waitFor(t, 20*time.Second, "the sk key to expire", func() bool { return e.list() == "" })
+}
+
+// ssh-add -h holds for a FIDO key: the client's session-binds reach the
+// backend, which offers and signs with the key only for its host.
+func TestBackendDestinationConstraint(t *testing.T) {
+	sk := testbed.SKDummy(t)
+	skEd := testbed.NewSKKey(t, sk, t.TempDir(), "ed25519-sk")
+	pub, _ := os.ReadFile(skEd + ".pub")
+	sshd1 := testbed.NewSSHD(t, testbed.SSHDOptions{})
+	sshd2 := testbed.NewSSHD(t, testbed.SSHDOptions{})
+	sshd1.Authorize(string(pub))
+	sshd2.Authorize(string(pub))
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	var both []byte
+	for _, s := range []*testbed.SSHD{sshd1, sshd2} {
+		b, _ := os.ReadFile(s.KnownHosts)
+		both = append(both, b...)
+	}
+	os.WriteFile(kh, both, 0o600)
+	e := startSesame(t, Options{Providers: sk})
+	host1 := "[localhost]:" + strconv.Itoa(sshd1.Port)
+	if out, err := e.runEnv([]string{"SSH_SK_PROVIDER=" + sk}, "ssh-add", "-H", kh, "-h", host1, skEd); err != nil {
+		t.Fatalf("ssh-add -h: %v\n%s", err, out)
+	}
+	login := func(s *testbed.SSHD) (string, error) {
+		args := append(s.SSHArgs("IdentityFile=none", "IdentityAgent="+e.sock, "UserKnownHostsFile="+kh), "echo", "login-ok")
+		return e.run("ssh", args...)
+	}
+	if out, err := login(sshd1); err != nil || !strings.Contains(out, "login-ok") {
+		t.Fatalf("login to the allowed host: %v\n%s", err, out)
+	}
+	if out, err := login(sshd2); err == nil {
+		t.Errorf("logged in to a host outside the -h constraint:\n%s", out)
+	}
+	if n := sshd2.FailedPublickey(); n != 0 {
+		t.Errorf("the other host was offered the key %d times", n)
 	}
 }
