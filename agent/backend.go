@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -156,12 +158,19 @@ func (b *backend) startLocked() error {
 		return fmt.Errorf("%w: %w", ErrBackend, err)
 	}
 	backendProcAttr(cmd)
-	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return fmt.Errorf("%w: %w", ErrBackend, err)
-	}
 	done := make(chan struct{})
+	started := make(chan error, 1)
 	go func() {
+		// Linux sends the parent-death signal when the thread that
+		// started the child exits, not the process, and Go ends threads
+		// (one locked by runtime/secret's lock.Do, for one): start the
+		// child on a thread of its own, kept until the child has exited.
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
 		// ssh-agent's own messages (a provider refused, a helper that
 		// failed) go to sesame's log.
 		sc := bufio.NewScanner(stderr)
@@ -171,6 +180,10 @@ func (b *backend) startLocked() error {
 		cmd.Wait()
 		close(done)
 	}()
+	if err := <-started; err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("%w: %w", ErrBackend, err)
+	}
 	// ssh-agent -D binds before it serves; wait for the socket.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -221,7 +234,14 @@ func (b *backend) stop() {
 // oneShotTimeout bounds a request of sesame's own to the backend:
 // ssh-agent serves one request at a time, and one may be waiting for a
 // touch or a PIN.
-const oneShotTimeout = 5 * time.Second
+const oneShotTimeout = 2 * time.Second
+
+// listTimeout bounds listing the backend's keys for a client. ssh-agent
+// serves one request at a time: while it waits for a touch or a PIN for
+// one client, a listing for another would wait too, and a login with a
+// software key would hang behind a token. Past the bound the listing
+// shows sesame's own keys only.
+const listTimeout = 2 * time.Second
 
 // oneShot sends one request on a fresh connection, for requests that
 // concern the whole backend (lock, unlock, remove all, the status).
@@ -257,8 +277,12 @@ func (b *backend) lock() {
 	if !b.running() {
 		return
 	}
-	pass := make([]byte, 32)
-	rand.Read(pass)
+	// Text without NUL: ssh-agent reads it as a C string and exits on a
+	// malformed one.
+	raw := make([]byte, 32)
+	rand.Read(raw)
+	pass := []byte(hex.EncodeToString(raw))
+	clear(raw)
 	reply, err := b.oneShot(appendString([]byte{msgLock}, pass))
 	if err != nil || len(reply) != 1 || reply[0] != msgSuccess {
 		b.s.log.Warn("locking the backend ssh-agent", "err", err)
@@ -296,16 +320,15 @@ type backendConn struct {
 	deadline time.Time // for oneShot; zero for a client's connection
 }
 
-// bind records an accepted session-bind and passes it on.
+// bind records an accepted session-bind. It reaches the backend with the
+// next request that needs it: an open backend connection is dropped and
+// the next one replays every bind, so that the client's bind is never
+// held up by a backend busy with another client's token.
 func (bc *backendConn) bind(contents []byte) {
 	req := appendString([]byte{msgExtension}, []byte(ExtSessionBind))
 	req = append(req, contents...)
 	bc.binds = append(bc.binds, req)
-	if bc.c != nil {
-		if _, err := bc.roundTrip(req); err != nil {
-			bc.close()
-		}
-	}
+	bc.close()
 }
 
 func (bc *backendConn) close() {
@@ -313,6 +336,23 @@ func (bc *backendConn) close() {
 		bc.c.Close()
 		bc.c = nil
 	}
+}
+
+// requestWithin is request with a bound on the time for the answer; past
+// it the connection is dropped (its answer would come out of turn) and
+// the next request opens another one.
+func (bc *backendConn) requestWithin(msg []byte, d time.Duration) ([]byte, error) {
+	if !bc.deadline.IsZero() {
+		return bc.request(msg)
+	}
+	bc.deadline = time.Now().Add(d)
+	defer func() {
+		bc.deadline = time.Time{}
+		if bc.c != nil {
+			bc.c.SetDeadline(time.Time{})
+		}
+	}()
+	return bc.request(msg)
 }
 
 // request sends msg (without its length) and returns the reply body.
@@ -343,6 +383,9 @@ func (bc *backendConn) request(msg []byte) ([]byte, error) {
 				return nil, fmt.Errorf("%w: session-bind refused", ErrBackend)
 			}
 		}
+	}
+	if !bc.deadline.IsZero() {
+		bc.c.SetDeadline(bc.deadline)
 	}
 	reply, err := bc.roundTrip(msg)
 	if err != nil {
@@ -397,7 +440,7 @@ func (c *conn) backendIdentities() []*xagent.Key {
 	if !c.s.backend.running() || c.s.Locked() {
 		return nil
 	}
-	reply, err := c.be.request([]byte{msgRequestIdentities})
+	reply, err := c.be.requestWithin([]byte{msgRequestIdentities}, listTimeout)
 	if err != nil {
 		c.log.Debug("listing the backend's keys", "err", err)
 		return nil

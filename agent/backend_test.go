@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -102,6 +103,14 @@ func TestBackendSecurityKeys(t *testing.T) {
 	if l := e.list(); l != "" {
 		t.Errorf("locked agent lists:\n%s", l)
 	}
+	// The backend itself is locked too (it lists nothing to anyone).
+	e.srv.backend.mu.Lock()
+	bsock, bpid := e.srv.backend.sock, e.srv.backend.cmd.Process.Pid
+	e.srv.backend.mu.Unlock()
+	_, bclient := dial(t, bsock)
+	if keys, err := bclient.List(); err != nil || len(keys) != 0 {
+		t.Errorf("the backend lists %d keys while sesame is locked (%v)", len(keys), err)
+	}
 	if err := e.signFile(skEd + ".pub"); err == nil {
 		t.Error("a locked agent signed with the sk key")
 	}
@@ -133,6 +142,9 @@ func TestBackendSecurityKeys(t *testing.T) {
 	e.srv.backend.mu.Unlock()
 	if cmd == nil {
 		t.Fatal("no backend ssh-agent was started")
+	}
+	if cmd.Process.Pid != bpid {
+		t.Errorf("the backend was restarted (pid %d, then %d): its keys were lost", bpid, cmd.Process.Pid)
 	}
 	if fi, err := os.Stat(bdir); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("backend directory %s: %v %v", bdir, fi.Mode(), err)
@@ -346,5 +358,66 @@ func TestBackendDestinationConstraint(t *testing.T) {
 	}
 	if n := sshd2.FailedPublickey(); n != 0 {
 		t.Errorf("the other host was offered the key %d times", n)
+	}
+}
+
+// A token that does not answer (the backend stopped, as while it waits
+// for a touch) holds up only the request for it: other connections list
+// and sign with software keys meanwhile, and the waiting signature
+// completes once the token answers.
+func TestBackendSlowToken(t *testing.T) {
+	sk := testbed.SKDummy(t)
+	k := testKeys(t)
+	skEd := testbed.NewSKKey(t, sk, t.TempDir(), "ed25519-sk")
+	e := startSesame(t, Options{Providers: sk})
+	if out, err := e.runEnv([]string{"SSH_SK_PROVIDER=" + sk}, "ssh-add", k["ed"], skEd); err != nil {
+		t.Fatalf("ssh-add: %v\n%s", err, out)
+	}
+	e.srv.backend.mu.Lock()
+	proc := e.srv.backend.cmd.Process
+	e.srv.backend.mu.Unlock()
+	if err := proc.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer proc.Signal(syscall.SIGCONT)
+
+	// The sign request goes straight to the agent: a client that lists
+	// first (ssh, ssh-keygen) would not see the key while the backend
+	// does not answer.
+	skPub := readPub(t, skEd+".pub")
+	_, client := dial(t, e.sock)
+	done := make(chan error, 1)
+	go func() {
+		sig, err := client.Sign(skPub, []byte("to be signed"))
+		if err == nil {
+			err = skPub.Verify([]byte("to be signed"), sig)
+		}
+		done <- err
+	}()
+	time.Sleep(500 * time.Millisecond) // let the signature reach the backend
+
+	start := time.Now()
+	if l := e.list(); !strings.Contains(l, fingerprint(t, k["ed"]+".pub")) {
+		t.Errorf("listing while the token is busy:\n%s", l)
+	}
+	if err := e.signFile(k["ed"] + ".pub"); err != nil {
+		t.Errorf("software key while the token is busy: %v", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("other connections waited %v for the busy token", d)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the sk signature finished while the token was stopped: %v", err)
+	default:
+	}
+	proc.Signal(syscall.SIGCONT)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("sk signature after the token answered: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("the sk signature did not finish after the token answered")
 	}
 }
