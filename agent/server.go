@@ -424,6 +424,7 @@ func (s *Server) serveConn(c net.Conn) {
 	ca.be.b = &s.backend
 	defer ca.be.close()
 	ca.log.Debug("connection")
+	defer ca.closed()
 	fc := newFrameConn(c, s.opts.MessageTimeout)
 	fc.quick = ca.quickAnswer
 	err = serveFrames(ca, fc)
@@ -609,6 +610,7 @@ func (s *Server) ServeConn(rw io.ReadWriter, info ConnInfo) error {
 	ca := &conn{s: s, info: info, log: s.log}
 	ca.be.b = &s.backend
 	defer ca.be.close()
+	defer ca.closed()
 	if fc, ok := rw.(*frameConn); ok {
 		if fc.quick == nil {
 			fc.quick = ca.quickAnswer
