@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/sesame-ssh/sesame/internal/testbed"
 )
 
@@ -257,7 +259,35 @@ func TestBackendPKCS11(t *testing.T) {
 	sshd := testbed.NewSSHD(t, testbed.SSHDOptions{})
 	sshd.Authorize(pub + "\n")
 	e := startSesame(t, Options{})
-	e.setPassphrase("1234") // the askpass script answers the PIN prompt
+
+	// Refused: a wrong PIN (once: sesame does not retry it), a copy of
+	// the provider outside the allow-list, a provider that is not there.
+	e.setPassphrase("9999")
+	if out, err := e.run("ssh-add", "-s", provider); err == nil {
+		t.Fatalf("ssh-add -s with a wrong PIN succeeded:\n%s", out)
+	}
+	outside := filepath.Join(t.TempDir(), "libsofthsm2.so")
+	if b, err := os.ReadFile(provider); err != nil {
+		t.Fatal(err)
+	} else {
+		os.WriteFile(outside, b, 0o700)
+	}
+	e.setPassphrase("1234")
+	if out, err := e.run("ssh-add", "-s", outside); err == nil {
+		t.Fatalf("ssh-add -s of a provider outside the allow-list succeeded:\n%s", out)
+	}
+	// (ssh-agent logs this refusal at its verbose level only, unlike
+	// the security-key one, so there is no message to look for.)
+	if out, err := e.run("ssh-add", "-s", "/usr/lib/sesame-no-such-pkcs11.so"); err == nil {
+		t.Fatalf("ssh-add -s of a missing provider succeeded:\n%s", out)
+	}
+	if l := e.list(); l != "" {
+		t.Fatalf("keys after refused ssh-add -s:\n%s", l)
+	}
+	if b, _ := os.ReadFile(filepath.Join(e.dir, "askpass.log")); strings.Count(string(b), "\n") != 3 {
+		t.Errorf("want one PIN prompt per ssh-add -s (3), askpass asked:\n%s", b)
+	}
+
 	if out, err := e.run("ssh-add", "-s", provider); err != nil {
 		t.Fatalf("ssh-add -s: %v\n%s", err, out)
 	}
@@ -420,4 +450,21 @@ func TestBackendSlowToken(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Error("the sk signature did not finish after the token answered")
 	}
+}
+
+// FuzzParseIdentities: the backend's IDENTITIES_ANSWER is read without
+// panicking, and every key returned parses.
+func FuzzParseIdentities(f *testing.F) {
+	srv := New(Options{})
+	f.Add(srv.keys.answer)
+	f.Add([]byte{msgIdentitiesAnswer, 0, 0, 0, 1, 0, 0, 0, 3, 'a', 'b', 'c', 0, 0, 0, 0})
+	f.Add([]byte{msgIdentitiesAnswer, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		keys, _ := parseIdentities(b)
+		for _, k := range keys {
+			if _, err := ssh.ParsePublicKey(k.Blob); err != nil {
+				t.Fatalf("returned a key that does not parse: %v", err)
+			}
+		}
+	})
 }
