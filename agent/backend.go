@@ -13,10 +13,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -77,7 +77,8 @@ type backend struct {
 	dir     string // private directory holding the socket
 	sock    string
 	cmd     *exec.Cmd
-	done    chan struct{} // closed when the child has exited
+	done    chan struct{}  // closed when the child has exited
+	stdin   io.WriteCloser // the watcher's input: closing it stops the backend
 	stopped bool
 	pass    []byte // the passphrase the backend is locked with
 	locked  bool
@@ -139,8 +140,8 @@ func (b *backend) startLocked() error {
 	if opts.DefaultLifetime > 0 {
 		args = append(args, "-t", strconv.Itoa(int(max(1, opts.DefaultLifetime/time.Second))))
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "SSH_AUTH_SOCK=", "SSH_AGENT_PID=")
+	cmd := exec.Command("/bin/sh", append([]string{"-c", backendScript, "sh", bin}, args...)...)
+	cmd.Env = append(os.Environ(), "SSH_AUTH_SOCK=", "SSH_AGENT_PID=", "SESAME_BACKEND_DIR="+dir)
 	// Confirmation (ssh-add -c) is asked as sesame asks it (confirm.go):
 	// through the askpass program, whether or not DISPLAY is set.
 	askpass := opts.Askpass
@@ -150,22 +151,23 @@ func (b *backend) startLocked() error {
 	if askpass != "" {
 		cmd.Env = append(cmd.Env, "SSH_ASKPASS="+askpass, "SSH_ASKPASS_REQUIRE=force")
 	}
-	cmd.Stdin = nil
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("%w: %w", ErrBackend, err)
+	}
 	cmd.Stdout = io.Discard
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		os.RemoveAll(dir)
 		return fmt.Errorf("%w: %w", ErrBackend, err)
 	}
-	backendProcAttr(cmd)
+	// Its own process group: a ^C meant for a command run under
+	// `sesame agent` is not the backend's.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	done := make(chan struct{})
 	started := make(chan error, 1)
 	go func() {
-		// Linux sends the parent-death signal when the thread that
-		// started the child exits, not the process, and Go ends threads
-		// (one locked by runtime/secret's lock.Do, for one): start the
-		// child on a thread of its own, kept until the child has exited.
-		runtime.LockOSThread()
 		if err := cmd.Start(); err != nil {
 			started <- err
 			return
@@ -181,6 +183,7 @@ func (b *backend) startLocked() error {
 		close(done)
 	}()
 	if err := <-started; err != nil {
+		stdin.Close()
 		os.RemoveAll(dir)
 		return fmt.Errorf("%w: %w", ErrBackend, err)
 	}
@@ -194,18 +197,19 @@ func (b *backend) startLocked() error {
 		}
 		select {
 		case <-done:
+			stdin.Close()
 			os.RemoveAll(dir)
 			return fmt.Errorf("%w: %s exited at start", ErrBackend, bin)
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			<-done
+			stdin.Close()
+			killBackend(cmd, done)
 			os.RemoveAll(dir)
 			return fmt.Errorf("%w: %s did not start", ErrBackend, bin)
 		}
 	}
-	b.dir, b.sock, b.cmd, b.done = dir, sock, cmd, done
+	b.dir, b.sock, b.cmd, b.done, b.stdin = dir, sock, cmd, done, stdin
 	b.s.log.Debug("backend ssh-agent started", "pid", cmd.Process.Pid, "providers", providers)
 	return nil
 }
@@ -214,7 +218,10 @@ func (b *backend) cleanupLocked() {
 	if b.dir != "" {
 		os.RemoveAll(b.dir)
 	}
-	b.dir, b.sock, b.cmd, b.done = "", "", nil, nil
+	if b.stdin != nil {
+		b.stdin.Close()
+	}
+	b.dir, b.sock, b.cmd, b.done, b.stdin = "", "", nil, nil, nil
 	b.locked = false
 }
 
@@ -226,9 +233,34 @@ func (b *backend) stop() {
 	if b.cmd == nil {
 		return
 	}
-	b.cmd.Process.Kill()
-	<-b.done
+	b.stdin.Close() // the watcher stops ssh-agent
+	killBackend(b.cmd, b.done)
 	b.cleanupLocked()
+}
+
+// backendScript runs ssh-agent ("$@") under a watcher that stops it when
+// sesame's end of the watcher's standard input closes: when sesame stops
+// it, and when sesame dies however it dies. The kernel's parent-death
+// signal cannot do this: ssh-agent is set-group-ID on Debian, and exec of
+// such a program clears it. The watcher ends when ssh-agent does, and
+// removes the socket's directory (ssh-agent removes the socket).
+// (An asynchronous list's standard input is /dev/null, so the watcher
+// reads a descriptor duplicated before it starts; only the watcher keeps
+// it open.)
+const backendScript = `exec 3<&0; "$@" </dev/null 3<&- & a=$!
+{ read _ <&3; kill $a 2>/dev/null; } & r=$!
+exec 3<&-; wait $a; s=$?; kill $r 2>/dev/null; rmdir "$SESAME_BACKEND_DIR" 2>/dev/null; exit $s`
+
+// killBackend waits for the backend to end after its watcher's input was
+// closed, and kills its process group (the shell, ssh-agent, its helpers)
+// when it does not within a few seconds.
+func killBackend(cmd *exec.Cmd, done <-chan struct{}) {
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
 }
 
 // oneShotTimeout bounds a request of sesame's own to the backend:

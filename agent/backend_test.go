@@ -406,10 +406,11 @@ func TestBackendSlowToken(t *testing.T) {
 	e.srv.backend.mu.Lock()
 	proc := e.srv.backend.cmd.Process
 	e.srv.backend.mu.Unlock()
-	if err := proc.Signal(syscall.SIGSTOP); err != nil {
+	// The backend's process group: its watcher and ssh-agent.
+	if err := syscall.Kill(-proc.Pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	defer proc.Signal(syscall.SIGCONT)
+	defer syscall.Kill(-proc.Pid, syscall.SIGCONT)
 
 	// The sign request goes straight to the agent: a client that lists
 	// first (ssh, ssh-keygen) would not see the key while the backend
@@ -441,7 +442,7 @@ func TestBackendSlowToken(t *testing.T) {
 		t.Fatalf("the sk signature finished while the token was stopped: %v", err)
 	default:
 	}
-	proc.Signal(syscall.SIGCONT)
+	syscall.Kill(-proc.Pid, syscall.SIGCONT)
 	select {
 	case err := <-done:
 		if err != nil {
