@@ -42,6 +42,7 @@ type conn struct {
 	bindAttempted bool
 	log           *slog.Logger
 	slot          *slot // nil for ServeConn
+	be            backendConn
 }
 
 var _ xagent.ExtendedAgent = (*conn)(nil)
@@ -56,6 +57,11 @@ func (c *conn) closed() {
 // List answers REQUEST_IDENTITIES: every live key, filtered by the policy.
 func (c *conn) List() ([]*xagent.Key, error) {
 	ids := c.s.keys.identitiesFor(c.info.Binds)
+	for _, k := range c.backendIdentities() {
+		if pub, err := ssh.ParsePublicKey(k.Blob); err == nil && !c.s.keys.has(k.Blob) {
+			ids = append(ids, Identity{Key: pub, Comment: k.Comment})
+		}
+	}
 	if c.s.opts.Policy != nil && len(ids) > 0 {
 		ids = c.s.opts.Policy.Offer(&c.info, ids)
 	}
@@ -70,7 +76,7 @@ func (c *conn) List() ([]*xagent.Key, error) {
 // fastList returns the prepared identities answer when no policy has to
 // filter it, else nil.
 func (c *conn) fastList() []byte {
-	if len(c.info.Binds) > 0 && c.s.keys.hasConstrained() {
+	if len(c.info.Binds) > 0 && c.s.keys.hasConstrained() || c.s.backend.running() {
 		return nil // destination constraints decide per connection
 	}
 	if p := c.s.opts.Policy; p != nil {
@@ -137,6 +143,9 @@ func (c *conn) signBlob(blob, data []byte, flags xagent.SignatureFlags) (*ssh.Si
 		return nil, fmt.Errorf("%w: session-bind failed on this connection", ErrRefused)
 	}
 	e, confirm, err := c.s.keys.lookup(blob)
+	if errors.Is(err, ErrKeyNotFound) {
+		return c.backendSign(blob, data, flags)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +226,11 @@ func (c *conn) Remove(key ssh.PublicKey) error {
 	if e, _, err := c.s.keys.lookup(blob); err == nil && destPermitted(e.dest, c.info.Binds, nil) != nil {
 		return ErrKeyNotFound
 	}
-	return c.s.keys.remove(blob)
+	err := c.s.keys.remove(blob)
+	if errors.Is(err, ErrKeyNotFound) {
+		return c.backendRemove(blob)
+	}
+	return err
 }
 
 // errNotVisible: the key is loaded but hidden from this connection.
@@ -240,7 +253,13 @@ func (c *conn) visibleEntry(key xagent.AddedKey) error {
 }
 
 // RemoveAll answers REMOVE_ALL_IDENTITIES.
-func (c *conn) RemoveAll() error { return c.s.keys.removeAll() }
+func (c *conn) RemoveAll() error {
+	if err := c.s.keys.removeAll(); err != nil {
+		return err
+	}
+	c.s.backendRemoveAll()
+	return nil
+}
 
 // Lock answers SSH_AGENTC_LOCK. Only a local client's lock may arm the
 // automatic locks (see lock.Locker.Lock): a server the agent is forwarded
@@ -311,6 +330,7 @@ func (c *conn) Extension(name string, contents []byte) ([]byte, error) {
 			c.log.Debug("session-bind rejected", "err", err)
 			return []byte{replyFailure}, nil
 		}
+		c.be.bind(contents)
 		c.log.Debug("session-bind", "hostkey", ssh.FingerprintSHA256(b.HostKey),
 			"forwarding", b.Forwarding, "binds", len(c.info.Binds))
 		if hook := c.s.opts.OnBind; hook != nil && added {

@@ -191,12 +191,7 @@ func waitSocket(t testing.TB, sock string) {
 // output and error.
 func (e *env) run(name string, args ...string) (string, error) {
 	e.t.Helper()
-	cmd := exec.Command(testbed.Path(e.t, name), args...)
-	cmd.Env = append(os.Environ(), "SSH_AUTH_SOCK="+e.sock)
-	cmd.Env = append(cmd.Env, e.askpassEnv()...)
-	cmd.Stdin = nil
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return e.runEnv(nil, name, args...)
 }
 
 // must is run that fails the test on error.

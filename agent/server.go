@@ -104,6 +104,15 @@ type Options struct {
 	// itself (the key store's backend, the lock settings) when a client
 	// asks for the status.
 	StatusExtra func(*Status)
+	// BackendAgent is the ssh-agent run as the backend for keys sesame
+	// does not hold (FIDO, PKCS#11; see backend.go); empty: ssh-agent
+	// from PATH. Providers is its -P allow-list (DefaultProviders if
+	// empty).
+	BackendAgent string
+	Providers    string
+	// BackendOptions are the backend's -O options (ssh-agent's
+	// allow-remote-pkcs11, no-restrict-websafe, websafe-allow=…).
+	BackendOptions []string
 }
 
 func (o *Options) confirmTimeout() time.Duration {
@@ -145,6 +154,8 @@ type Server struct {
 	pending bool
 
 	trim memTrimmer
+
+	backend backend
 }
 
 // New returns a Server that is not yet listening.
@@ -171,6 +182,7 @@ func New(opts Options) *Server {
 		conns: make(map[net.Conn]*slot), perPeer: make(map[int]int),
 	}
 	s.trim.after = idleTrimAfter
+	s.backend.s = s
 	if g, ok := opts.Locker.(guarded); ok {
 		s.guard = g.Guard()
 	} else {
@@ -321,6 +333,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	stop := context.AfterFunc(ctx, s.Close)
 	defer stop()
+	// Close stops the backend too, but from another goroutine: make sure
+	// it is gone before Serve returns and the process exits.
+	defer s.backend.stop()
 
 	if !s.opts.Locker.Locked() {
 		if err := s.loadKeys(nil); err != nil {
@@ -378,6 +393,7 @@ func (s *Server) Close() {
 			c.Close()
 		}
 		s.mu.Unlock()
+		s.backend.stop()
 	})
 }
 
@@ -405,6 +421,8 @@ func (s *Server) serveConn(c net.Conn) {
 	defer s.release(c)
 
 	ca := &conn{s: s, info: ConnInfo{UID: uid, PID: pid}, log: s.log.With("pid", pid), slot: sl}
+	ca.be.b = &s.backend
+	defer ca.be.close()
 	ca.log.Debug("connection")
 	defer ca.closed()
 	fc := newFrameConn(c, s.opts.MessageTimeout)
@@ -437,6 +455,12 @@ func serveFrames(ca *conn, fc *frameConn) error {
 			return errEvicted // closed to make room just as it spoke
 		}
 		ca.s.trim.touch()
+		if ok, err := serveBackendRoutable(ca, fc); ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		var err error
 		if fc.nextCarriesSecret() {
 			lock.Do(func() {
@@ -584,6 +608,8 @@ func (s *Server) release(c net.Conn) {
 // given peer, without the socket checks. Fuzzing and tests use it.
 func (s *Server) ServeConn(rw io.ReadWriter, info ConnInfo) error {
 	ca := &conn{s: s, info: info, log: s.log}
+	ca.be.b = &s.backend
+	defer ca.be.close()
 	defer ca.closed()
 	if fc, ok := rw.(*frameConn); ok {
 		if fc.quick == nil {
@@ -611,6 +637,7 @@ func (s *Server) lock(passphrase []byte, arm bool) error {
 		if err := do(passphrase); err != nil {
 			return err
 		}
+		s.backend.lock()
 		s.log.Debug("locked", "sealed", s.keys.sealedCount())
 		return nil
 	}
@@ -634,6 +661,7 @@ func (s *Server) lock(passphrase []byte, arm bool) error {
 		}
 		s.keys.dropAll()
 	}
+	s.backend.lock()
 	s.log.Debug("locked")
 	return nil
 }
@@ -684,6 +712,7 @@ func (s *Server) Unlock(passphrase []byte) error {
 	if err != nil {
 		return err
 	}
+	s.backend.unlock()
 	if s.sealer == nil {
 		s.lockMu.Lock()
 		s.keys.setLocked(false)
@@ -757,6 +786,7 @@ func (s *Server) DropAllKeys() {
 	s.keys.clearLocked()
 	s.keys.sealed = nil
 	s.keys.mu.Unlock()
+	s.backendRemoveAll()
 	s.log.Debug("all keys removed")
 }
 

@@ -53,6 +53,10 @@ type Status struct {
 	// constraints of the keys added with ssh-add -h, each as -h spells
 	// it ([from>][user@]host).
 	Destinations map[string][]string `json:"destinations,omitempty"`
+	// Kinds gives, by SHA256 fingerprint, the kind (KeyKind: sk, pkcs11)
+	// of each key the backend ssh-agent holds; keys not listed are
+	// sesame's own software keys. Keys counts them too.
+	Kinds map[string]string `json:"kinds,omitempty"`
 }
 
 // Duration is a time.Duration that reads and writes as "1h30m0s".
@@ -101,6 +105,10 @@ func (s *Server) Status() Status {
 		st.Keys = s.keys.sealedCount()
 	} else {
 		st.Keys = s.keys.count()
+	}
+	if !st.Locked && s.backend.running() {
+		st.Kinds = s.backend.kinds()
+		st.Keys += len(st.Kinds)
 	}
 	if s.opts.StatusExtra != nil {
 		s.opts.StatusExtra(&st)

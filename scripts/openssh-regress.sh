@@ -30,9 +30,13 @@
 #   --keep       keep each test's logs and SESAME_HOME (path printed)
 #   --agent-flags FLAGS  extra flags for sesame agent (e.g. --no-pins, to
 #                tell a failure of the pin policy from one of the agent)
-#   --with-sk    keep the sk-dummy FIDO provider for sesame too (without it
-#                the suite leaves out the security-key types, which sesame's
-#                agent does not hold yet; the baseline always has it)
+#   --without-sk hide the sk-dummy FIDO provider while sesame is tested,
+#                so that the suite leaves out the security-key types (by
+#                default it keeps them: sesame's agent holds sk keys through
+#                its backend ssh-agent; --with-sk is the default)
+#   --print-sk-dummy  build (or reuse) the regress binaries, print the
+#                path of the sk-dummy FIDO provider and run no test; the
+#                Go tests find it there (testbed.SKDummy, SESAME_SK_DUMMY)
 #   TEST…        test names (agent, cert-file, …); default: every test in
 #                regress/ that starts an agent
 # Environment: SESAME_REGRESS_CACHE overrides the cache directory; with CI
@@ -41,13 +45,15 @@ set -euo pipefail
 
 regress_user=sesame-regress
 repo=$(cd "$(dirname "$0")/.." && pwd)
-baseline=0 refresh=0 keep=0 with_sk=0 source_dir="" agent_flags="" sesame_bin="" tests=()
+baseline=0 refresh=0 keep=0 with_sk=1 print_sk=0 source_dir="" agent_flags="" sesame_bin="" tests=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --baseline) baseline=1 ;;
     --refresh) refresh=1 ;;
     --keep) keep=1 ;;
     --with-sk) with_sk=1 ;;
+    --without-sk) with_sk=0 ;;
+    --print-sk-dummy) print_sk=1 ;;
     --agent-flags) agent_flags=$2; shift ;;
     --source) source_dir=$(cd "$2" && pwd); shift ;;
     --sesame) sesame_bin=$2; shift ;;
@@ -59,7 +65,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-if [ "$baseline" = 0 ]; then
+if [ "$baseline" = 0 ] && [ "$print_sk" = 0 ]; then
   sesame_bin=${sesame_bin:-$repo/bin/sesame}
   [ -x "$sesame_bin" ] || { echo "openssh-regress: $sesame_bin not found (run make build, or give --sesame)" >&2; exit 2; }
   sesame_bin=$(cd "$(dirname "$sesame_bin")" && pwd)/$(basename "$sesame_bin")
@@ -82,7 +88,8 @@ if [ "$(id -u)" -eq 0 ]; then
   [ "$baseline" = 1 ] && args+=(--baseline)
   [ "$refresh" = 1 ] && args+=(--refresh)
   [ "$keep" = 1 ] && args+=(--keep)
-  [ "$with_sk" = 1 ] && args+=(--with-sk)
+  [ "$with_sk" = 0 ] && args+=(--without-sk)
+  [ "$print_sk" = 1 ] && args+=(--print-sk-dummy)
   [ -n "$agent_flags" ] && args+=(--agent-flags "$agent_flags")
   # The user needs to read the script, the binary and a given source tree:
   # copy them to a directory it can read rather than opening up ours.
@@ -90,7 +97,7 @@ if [ "$(id -u)" -eq 0 ]; then
   trap 'rm -rf "$stage"' EXIT
   chmod 0755 "$stage"
   cp "$0" "$stage/openssh-regress.sh"
-  if [ "$baseline" = 0 ]; then
+  if [ "$baseline" = 0 ] && [ "$print_sk" = 0 ]; then
     cp "$sesame_bin" "$stage/sesame"
     args+=(--sesame "$stage/sesame")
   fi
@@ -115,7 +122,8 @@ cache=${SESAME_REGRESS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sesame-openssh-reg
 # Readable by others: agent-getpeereid runs the built ssh-add as nobody.
 umask 022
 mkdir -p "$cache"
-say() { printf '%s\n' "$*"; }
+# With --print-sk-dummy, stdout carries only the path.
+say() { if [ "$print_sk" = 1 ]; then printf '%s\n' "$*" >&2; else printf '%s\n' "$*"; fi; }
 die() { printf 'openssh-regress: %s\n' "$*" >&2; exit 1; }
 
 # One run at a time per user, whatever the cache: runs share test-exec.sh's
@@ -220,6 +228,14 @@ fi
 src="$tree/src"
 obj="$src/regress"
 
+if [ "$print_sk" = 1 ]; then
+  sk="$obj/misc/sk-dummy/sk-dummy.so"
+  [ -f "$sk" ] || [ ! -f "$sk.hidden" ] || mv -f "$sk.hidden" "$sk"
+  [ -f "$sk" ] || die "sk-dummy.so was not built in $tree"
+  printf '%s\n' "$sk"
+  exit 0
+fi
+
 if [ ${#tests[@]} -eq 0 ]; then
   # Every test that starts an agent, except the harness itself.
   for f in $(grep -l SSHAGENT "$src"/regress/*.sh); do
@@ -242,7 +258,6 @@ fi
 
 # Tests sesame does not run, each with the reason (README.md lists them).
 declare -A skip_reason=(
-  [agent-pkcs11]="PKCS#11 tokens (ssh-add -s) are not supported by sesame agent yet"
 )
 
 # Steps that fail only because the security-key types are left out (a
@@ -254,7 +269,7 @@ declare -A sk_steps=(
 )
 # Tests that need security keys in the agent throughout (OpenSSH 10.5 on).
 declare -A sk_tests=(
-  [pubkey-priority]="needs security-key (sk) keys in the agent, which sesame agent does not hold yet"
+  [pubkey-priority]="needs security-key (sk) keys in the agent (left out by --without-sk)"
 )
 
 # test-exec.sh runs the security-key (sk-*) key types only when it finds
@@ -265,7 +280,7 @@ restore_sk
 sk_note=""
 if [ "$baseline" = 0 ] && [ "$with_sk" = 0 ] && [ -f "$sk_so" ]; then
   mv "$sk_so" "$sk_so.hidden"
-  sk_note=" (without security-key types: --with-sk)"
+  sk_note=" (without security-key types: --without-sk)"
 fi
 if [ "$keep" = 0 ]; then trap 'restore_sk; rm -rf "$work"' EXIT; else trap restore_sk EXIT; fi
 

@@ -107,8 +107,9 @@ var agentParentOnly = map[string]bool{"socket": true, "foreground": true, "debug
 	"no-clean-stale": true, "version": true, "shared": true}
 
 // agentOptions are the -O options ssh-agent knows. They concern
-// security-key and PKCS#11 keys, which sesame's agent does not hold yet:
-// accepted, recorded, and without effect.
+// security-key and PKCS#11 keys, which the backend ssh-agent holds: they
+// are passed on to it (an option the installed ssh-agent does not know
+// stops it from starting, with its own message in the log).
 var agentOptions = []string{"allow-remote-pkcs11", "no-restrict-websafe", "websafe-allow="}
 
 func init() {
@@ -146,8 +147,8 @@ not. That is the line for a shell rc file:
 	fl.BoolVarP(&f.kill, "kill", "k", false, "stop the agent named by SSH_AGENT_PID")
 	fl.StringVarP(&f.lifetime, "lifetime", "t", "", "default lifetime of added keys (e.g. 90, 30m, 1h30m, 2d)")
 	fl.StringVarP(&f.hash, "fingerprint-hash", "E", "sha256", "fingerprint hash in confirmation prompts and logs: md5, sha1, sha256, sha384 or sha512")
-	fl.StringArrayVarP(&f.options, "option", "O", nil, "ssh-agent option: "+strings.Join(agentOptions, ", ")+" (security-key and PKCS#11 keys; no effect yet)")
-	fl.VarP(&f.providers, "providers", "P", "allowed PKCS#11/FIDO provider paths (patterns; no effect yet: sesame loads no providers)")
+	fl.StringArrayVarP(&f.options, "option", "O", nil, "ssh-agent option: "+strings.Join(agentOptions, ", ")+" (passed to the backend ssh-agent that holds security-key and PKCS#11 keys)")
+	fl.VarP(&f.providers, "providers", "P", "allowed PKCS#11/FIDO provider paths for the backend ssh-agent (patterns, as ssh-agent -P)")
 	fl.BoolVarP(&f.tmpSocket, "tmp-socket", "T", false, "put the new agent's socket in a private directory under $TMPDIR")
 	fl.CountVarP(&f.cleanStale, "clean-stale", "u", "remove stale agent sockets from the runtime directory, then exit")
 	fl.BoolVarP(&f.noClean, "no-clean-stale", "U", false, "do not remove stale agent sockets when starting")
@@ -472,7 +473,8 @@ func newAgentServer(socket string, systemd bool, life time.Duration, f agentFlag
 		return nil, err
 	}
 	opts := agent.Options{Socket: socket, DefaultLifetime: life, Logger: logger, KeyLoader: agentKeyLoader,
-		FingerprintHash: hash, Settings: agentSettings()}
+		FingerprintHash: hash, Settings: agentSettings(), Providers: f.providers.value,
+		BackendOptions: f.options}
 	if systemd {
 		ln, err := agentSystemdListener()
 		if err != nil {

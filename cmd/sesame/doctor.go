@@ -177,6 +177,9 @@ func printDoctor(w io.Writer, r *doctor.Report) {
 			line("%d keys loaded; a server without pins is offered at most %d", len(a.Keys), a.MaxOffer)
 		}
 		for _, k := range a.Keys {
+			if k.Kind != "" && k.Kind != "software" {
+				line("%s %s: %s key, held by the backend ssh-agent", k.Fingerprint, k.Comment, k.Kind)
+			}
 			if len(k.Destinations) > 0 {
 				line("%s %s: only for %s (ssh-add -h), besides its pins", k.Fingerprint, k.Comment, strings.Join(k.Destinations, ", "))
 			}

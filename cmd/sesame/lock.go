@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -257,7 +260,7 @@ func printStatus(w io.Writer, st agent.Status, now time.Time) {
 			fmt.Fprintf(w, "wrong passphrases: %d\n", st.Failures)
 		}
 	} else {
-		fmt.Fprintf(w, "keys:             %d\n", st.Keys)
+		fmt.Fprintf(w, "keys:             %d%s\n", st.Keys, keyKinds(st.Kinds))
 	}
 	switch {
 	case st.LockAfter <= 0:
@@ -276,4 +279,21 @@ func printStatus(w io.Writer, st agent.Status, now time.Time) {
 	if st.StoredKeysPending {
 		fmt.Fprintf(w, "stored keys:      not loaded: the vault needs its passphrase; run `sesame unlock`\n")
 	}
+}
+
+// keyKinds says how many of the keys the backend ssh-agent holds, by
+// kind: " (2 sk, 1 pkcs11)", or "" when it holds none.
+func keyKinds(kinds map[string]string) string {
+	n := map[string]int{}
+	for _, k := range kinds {
+		n[k]++
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(n)) {
+		parts = append(parts, fmt.Sprintf("%d %s", n[k], k))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }

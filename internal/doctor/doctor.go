@@ -135,6 +135,10 @@ type Key struct {
 	// Destinations are the key's destination constraints in the agent
 	// (ssh-add -h), as -h spells them.
 	Destinations []string `json:"destinations,omitempty"`
+	// Kind is how sesame's agent holds the key: software, sk (a FIDO
+	// authenticator) or pkcs11 (a token), the last two through its
+	// backend ssh-agent. Empty for another agent.
+	Kind string `json:"kind,omitempty"`
 }
 
 // Pins summarises the pin files.
@@ -511,9 +515,12 @@ func checkAgent(ctx context.Context, r *Report, opt Options) []agent.Identity {
 		a.Keys = append(a.Keys, Key{Fingerprint: agent.KeyFingerprint(pub), Type: pub.Type(), Comment: k.Comment})
 	}
 	if a.Sesame {
-		if dest := agentDestinations(client); len(dest) > 0 {
-			for i := range a.Keys {
-				a.Keys[i].Destinations = dest[a.Keys[i].Fingerprint]
+		st := agentStatus(client)
+		for i := range a.Keys {
+			k := &a.Keys[i]
+			k.Destinations = st.Destinations[k.Fingerprint]
+			if k.Kind = st.Kinds[k.Fingerprint]; k.Kind == "" {
+				k.Kind = "software"
 			}
 		}
 	}
@@ -534,18 +541,16 @@ func programName(p string) string {
 	return filepath.Base(p)
 }
 
-// agentDestinations asks sesame's agent for the destination constraints
-// of its keys (by fingerprint), from its status.
-func agentDestinations(client xagent.ExtendedAgent) map[string][]string {
+// agentStatus asks sesame's agent for its status: the destination
+// constraints (ssh-add -h) and the kinds of its keys.
+func agentStatus(client xagent.ExtendedAgent) agent.Status {
+	var st agent.Status
 	reply, err := client.Extension(agent.ExtStatus, nil)
 	if err != nil || len(reply) < 1 {
-		return nil
+		return st
 	}
-	var st agent.Status
-	if json.Unmarshal(reply[1:], &st) != nil {
-		return nil
-	}
-	return st.Destinations
+	json.Unmarshal(reply[1:], &st)
+	return st
 }
 
 // parseQuery reads the reply to the query extension: the reply code, then
