@@ -59,9 +59,13 @@
 //   - A host with declared pins for the user is offered only its pinned
 //     keys; a key with declared pins is offered and signs only for the
 //     hosts (and users) it is pinned to.
-//   - A host with learned pins for the user is offered only its learned
-//     keys (when loaded). Learned pins never refuse a signature: one key
-//     for many servers is common.
+//   - A host with learned pins for the user is offered its learned keys
+//     (when loaded) first, most recently used first; the rest of MaxOffer
+//     is filled as for an unpinned host. ssh stops at the first key the
+//     server accepts, so a server that still takes its learned key sees no
+//     other; one whose authorized_keys changed costs one refused attempt
+//     rather than a failed login. Learned pins never refuse a signature:
+//     one key for many servers is common.
 //   - Any other host is offered at most MaxOffer keys (DefaultMaxOffer):
 //     keys that worked elsewhere, most recently successful first, then the
 //     others in the agent's order, and last the keys other accounts use on

@@ -148,7 +148,7 @@ func (p *Policy) describeRotationLocked(rot *Rotation, h *hostInfo, user string,
 		}
 	}
 	c.Loaded = len(cs)
-	_ = p.chooseLocked(st, h, user, cs, nil)
+	_ = p.chooseLocked(st, h, user, cs, nil, true)
 	c.Next = append([]string(nil), st.offered...)
 	return &c
 }

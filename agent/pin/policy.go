@@ -708,7 +708,7 @@ func (p *Policy) offerLocked(c *agent.ConnInfo, st *connState, ids []agent.Ident
 			return pick(named)
 		}
 	}
-	rest := p.chooseLocked(st, h, user, ok, named)
+	rest := p.chooseLocked(st, h, user, ok, named, len(named) == 0)
 	if len(named) == 0 {
 		return rest
 	}
@@ -716,8 +716,10 @@ func (p *Policy) offerLocked(c *agent.ConnInfo, st *connState, ids []agent.Ident
 }
 
 // chooseLocked picks the keys for a server by its pins, or from the
-// rotation for an unpinned one; keys in skip are already listed.
-func (p *Policy) chooseLocked(st *connState, h *hostInfo, user string, ok, skip []cand) []agent.Identity {
+// rotation for an unpinned one; keys in skip are already listed. With
+// record, the keys offered from the rotation are remembered on st, to be
+// counted as tried if the connection ends without a signature.
+func (p *Policy) chooseLocked(st *connState, h *hostInfo, user string, ok, skip []cand, record bool) []agent.Identity {
 	if len(skip) > 0 {
 		drop := map[string]bool{}
 		for _, k := range skip {
@@ -772,8 +774,17 @@ func (p *Policy) chooseLocked(st *connState, h *hostInfo, user string, ok, skip 
 			}
 		}
 		if len(cs) > 0 {
+			// The learned keys come first, and a server that accepts
+			// one of them is never shown another (ssh stops at the
+			// first accepted key, and the other keys' public halves
+			// reach the server only when ssh tries them). The rest of
+			// max_offer is filled as for an unpinned server, so that
+			// a key replaced on the server (authorized_keys rotated)
+			// costs one refused attempt instead of a failed login.
+			// A declared pin, the user's explicit choice, is exclusive.
 			byRecency(cs, func(fp string) time.Time { return here[fp] })
-			return pick(cs)
+			learned := pick(cs)
+			return append(learned, p.chooseLocked(st, h, user, ok, append(append([]cand(nil), skip...), cs...), record)...)
 		}
 	}
 	// Unpinned host (or a new account on it): keys that worked elsewhere,
@@ -823,7 +834,7 @@ func (p *Policy) chooseLocked(st *connState, h *hostInfo, user string, ok, skip 
 	if len(out) > limit {
 		out = out[:limit]
 	}
-	if st != nil && len(skip) == 0 {
+	if st != nil && record {
 		st.rk = rk
 		st.names = namesStrings(h.names)
 		st.offered = st.offered[:0]

@@ -73,8 +73,10 @@ func TestRotationFindsTheKey(t *testing.T) {
 	mu.Unlock()
 	hk := hostKeyOf(t, sshd)
 	got := b.p.OfferAs(&agent.ConnInfo{Binds: []agent.Bind{{HostKey: hk}}}, sshd.User, b.ids())
-	if fps(got) != "k5" {
-		t.Errorf("after the key was found, offered %s", fps(got))
+	// The learned key leads (login 4 above shows the server sees no other
+	// key); the rest of max_offer follows in case it is ever replaced.
+	if f := fps(got); !strings.HasPrefix(f, "k5,") && f != "k5" {
+		t.Errorf("after the key was found, offered %s", f)
 	}
 }
 
