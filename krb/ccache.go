@@ -485,38 +485,43 @@ func (cc *CCache) Marshal() []byte {
 	}
 	w.principal(cc.DefaultPrincipal)
 	for i := range cc.Credentials {
-		c := &cc.Credentials[i]
-		w.principal(c.Client)
-		w.principal(c.Server)
-		w.u16(uint16(int16(c.Key.EncType)))
-		if version == 3 {
-			w.u16(uint16(int16(c.Key.EncType)))
-		}
-		w.data(c.Key.Value)
-		w.u32(ccTimeValue(c.AuthTime))
-		w.u32(ccTimeValue(c.StartTime))
-		w.u32(ccTimeValue(c.EndTime))
-		w.u32(ccTimeValue(c.RenewTill))
-		if c.IsSKey {
-			w.u8(1)
-		} else {
-			w.u8(0)
-		}
-		w.u32(c.Flags)
-		w.u32(uint32(len(c.Addresses)))
-		for _, a := range c.Addresses {
-			w.u16(uint16(a.Type))
-			w.data(a.Data)
-		}
-		w.u32(uint32(len(c.AuthData)))
-		for _, a := range c.AuthData {
-			w.u16(uint16(a.Type))
-			w.data(a.Data)
-		}
-		w.data(c.Ticket)
-		w.data(c.SecondTicket)
+		w.credential(&cc.Credentials[i], version)
 	}
 	return w.b
+}
+
+// credential appends one credential entry in the given format version
+// (3 or 4); KCM and KEYRING caches carry entries in the version 4 form.
+func (w *ccWriter) credential(c *Credential, version int) {
+	w.principal(c.Client)
+	w.principal(c.Server)
+	w.u16(uint16(int16(c.Key.EncType)))
+	if version == 3 {
+		w.u16(uint16(int16(c.Key.EncType)))
+	}
+	w.data(c.Key.Value)
+	w.u32(ccTimeValue(c.AuthTime))
+	w.u32(ccTimeValue(c.StartTime))
+	w.u32(ccTimeValue(c.EndTime))
+	w.u32(ccTimeValue(c.RenewTill))
+	if c.IsSKey {
+		w.u8(1)
+	} else {
+		w.u8(0)
+	}
+	w.u32(c.Flags)
+	w.u32(uint32(len(c.Addresses)))
+	for _, a := range c.Addresses {
+		w.u16(uint16(a.Type))
+		w.data(a.Data)
+	}
+	w.u32(uint32(len(c.AuthData)))
+	for _, a := range c.AuthData {
+		w.u16(uint16(a.Type))
+		w.data(a.Data)
+	}
+	w.data(c.Ticket)
+	w.data(c.SecondTicket)
 }
 
 // offsetParts splits KDCOffset into MIT's seconds and microseconds. MIT

@@ -6,7 +6,7 @@
 # the Secret Service backend test, gcc for `make race` (the race detector
 # needs cgo). Debian/Ubuntu, as root.
 set -euo pipefail
-pkgs=(krb5-kdc krb5-admin-server krb5-user openssh-server openssh-client kstart dbus-daemon gnome-keyring procps make git gcc libc6-dev)
+pkgs=(krb5-kdc krb5-admin-server krb5-user openssh-server openssh-client kstart sssd-kcm keyutils dbus-daemon gnome-keyring procps make git gcc libc6-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
