@@ -31,10 +31,15 @@ func newKCMRealm(t *testing.T) (*ccMITRealm, *testbed.KCM) {
 func TestKCMReadsMITCache(t *testing.T) {
 	m, kcm := newKCMRealm(t)
 	m.kinit("KCM:", nil, "-r", "2d")
-	c, err := ResolveKCM(kcm.Socket, "")
-	if err != nil {
-		t.Fatal(err)
+	// Fedora and RHEL ship default_ccache_name = KCM:; the socket comes
+	// from kcm_socket.
+	t.Setenv("KRB5CCNAME", "")
+	conf, _ := ParseConfig("k.conf", []byte("[libdefaults]\n default_ccache_name = KCM:\n kcm_socket = "+kcm.Socket+"\n"))
+	n, err := ResolveCacheName("", conf)
+	if err != nil || n.Type != "KCM" || !n.IsCollection() || n.String() != "KCM:0" {
+		t.Fatalf("default_ccache_name: %+v %v", n, err)
 	}
+	c := n.Cache().(*KCMCache)
 	if c.Residual != "0" {
 		t.Errorf("default cache of uid 0 is %q, want 0", c.Residual)
 	}

@@ -39,10 +39,14 @@ func TestKeyringWithMIT(t *testing.T) {
 	coll := krTestCollection(t)
 	m.kinit("KEYRING:"+coll, nil, "-r", "2d")
 
-	c, err := ResolveKeyring(coll)
-	if err != nil {
-		t.Fatal(err)
+	// RHEL and older Fedora ship default_ccache_name = KEYRING:….
+	t.Setenv("KRB5CCNAME", "")
+	conf, _ := ParseConfig("k.conf", []byte("[libdefaults]\n default_ccache_name = KEYRING:"+coll+"\n"))
+	n, err := ResolveCacheName("", conf)
+	if err != nil || n.Type != "KEYRING" || n.Source != SourceConfig || !n.IsCollection() {
+		t.Fatalf("default_ccache_name: %+v %v", n, err)
 	}
+	c := n.Cache().(*KeyringCache)
 	if c.Name() != "KEYRING:"+coll+":"+strings.TrimPrefix(coll, "user:") {
 		t.Errorf("name %s", c.Name())
 	}
