@@ -19,8 +19,8 @@ func init() {
 			return runKdestroy(ccache, all)
 		},
 	}
-	cmd.Flags().StringVarP(&ccache, "cache", "c", "", "credentials cache (FILE:path, DIR:dir or a path)")
-	cmd.Flags().BoolVarP(&all, "all", "A", false, "destroy every cache of the DIR collection")
+	cmd.Flags().StringVarP(&ccache, "cache", "c", "", "credentials cache (FILE:path, DIR:dir, KCM:, KEYRING:… or a path)")
+	cmd.Flags().BoolVarP(&all, "all", "A", false, "destroy every cache of the collection")
 	rootCmd.AddCommand(cmd)
 }
 
@@ -32,7 +32,7 @@ func runKdestroy(ccache string, all bool) error {
 		return err
 	}
 	if !all {
-		return krb.DestroyCCache(name.Path())
+		return name.Destroy()
 	}
 	members, err := name.Collection()
 	if err != nil {
@@ -40,7 +40,7 @@ func runKdestroy(ccache string, all bool) error {
 	}
 	var first error
 	for _, m := range members {
-		if err := krb.DestroyCCache(m.Path()); err != nil && !errors.Is(err, krb.ErrNoCache) && first == nil {
+		if err := m.Destroy(); err != nil && !errors.Is(err, krb.ErrNoCache) && first == nil {
 			first = err
 		}
 	}

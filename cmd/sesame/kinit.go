@@ -138,9 +138,9 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 			return err
 		}
 	}
-	if err := krb.WriteCCache(target.Path(), cc); err != nil {
+	if err := target.Replace(cc); err != nil {
 		if fresh {
-			os.Remove(target.Path())
+			target.Destroy()
 		}
 		return err
 	}
@@ -157,7 +157,7 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 			return fmt.Errorf("ticket obtained, but the password was not stored: %w", err)
 		}
 	}
-	if target.Type == "DIR" && (fresh || target.Path() != name.Path()) {
+	if fresh || target.String() != name.String() {
 		return target.SetPrimary()
 	}
 	return nil
@@ -185,7 +185,7 @@ func rememberPassword(principal string, password []byte) error {
 // tickets, else the primary cache if it is empty, else a new cache (fresh)
 // that becomes the primary. Anything else writes to name itself.
 func collectionTarget(name krb.CacheName, p kinitParams, cfg *krb.Config, princ string) (krb.CacheName, bool, error) {
-	if name.Type != "DIR" || strings.HasPrefix(name.Residual, ":") || p.principal == "" || p.ccache != "" {
+	if !name.IsCollection() || p.principal == "" || p.ccache != "" {
 		return name, false, nil
 	}
 	want, err := krb.ParsePrincipal(princ, cfg.DefaultRealm)
@@ -197,11 +197,11 @@ func collectionTarget(name krb.CacheName, p kinitParams, cfg *krb.Config, princ 
 		return name, false, err
 	}
 	for _, m := range members {
-		if cc, err := krb.ReadCCache(m.Path()); err == nil && cc.DefaultPrincipal.Equal(want) {
+		if cc, err := m.Read(); err == nil && cc.DefaultPrincipal.Equal(want) {
 			return m, false, nil
 		}
 	}
-	if cc, err := krb.ReadCCache(name.Path()); err != nil || len(cc.DefaultPrincipal.Components) == 0 {
+	if cc, err := name.Read(); err != nil || len(cc.DefaultPrincipal.Components) == 0 {
 		return name, false, nil
 	}
 	return name, true, nil
@@ -212,7 +212,7 @@ func collectionTarget(name krb.CacheName, p kinitParams, cfg *krb.Config, princ 
 func loginOptions(cfg *krb.Config, name krb.CacheName, p kinitParams) (krb.LoginOptions, *krb.Client, error) {
 	princ := p.principal
 	var existing *krb.CCache
-	if old, err := krb.ReadCCache(name.Path()); err == nil {
+	if old, err := name.Read(); err == nil {
 		existing = old
 	}
 	if princ == "" {
@@ -276,7 +276,7 @@ func parseLife(flag, s string) (time.Duration, error) {
 // renewCache is kinit -R: a TGS RENEW of the cached TGT, keeping the
 // other entries of the cache.
 func renewCache(ctx context.Context, cfg *krb.Config, name krb.CacheName, princ string) error {
-	cc, err := krb.ReadCCache(name.Path())
+	cc, err := name.Read()
 	if err != nil {
 		return err
 	}
@@ -294,7 +294,7 @@ func renewCache(ctx context.Context, cfg *krb.Config, name krb.CacheName, princ 
 	if err != nil {
 		return err
 	}
-	return krb.WriteCCache(name.Path(), nc)
+	return name.Replace(nc)
 }
 
 // loadKeytab opens the keytab named by -t; with -i the default client

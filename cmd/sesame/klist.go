@@ -54,7 +54,7 @@ func runKlist(w io.Writer, p klistParams, now time.Time) error {
 		if err != nil {
 			return exitError{1}
 		}
-		cc, err := krb.ReadCCache(name.Path())
+		cc, err := name.Read()
 		if err != nil || !hasCurrentTicket(cc, now) {
 			return exitError{1}
 		}
@@ -63,7 +63,7 @@ func runKlist(w io.Writer, p klistParams, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	cc, err := krb.ReadCCache(name.Path())
+	cc, err := name.Read()
 	if err != nil {
 		return err
 	}

@@ -73,7 +73,7 @@ func runRenew(ctx context.Context, p renewParams, command []string, stderr io.Wr
 		return err
 	}
 	// Fail now, not in the background, when there is nothing to keep.
-	cc, err := krb.ReadCCache(name.Path())
+	cc, err := name.Read()
 	if err != nil {
 		return err
 	}
@@ -96,7 +96,7 @@ func runRenew(ctx context.Context, p renewParams, command []string, stderr io.Wr
 	if len(command) > 0 {
 		return renewAround(ctx, cfg, cc, kt, command)
 	}
-	k := newKeeper(cfg, name.String(), name.Path(), kt)
+	k := newKeeper(cfg, name, kt)
 	return k.Run(ctx)
 }
 
@@ -114,9 +114,13 @@ func renewAround(ctx context.Context, cfg *krb.Config, cc *krb.CCache, kt *keyta
 	}
 	defer krb.DestroyCCache(path)
 
+	private, err := krb.ParseCacheName("FILE:"+path, krb.SourceFlag)
+	if err != nil {
+		return err
+	}
 	kctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- newKeeper(cfg, "FILE:"+path, path, kt).Run(kctx) }()
+	go func() { done <- newKeeper(cfg, private, kt).Run(kctx) }()
 
 	c := exec.Command(command[0], command[1:]...)
 	c.Env = append(os.Environ(), "KRB5CCNAME=FILE:"+path)
@@ -154,12 +158,12 @@ func renewAround(ctx context.Context, cfg *krb.Config, cc *krb.CCache, kt *keyta
 // newKeeper builds the keeper for one cache: renewal through the KDC, and
 // re-acquisition from the keytab when given, else from a password stored
 // in the keychain for the principal (sesame kinit --remember), if any.
-func newKeeper(cfg *krb.Config, display, path string, kt *keytab.Keytab) *krb.Keeper {
+func newKeeper(cfg *krb.Config, name krb.CacheName, kt *keytab.Keytab) *krb.Keeper {
 	client := func(realm string) *krb.Client { return krb.NewClient(cfg.Gokrb5(realm)) }
 	k := &krb.Keeper{
-		Cache: display,
-		Load:  func() (*krb.CCache, error) { return krb.ReadCCache(path) },
-		Store: func(cc *krb.CCache) error { return krb.WriteCCache(path, cc) },
+		Cache: name.String(),
+		Load:  name.Read,
+		Store: name.Replace,
 		Renew: func(ctx context.Context, cc *krb.CCache) (*krb.CCache, error) {
 			return client(cc.DefaultPrincipal.Realm).Renew(ctx, cc)
 		},
@@ -171,7 +175,7 @@ func newKeeper(cfg *krb.Config, display, path string, kt *keytab.Keytab) *krb.Ke
 		opt.Principal = princ.String()
 		// Ask for what the expiring ticket had, so a keytab or stored
 		// password gives the same kind of ticket kinit did.
-		if old, err := krb.ReadCCache(path); err == nil {
+		if old, err := name.Read(); err == nil {
 			if t, ok := old.TGT(); ok {
 				start := t.StartTime
 				if start.IsZero() {
