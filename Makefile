@@ -23,17 +23,30 @@ ifeq ($(shell uname -s),Linux)
 export CGO_ENABLED = 0
 endif
 
-.PHONY: all build install test unit race fuzz bench demo vet clean
+.PHONY: all build install deps test unit race fuzz bench demo vet no-binaries clean
 
 all: build
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sesame ./cmd/sesame
 
-install: build
-	install -D -m 0755 bin/sesame $(DESTDIR)$(PREFIX)/bin/sesame
+# sudo only when the target directory (or the nearest one that exists) is
+# not writable: root, or a PREFIX/DESTDIR of your own, needs none.
+SUDO ?= $(shell d='$(DESTDIR)$(PREFIX)/bin'; while [ ! -e "$$d" ]; do d=$$(dirname "$$d"); done; [ -w "$$d" ] || echo sudo)
 
-vet:
+install: build
+	$(SUDO) install -D -m 0755 bin/sesame $(DESTDIR)$(PREFIX)/bin/sesame
+
+# The Debian packages the tests drive; asks for sudo only when not root.
+deps:
+	bash scripts/install-deps.sh
+
+# A compiled program committed by mistake (a go test -c output, a build)
+# fails the build: the repository holds sources only.
+no-binaries:
+	@bash scripts/check-no-binaries.sh
+
+vet: no-binaries
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-
-	"golang.org/x/crypto/ssh"
 )
 
 // ErrNoAskpass refuses a confirm-before-use key when nobody can be asked.
@@ -24,7 +22,7 @@ func (s *Server) confirm(e *entry) error {
 	if askpass == "" {
 		return ErrNoAskpass
 	}
-	prompt := fmt.Sprintf("Allow use of key %s?\nKey fingerprint %s.", e.comment, ssh.FingerprintSHA256(e.pub))
+	prompt := fmt.Sprintf("Allow use of key %s?\nKey fingerprint %s.", e.comment, KeyFingerprint(e.pub))
 	s.confirmMu.Lock()
 	defer s.confirmMu.Unlock()
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.confirmTimeout())

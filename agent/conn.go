@@ -122,23 +122,23 @@ func (c *conn) signBlob(blob, data []byte, flags xagent.SignatureFlags) (*ssh.Si
 	if c.bindAttempted && len(c.info.Binds) == 0 {
 		return nil, fmt.Errorf("%w: session-bind failed on this connection", ErrRefused)
 	}
-	e, err := c.s.keys.lookup(blob)
+	e, confirm, err := c.s.keys.lookup(blob)
 	if err != nil {
 		return nil, err
 	}
 	if p := c.s.opts.Policy; p != nil {
 		if err := p.CheckSign(&c.info, e.pub, data); err != nil {
-			c.log.Debug("policy refused signature", "key", ssh.FingerprintSHA256(e.pub), "err", err)
+			c.log.Debug("policy refused signature", "key", KeyFingerprint(e.pub), "err", err)
 			return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 		}
 	}
-	if e.confirm {
+	if confirm {
 		// The user may take longer to answer than the idle period.
 		if c.s.sealer != nil {
 			defer c.s.sealer.l.Hold()()
 		}
 		if err := c.s.confirm(e); err != nil {
-			c.log.Debug("confirmation refused", "key", ssh.FingerprintSHA256(e.pub), "err", err)
+			c.log.Debug("confirmation refused", "key", KeyFingerprint(e.pub), "err", err)
 			return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 		}
 	}
@@ -153,7 +153,7 @@ func (c *conn) signBlob(blob, data []byte, flags xagent.SignatureFlags) (*ssh.Si
 		c.s.sealer.l.Touch()
 	}
 	if c.log.Enabled(context.Background(), slog.LevelDebug) {
-		c.log.Debug("signed", "key", ssh.FingerprintSHA256(e.pub), "comment", e.comment)
+		c.log.Debug("signed", "key", KeyFingerprint(e.pub), "comment", e.comment)
 	}
 	if p := c.s.opts.Policy; p != nil {
 		p.Signed(&c.info, e.pub, data)

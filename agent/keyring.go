@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,12 +27,16 @@ var (
 )
 
 // entry is one loaded identity: the signer and what the protocol shows of
-// it. A certificate and its plain key are separate entries, as in OpenSSH.
+// it. A certificate and its plain key are separate entries, as in OpenSSH,
+// but a certificate inherits its key's constraints while the key is loaded
+// (see PlainKey): it signs only with the key's confirmation too and goes
+// when the key expires.
 type entry struct {
 	signer  ssh.Signer
 	pub     ssh.PublicKey
 	blob    string // pub.Marshal(), the lookup key
 	pubBlob []byte // the same as bytes
+	keyBlob string // PlainKey(pub).Marshal(): blob for a plain key
 	comment string
 	expire  time.Time // zero: never
 	confirm bool
@@ -184,6 +189,10 @@ func newEntry(key xagent.AddedKey) (*entry, error) {
 		priv: key.PrivateKey, cert: key.Certificate}
 	e.pubBlob = e.pub.Marshal()
 	e.blob = string(e.pubBlob)
+	e.keyBlob = e.blob
+	if key.Certificate != nil {
+		e.keyBlob = string(key.Certificate.Key.Marshal())
+	}
 	return e, nil
 }
 
@@ -212,18 +221,52 @@ func (k *keyring) insertLocked(e *entry, lifetime time.Duration) {
 	k.rebuildLocked()
 }
 
-// expire removes e if it is still the entry stored under its blob.
+// expire removes e if it is still the entry stored under its blob, and
+// with a plain key the certificates of that key.
 func (k *keyring) expire(e *entry) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.byBlob[e.blob] == e {
-		k.removeLocked(e)
+	if k.byBlob[e.blob] != e {
+		return
+	}
+	k.removeLocked(e)
+	if e.cert == nil {
+		for _, c := range slices.Clone(k.order) {
+			if c.cert != nil && c.keyBlob == e.blob {
+				k.removeLocked(c)
+			}
+		}
 	}
 }
 
-// liveLocked reports whether e may still be used (not expired).
+// keyEntryLocked is the entry of e's plain key when it is loaded: e
+// itself for a plain key, else nil or another entry.
+func (k *keyring) keyEntryLocked(e *entry) *entry {
+	if e.cert == nil {
+		return e
+	}
+	return k.byBlob[e.keyBlob]
+}
+
+// liveLocked reports whether e may still be used: neither it nor the
+// key it certifies has expired.
 func (k *keyring) liveLocked(e *entry) bool {
-	return e.expire.IsZero() || k.nowFunc().Before(e.expire)
+	now := k.nowFunc()
+	if !e.expire.IsZero() && !now.Before(e.expire) {
+		return false
+	}
+	ke := k.keyEntryLocked(e)
+	return ke == nil || ke.expire.IsZero() || now.Before(ke.expire)
+}
+
+// confirmLocked reports whether a signature with e needs the user's
+// confirmation: e's own, or its key's.
+func (k *keyring) confirmLocked(e *entry) bool {
+	if e.confirm {
+		return true
+	}
+	ke := k.keyEntryLocked(e)
+	return ke != nil && ke.confirm
 }
 
 func (k *keyring) removeLocked(e *entry) {
@@ -280,18 +323,19 @@ func (k *keyring) identities() []Identity {
 	return ids
 }
 
-// lookup returns the entry for a public key blob.
-func (k *keyring) lookup(blob []byte) (*entry, error) {
+// lookup returns the entry for a public key blob and whether signing
+// with it needs confirmation.
+func (k *keyring) lookup(blob []byte) (e *entry, confirm bool, err error) {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	if k.locked {
-		return nil, ErrLocked
+		return nil, false, ErrLocked
 	}
-	e := k.byBlob[string(blob)]
+	e = k.byBlob[string(blob)]
 	if e == nil || !k.liveLocked(e) {
-		return nil, ErrKeyNotFound
+		return nil, false, ErrKeyNotFound
 	}
-	return e, nil
+	return e, k.confirmLocked(e), nil
 }
 
 // has reports whether a key with this blob is loaded.

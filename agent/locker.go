@@ -1,11 +1,14 @@
 package agent
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"sync"
-	"time"
+
+	"github.com/sesame-ssh/sesame/lock"
 
 	"golang.org/x/crypto/scrypt"
 	xagent "golang.org/x/crypto/ssh/agent"
@@ -39,25 +42,31 @@ type KeySealer interface {
 // enough that a copy of the process memory does not give the passphrase
 // away cheaply.
 const (
-	scryptN     = 1 << 15
-	scryptR     = 8
-	scryptP     = 1
-	maxFailWait = 10 * time.Second
+	scryptN = 1 << 15
+	scryptR = 8
+	scryptP = 1
 )
 
 // NewPassphraseLocker returns the default Locker: it keeps only a salted
 // scrypt hash of the passphrase, refuses an empty passphrase, compares in
-// constant time, and makes every wrong guess wait 100 ms longer than the
-// previous one (at most 10 s), as ssh-agent does.
-func NewPassphraseLocker() Locker { return &passphraseLocker{} }
+// constant time, and makes wrong guesses wait out the lock package's
+// back-off (lock.Guard), which the server's other passphrase checks share.
+func NewPassphraseLocker() Locker { return &passphraseLocker{guard: lock.NewGuard(0, 0)} }
+
+// guarded is implemented by a Locker whose unlock attempts go through a
+// lock.Guard; the server puts its other passphrase checks through it too.
+type guarded interface{ Guard() *lock.Guard }
 
 type passphraseLocker struct {
 	mu       sync.Mutex
 	locked   bool
 	salt     []byte
 	verifier []byte
-	failures int
+	guard    *lock.Guard
 }
+
+// Guard implements guarded.
+func (l *passphraseLocker) Guard() *lock.Guard { return l.guard }
 
 func hashPassphrase(pass, salt []byte) ([]byte, error) {
 	return scrypt.Key(pass, salt, scryptN, scryptR, scryptP, 32)
@@ -80,11 +89,26 @@ func (l *passphraseLocker) Lock(pass []byte) error {
 	if l.locked {
 		return ErrLocked
 	}
-	l.locked, l.salt, l.verifier, l.failures = true, salt, v, 0
+	l.locked, l.salt, l.verifier = true, salt, v
 	return nil
 }
 
 func (l *passphraseLocker) Unlock(pass []byte) error {
+	if !l.Locked() {
+		return ErrNotLocked
+	}
+	return l.guard.Attempt(context.Background(), func() error {
+		if err := l.unlock(pass); err != nil {
+			if errors.Is(err, ErrBadPassphrase) {
+				return fmt.Errorf("%w (%w)", err, lock.ErrBadPassphrase)
+			}
+			return err
+		}
+		return nil
+	})
+}
+
+func (l *passphraseLocker) unlock(pass []byte) error {
 	l.mu.Lock()
 	if !l.locked {
 		l.mu.Unlock()
@@ -102,16 +126,11 @@ func (l *passphraseLocker) Unlock(pass []byte) error {
 		l.mu.Unlock()
 		return ErrNotLocked
 	}
+	defer l.mu.Unlock()
 	if subtle.ConstantTimeCompare(got, want) == 1 {
-		l.locked, l.salt, l.verifier, l.failures = false, nil, nil, 0
-		l.mu.Unlock()
+		l.locked, l.salt, l.verifier = false, nil, nil
 		return nil
 	}
-	l.failures++
-	wait := time.Duration(l.failures) * 100 * time.Millisecond
-	l.mu.Unlock()
-	// Only the guessing connection waits; others keep being served.
-	time.Sleep(min(wait, maxFailWait))
 	return ErrBadPassphrase
 }
 

@@ -30,6 +30,24 @@ func (c *ConnInfo) Destination() *Bind {
 	return &c.Binds[len(c.Binds)-1]
 }
 
+// PlainKey is the key a public key identity stands for: the certified key
+// of a certificate, the key itself otherwise. It is the one notion of
+// "which key" for pins, learning, lifetimes and confirmation: a
+// certificate inherits all of them from its key, so that loading a key's
+// certificate (ssh-add loads -cert.pub beside the key) is no way round
+// what holds for the key. OpenSSH's fingerprints of a certificate are its
+// key's too.
+func PlainKey(k ssh.PublicKey) ssh.PublicKey {
+	if c, ok := k.(*ssh.Certificate); ok {
+		return c.Key
+	}
+	return k
+}
+
+// KeyFingerprint is the SHA256 fingerprint of PlainKey(k), as ssh-add -l
+// shows it for a key and for its certificate alike.
+func KeyFingerprint(k ssh.PublicKey) string { return ssh.FingerprintSHA256(PlainKey(k)) }
+
 // Identity is a loaded key as the policy sees it (never the private half).
 type Identity struct {
 	Key     ssh.PublicKey
@@ -38,7 +56,8 @@ type Identity struct {
 
 // Policy decides, per connection, which identities are offered and which
 // signatures are allowed. A nil Policy offers and signs everything, like
-// ssh-agent.
+// ssh-agent. The keys it is given are identities as listed, certificates
+// included; it must judge each by PlainKey.
 type Policy interface {
 	// Offer returns the identities to list on this connection, in order.
 	Offer(c *ConnInfo, ids []Identity) []Identity

@@ -60,6 +60,16 @@ func (s *SealingLocker) Lock(pass []byte) error { return lockErr(s.l.Lock(pass))
 // other clients are served.
 func (s *SealingLocker) Unlock(pass []byte) error { return lockErr(s.l.Unlock(s.ctx, pass)) }
 
+// unlockThen unlocks and, within the same attempt, runs then (see
+// lock.Locker.UnlockThen): a wrong passphrase for the key store after a
+// right one for the lock still counts as a failure.
+func (s *SealingLocker) unlockThen(pass []byte, then func() error) error {
+	return lockErr(s.l.UnlockThen(s.ctx, pass, then))
+}
+
+// Guard implements guarded: the lock's back-off.
+func (s *SealingLocker) Guard() *lock.Guard { return s.l.Guard() }
+
 // Locked implements Locker.
 func (s *SealingLocker) Locked() bool { return s.l.Locked() }
 

@@ -201,3 +201,53 @@ func TestPipelinedRequestsOneShotEach(t *testing.T) {
 		}
 	}
 }
+
+// Guesses at the key store's passphrase through UNLOCK, while its keys
+// wait for one, go through the lock's back-off and failure count: each
+// wrong one waits longer, and a lock guess after them waits longer still.
+// Locking and unlocking with a chosen passphrase, which the store is then
+// tried with, is no way round it.
+func TestStoreGuessesShareTheLockBackoff(t *testing.T) {
+	loader := func(p []byte) ([]xagent.AddedKey, error) {
+		if len(p) == 0 {
+			return nil, ErrNeedPassphrase
+		}
+		return nil, ErrBadPassphrase
+	}
+	const base = 40 * time.Millisecond
+	srv, l := sealingServer(t, lock.Options{BackoffBase: base, BackoffMax: time.Minute}, Options{KeyLoader: loader})
+	if err := srv.loadKeys(nil); err != nil || !srv.Pending() {
+		t.Fatalf("store not pending: %v", err)
+	}
+	ag := pipeAgent(t, srv)
+	start := time.Now()
+	for i := 1; i <= 3; i++ {
+		if err := ag.Unlock([]byte("guess")); err == nil {
+			t.Fatal("wrong store passphrase accepted")
+		}
+		if f := srv.Status().Failures; f != i {
+			t.Fatalf("after %d store guesses the status counts %d failures", i, f)
+		}
+	}
+	// Penalties 1, 2 and 4 × base, each served by the guesser.
+	if d := time.Since(start); d < 7*base {
+		t.Errorf("3 store guesses took %v, want at least %v", d, 7*base)
+	}
+	// A lock chosen by the guesser, then unlocked with it: the store is
+	// tried with it, and that failure counts too (after the wait of the
+	// third one, 8 × base).
+	if err := ag.Lock([]byte("guess")); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	if err := ag.Unlock([]byte("guess")); err != nil {
+		t.Fatalf("unlock with the lock's passphrase: %v", err)
+	}
+	if d := time.Since(start); d < 8*base {
+		t.Errorf("unlock after 3 failures took %v, want at least %v", d, 8*base)
+	}
+	if f := l.Status().Failures; f != 4 || !srv.Pending() || srv.Locked() {
+		t.Errorf("after lock and unlock with a wrong store passphrase: %d failures, pending %v, locked %v",
+			f, srv.Pending(), srv.Locked())
+	}
+}

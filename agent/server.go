@@ -45,10 +45,10 @@ const DefaultMaxConnsPerPeer = 64
 const DefaultMessageTimeout = 30 * time.Second
 
 // KeyLoader returns stored keys to load into the agent: at start when the
-// agent is not locked (passphrase nil), after every successful unlock (with
-// the unlock passphrase, which may also open the store), and on an unlock
-// request while unlocked when stored keys are still waiting for a
-// passphrase. It returns an error wrapping ErrNeedPassphrase when the store
+// agent is not locked (passphrase nil), then only while stored keys wait
+// for a passphrase: after a successful unlock (with the unlock passphrase,
+// which may also open the store) and on an unlock request while unlocked.
+// Each call with a passphrase is an attempt of the lock's back-off. It returns an error wrapping ErrNeedPassphrase when the store
 // needs a passphrase it was not given, and one wrapping ErrBadPassphrase
 // when the passphrase does not open it. Keys already loaded are left as
 // they are. The server wipes the ed25519 keys it is given once loaded, so
@@ -129,6 +129,10 @@ type Server struct {
 
 	// sealer is opts.Locker when it seals the keys (nil otherwise).
 	sealer *SealingLocker
+	// guard is the back-off every passphrase check goes through: the
+	// Locker's when it has one, so that lock guesses and key store
+	// guesses are counted and slowed together.
+	guard *lock.Guard
 	// loadMu serialises loading stored keys; pending records that they
 	// could not be loaded for want of a passphrase.
 	loadMu  sync.Mutex
@@ -161,6 +165,11 @@ func New(opts Options) *Server {
 		conns: make(map[net.Conn]*slot), perPeer: make(map[int]int),
 	}
 	s.trim.after = idleTrimAfter
+	if g, ok := opts.Locker.(guarded); ok {
+		s.guard = g.Guard()
+	} else {
+		s.guard = lock.NewGuard(0, 0)
+	}
 	if sl, ok := opts.Locker.(*SealingLocker); ok {
 		s.sealer = sl
 		if err := sl.l.AddHolder(keyHolder{s.keys}); err != nil {
@@ -558,25 +567,50 @@ func (s *Server) Lock(passphrase []byte) error {
 	return nil
 }
 
-// Unlock unlocks through the Locker, then loads the sealed keys and the
-// stored keys (from the KeyLoader, which may open the store with the same
-// passphrase). When the agent is not locked but stored keys are waiting
+// Unlock unlocks through the Locker, then loads the sealed keys and, when
+// stored keys wait for a passphrase, the stored keys (from the KeyLoader,
+// which may open the store with the same passphrase). When the agent is not locked but stored keys are waiting
 // for a passphrase (the agent started without one), Unlock loads them with
 // this passphrase instead: one `sesame unlock` then both unlocks and loads.
 // Otherwise unlocking an unlocked agent is ErrNotLocked.
+//
+// Every check of the passphrase, the lock's and the store's, is one
+// attempt of the same lock.Guard: guesses at the store pay the same
+// back-off as guesses at the lock, and a store guess made by locking and
+// unlocking with it is still counted.
 func (s *Server) Unlock(passphrase []byte) error {
 	if len(passphrase) == 0 {
 		return fmt.Errorf("%w: empty passphrase", ErrBadPassphrase)
 	}
 	if !s.opts.Locker.Locked() {
 		if s.Pending() {
-			return s.loadPending(passphrase)
+			return s.guard.Attempt(s.ctx, func() error { return storeErr(s.loadPending(passphrase)) })
 		}
 		return ErrNotLocked
 	}
+	// The store is read with the unlock passphrase only while its keys
+	// wait for one; keys loaded before come back from the seal.
+	var storeErrSeen error
+	loadStore := func() error {
+		if !s.Pending() {
+			return nil
+		}
+		storeErrSeen = s.loadKeys(passphrase)
+		return storeErr(storeErrSeen)
+	}
 	// The Locker may make a wrong guess wait; no keyring or server mutex
 	// is held meanwhile.
-	if err := s.opts.Locker.Unlock(passphrase); err != nil {
+	var err error
+	if s.sealer != nil {
+		err = s.sealer.unlockThen(passphrase, loadStore)
+		if err != nil && storeErrSeen != nil && !s.opts.Locker.Locked() {
+			// Unlocked; only the store stays closed.
+			err = nil
+		}
+	} else {
+		err = s.opts.Locker.Unlock(passphrase)
+	}
+	if err != nil {
 		return err
 	}
 	if s.sealer == nil {
@@ -596,12 +630,24 @@ func (s *Server) Unlock(passphrase []byte) error {
 		s.lockMu.Unlock()
 	}
 	s.log.Debug("unlocked", "keys", s.keys.count())
-	if err := s.loadKeys(passphrase); err != nil {
+	if s.sealer == nil && s.Pending() {
+		_ = s.guard.Attempt(s.ctx, loadStore)
+	}
+	if storeErrSeen != nil {
 		// The lock passphrase need not be the store's: the sealed keys
 		// are back, and the store stays for `sesame unlock` to open.
-		s.log.Debug("loading stored keys after unlock", "err", err)
+		s.log.Debug("loading stored keys after unlock", "err", storeErrSeen)
 	}
 	return nil
+}
+
+// storeErr marks a key store's refusal of a passphrase as a failed
+// attempt for the lock.Guard.
+func storeErr(err error) error {
+	if errors.Is(err, ErrBadPassphrase) || errors.Is(err, ErrNeedPassphrase) {
+		return fmt.Errorf("%w (%w)", err, lock.ErrBadPassphrase)
+	}
+	return err
 }
 
 // loadPending loads the stored keys that were waiting for a passphrase.

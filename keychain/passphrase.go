@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"sync"
+
+	"github.com/sesame-ssh/sesame/internal/fileerr"
 )
 
 // EnvPassphraseFile names the environment variable holding the path of a
@@ -25,12 +27,12 @@ func PassphraseFromFile(path string) PassphraseFunc {
 	return func(bool) ([]byte, error) {
 		f, err := os.Open(path)
 		if err != nil {
-			return nil, fmt.Errorf("passphrase file: %w", err)
+			return nil, fileerr.Describe("passphrase file", path, err)
 		}
 		defer f.Close()
 		p, err := readLine(f)
 		if err != nil {
-			return nil, fmt.Errorf("passphrase file %s: %w", path, err)
+			return nil, fileerr.Describe("passphrase file", path, err)
 		}
 		return p, nil
 	}

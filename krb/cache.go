@@ -1,6 +1,7 @@
 package krb
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -53,6 +54,26 @@ func (n CacheName) Destroy() error {
 		return errors.New("credentials cache not resolved")
 	}
 	return n.cache.Destroy()
+}
+
+// Update is a read-modify-write of the cache: modify gets the current
+// content and returns what to store (or an error, such as
+// ErrCacheChanged, to store nothing). FILE and DIR caches do it under
+// MIT's file lock (UpdateCCache); KCM and KEYRING caches have no lock
+// shared with MIT, so there it is a read followed by Replace.
+func (n CacheName) Update(ctx context.Context, modify func(cur *CCache) (*CCache, error)) error {
+	if p := n.Path(); p != "" {
+		return UpdateCCache(ctx, p, modify)
+	}
+	cur, err := n.Read()
+	if err != nil {
+		return err
+	}
+	next, err := modify(cur)
+	if err != nil {
+		return err
+	}
+	return n.Replace(next)
 }
 
 // IsCollection reports whether the name was given as a collection (DIR:dir,

@@ -1,19 +1,19 @@
 package krb
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math"
 	"os"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sesame-ssh/sesame/internal/atomicfile"
+	"github.com/sesame-ssh/sesame/internal/fileerr"
 )
 
 // The MIT FILE credentials cache format (versions 3 and 4), as described
@@ -69,9 +69,8 @@ const (
 	ccNameTypePrincipal int32 = 1
 	ccNameTypeSrvInst   int32 = 2
 
-	ccNoCacheMsg    = "no credentials cache found"
-	ccTruncatedMsg  = "truncated %s at byte %d"
-	ccNotRegularMsg = "%s is not a regular file"
+	ccNoCacheMsg   = "no credentials cache found"
+	ccTruncatedMsg = "truncated %s at byte %d"
 )
 
 // ccFlagOrder is MIT klist's flags_string order and letters.
@@ -142,19 +141,51 @@ type CCacheFormatError struct {
 	Path   string // file name when known
 	Offset int    // byte offset where parsing stopped
 	Msg    string
+	// NotCache: the file does not start like a credentials cache at all,
+	// so it is more likely a wrong name than a damaged cache.
+	NotCache bool
 }
 
 // Error is one line naming the file and what is wrong with it.
 func (e *CCacheFormatError) Error() string {
+	if e.NotCache && e.Path != "" {
+		return fmt.Sprintf("%s is not a credentials cache: %s", e.Path, e.Msg)
+	}
 	if e.Path != "" {
 		return fmt.Sprintf("%s: %s: %s", "credentials cache is damaged", e.Path, e.Msg)
 	}
 	return fmt.Sprintf("%s: %s", "credentials cache is damaged", e.Msg)
 }
 
-// Hint suggests the way out.
+// Hint suggests the way out. A file that is not a cache at all may be
+// someone's data named by mistake: kdestroy would overwrite it.
 func (e *CCacheFormatError) Hint() string {
+	if e.NotCache {
+		return "check the cache name given with -c or KRB5CCNAME"
+	}
 	return "remove it with `sesame kdestroy` and get a new ticket with `sesame kinit`"
+}
+
+// NotAFileError says that the cache name points at a directory or another
+// file that is not a regular file: not damaged, but the wrong name.
+type NotAFileError struct {
+	Path  string
+	IsDir bool
+}
+
+func (e *NotAFileError) Error() string {
+	if e.IsDir {
+		return fmt.Sprintf("credentials cache %s is a directory, not a cache file", e.Path)
+	}
+	return fmt.Sprintf("credentials cache %s is not a regular file", e.Path)
+}
+
+// Hint names the forms a cache name can take.
+func (e *NotAFileError) Hint() string {
+	if e.IsDir {
+		return "name a cache file with -c or KRB5CCNAME (FILE:/tmp/krb5cc_$(id -u)), or DIR:" + e.Path + " for a collection of caches in it"
+	}
+	return "name a cache file with -c or KRB5CCNAME, e.g. FILE:/tmp/krb5cc_$(id -u)"
 }
 
 // ---- reading ----
@@ -354,10 +385,14 @@ func (r *ccReader) credential(version int) (Credential, error) {
 func ParseCCache(data []byte) (*CCache, error) {
 	r := &ccReader{b: data}
 	if len(data) < 2 {
-		return nil, r.fail("file is too short to be a credentials cache (%d bytes)", len(data))
+		e := r.fail("file is too short to be a credentials cache (%d bytes)", len(data)).(*CCacheFormatError)
+		e.NotCache = len(data) == 0
+		return nil, e
 	}
 	if data[0] != 5 {
-		return nil, r.fail("not a credentials cache (first byte %#02x)", data[0])
+		e := r.fail("it does not start with a cache header (first byte %#02x)", data[0]).(*CCacheFormatError)
+		e.NotCache = true
+		return nil, e
 	}
 	version := int(data[1])
 	if version != 3 && version != 4 {
@@ -548,40 +583,22 @@ func (cc *CCache) SetKDCOffset(d time.Duration) {
 // a *NoCacheError (errors.Is ErrNoCache); a damaged one a
 // *CCacheFormatError naming the file.
 func ReadCCache(path string) (*CCache, error) {
-	f, err := os.Open(path)
+	f, _, err := openCCacheFile(path, false)
 	if err != nil {
-		// MIT reports a path through a non-directory as "no cache" too.
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-			return nil, &NoCacheError{Path: path, Err: err}
-		}
-		return nil, fmt.Errorf("read credentials cache %s: %w", path, ccErrFromPath(err))
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("read credentials cache %s: %w", path, ccErrFromPath(err))
-	}
-	if !st.Mode().IsRegular() {
-		return nil, &CCacheFormatError{Path: path, Msg: "not a regular file"}
-	}
-	// Read at most one byte past the cap to tell "too large" apart.
-	data, err := io.ReadAll(io.LimitReader(f, ccMaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read credentials cache %s: %w", path, ccErrFromPath(err))
-	}
-	if len(data) > ccMaxFileSize {
-		return nil, &CCacheFormatError{Path: path, Msg: fmt.Sprintf("larger than %d MiB", ccMaxFileSize>>20)}
-	}
-	cc, err := ParseCCache(data)
-	if err != nil {
-		var fe *CCacheFormatError
-		if errors.As(err, &fe) {
-			fe.Path = path
-		}
 		return nil, err
 	}
-	return cc, nil
+	defer f.Close()
+	// MIT reads under a shared lock, so a writer's change is seen whole.
+	// A lock held longer than this is not waited for: reading must not
+	// hang (a file written in place is still checked by the parser).
+	ctx, cancel := context.WithTimeout(context.Background(), ccReadLockWait)
+	lockCCacheFile(ctx, f, false)
+	cancel()
+	return readCCacheFile(f, path)
 }
+
+// ccReadLockWait bounds how long a reader waits for a writer's lock.
+const ccReadLockWait = 2 * time.Second
 
 // ccErrFromPath drops the *fs.PathError wrapper (the caller names the path).
 func ccErrFromPath(err error) error {
@@ -605,10 +622,15 @@ func WriteCCache(path string, cc *CCache) error {
 			return fmt.Errorf("refusing to write credentials cache %s: it is a symbolic link", path)
 		}
 		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("refusing to write credentials cache %s: "+ccNotRegularMsg, path, path)
+			return &NotAFileError{Path: path, IsDir: fi.IsDir()}
 		}
 	}
 	if err := atomicfile.WriteUnsynced(path, cc.Marshal(), 0o600); err != nil {
+		var fe *fileerr.Error
+		if errors.As(err, &fe) {
+			fe.What = "credentials cache"
+			return fe
+		}
 		return fmt.Errorf("cannot store credentials: %w", err)
 	}
 	return nil
@@ -619,6 +641,8 @@ func WriteCCache(path string, cc *CCache) error {
 // keys do not linger on disk. A symbolic link is removed without writing
 // through it. A missing file gives a *NoCacheError.
 func DestroyCCache(path string) error {
+	// Stale temporary files of ours hold credentials too.
+	defer removeStaleTemps(path, true)
 	fi, err := os.Lstat(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -627,46 +651,22 @@ func DestroyCCache(path string) error {
 		return fmt.Errorf("destroy credentials cache %s: %w", path, ccErrFromPath(err))
 	}
 	if fi.Mode().IsRegular() {
-		if err := ccZeroFile(path); err != nil {
-			return fmt.Errorf("destroy credentials cache %s: %w", path, err)
+		// Wait (briefly) for a writer holding the lock, so that the
+		// zeros do not land in the middle of its write.
+		if f, _, err := openCCacheFile(path, true); err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), ccDestroyLockWait)
+			lockCCacheFile(ctx, f, true)
+			cancel()
+			defer f.Close()
+		}
+		if err := atomicfile.Zero(path); err != nil {
+			return fmt.Errorf("destroy credentials cache %s: %w", path, ccErrFromPath(err))
 		}
 	} else if fi.Mode()&fs.ModeSymlink == 0 {
-		return fmt.Errorf("destroy credentials cache %s: "+ccNotRegularMsg, path, path)
+		return &NotAFileError{Path: path, IsDir: fi.IsDir()}
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("destroy credentials cache %s: %w", path, ccErrFromPath(err))
-	}
-	return nil
-}
-
-func ccZeroFile(path string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return ccErrFromPath(err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return ccErrFromPath(err)
-	}
-	// Zeroing a file with other hard links would destroy content that is
-	// not (only) the cache; unlinking our name is enough then.
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok && sys.Nlink > 1 || !st.Mode().IsRegular() {
-		return nil
-	}
-	zeros := make([]byte, 32<<10)
-	for left := st.Size(); left > 0; {
-		n := int64(len(zeros))
-		if left < n {
-			n = left
-		}
-		if _, err := f.Write(zeros[:n]); err != nil {
-			return ccErrFromPath(err)
-		}
-		left -= n
-	}
-	if err := f.Sync(); err != nil {
-		return ccErrFromPath(err)
 	}
 	return nil
 }

@@ -99,7 +99,7 @@ func ccKDCTime(t time.Time) time.Time {
 
 // ccEnctypeNames are MIT's canonical enctype names, as klist -e prints them.
 var ccEnctypeNames = map[int32]string{
-	1: "des-cbc-crc", 2: "des-cbc-md4", 3: "des-cbc-md5", 16: "des3-cbc-sha1",
+	1: "des-cbc-crc", 2: "des-cbc-md4", 3: "des-cbc-md5", 6: "des3-cbc-raw", 16: "des3-cbc-sha1",
 	17: "aes128-cts-hmac-sha1-96", 18: "aes256-cts-hmac-sha1-96",
 	19: "aes128-cts-hmac-sha256-128", 20: "aes256-cts-hmac-sha384-192",
 	23: "arcfour-hmac", 24: "arcfour-hmac-exp",
@@ -115,6 +115,25 @@ func ccEnctypeName(e int32) string {
 		return n
 	}
 	return fmt.Sprintf("etype %d", e)
+}
+
+// ccDeprecatedEnctypes are the enctypes MIT 1.20 marks deprecated.
+var ccDeprecatedEnctypes = map[int32]bool{6: true, 16: true, 23: true, 24: true}
+
+// EncTypeKlistName is the enctype as MIT klist -e prints it:
+// "DEPRECATED:" before a deprecated or unknown one, as MIT 1.20 does.
+func EncTypeKlistName(e int32) string {
+	n, known := ccEnctypeNames[e]
+	if e >= 1 && e <= 3 {
+		known = false // single DES: gone from MIT since 1.18
+	}
+	if !known {
+		n = fmt.Sprintf("etype %d", e)
+	}
+	if !known || ccDeprecatedEnctypes[e] {
+		return "DEPRECATED:" + n
+	}
+	return n
 }
 
 // TicketEncType is the enctype the ticket itself is encrypted with (the

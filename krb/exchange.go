@@ -74,16 +74,27 @@ type KDCError struct {
 }
 
 func (e *KDCError) Error() string {
-	// errorcode.Lookup gives "KDC_ERR_X Some text".
-	name, text, _ := strings.Cut(errorcode.Lookup(e.Code), " ")
-	s := "kdc " + e.KDC + " answered " + name
-	if text != "" {
-		s += " (" + strings.ToLower(text) + ")"
-	}
+	s := "kdc " + e.KDC + " answered " + kdcErrorText(e.Code)
 	if e.EText != "" {
 		s += ": " + e.EText
 	}
 	return s
+}
+
+// kdcErrorText names a KRB-ERROR code: "KDC_ERR_X (some text, error N)".
+// gokrb5's errorcode.Lookup gives "(N) KDC_ERR_X Some text", or
+// "Unknown ErrorCode N".
+func kdcErrorText(code int32) string {
+	l := errorcode.Lookup(code)
+	rest, ok := strings.CutPrefix(l, fmt.Sprintf("(%d) ", code))
+	if !ok {
+		return fmt.Sprintf("error %d", code)
+	}
+	name, text, _ := strings.Cut(rest, " ")
+	if text == "" {
+		return fmt.Sprintf("%s (error %d)", name, code)
+	}
+	return fmt.Sprintf("%s (%s, error %d)", name, strings.ToLower(text), code)
 }
 
 // UnreachableError says that no KDC of a realm answered.

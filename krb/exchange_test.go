@@ -83,7 +83,7 @@ func TestExchangeResponseTooBigFallsBackToTCP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cc.Credentials) != 1 || len(cc.Credentials[0].Ticket) < 300 {
+	if len(cc.Tickets()) != 1 || len(cc.Tickets()[0].Ticket) < 300 {
 		t.Fatalf("unexpected cache %+v", cc)
 	}
 	if !strings.Contains(log.String(), "too big for udp") || !strings.Contains(log.String(), "proto=tcp") {

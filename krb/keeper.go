@@ -1,6 +1,7 @@
 package krb
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,10 +11,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/sesame-ssh/sesame/internal/atomicfile"
 	"github.com/sesame-ssh/sesame/internal/paths"
+	"github.com/sesame-ssh/sesame/internal/statefile"
 )
 
 // The keeper keeps one credentials cache's TGT alive: it renews the ticket
@@ -31,6 +34,24 @@ import (
 // RenewFraction is the fraction of a ticket's lifetime after which the
 // keeper renews it.
 const RenewFraction = 0.5
+
+// KDCRefusalMargin is how long before a TGT's end some KDCs already refuse
+// to renew it: Samba's AD DC rejects a TGT about 120 s before it expires.
+// The keeper acts at least this long before the end when the ticket's
+// lifetime allows it, so that a short ticket is not renewed too late.
+const KDCRefusalMargin = 150 * time.Second
+
+// renewLead is how long before the end of a ticket with the given lifetime
+// the keeper renews it: RenewFraction of the lifetime, but at least
+// KDCRefusalMargin, and never before a quarter of the lifetime has passed
+// (so a very short ticket is not renewed in a loop).
+func renewLead(life time.Duration) time.Duration {
+	lead := time.Duration(float64(life) * (1 - RenewFraction))
+	if lead < KDCRefusalMargin {
+		lead = min(KDCRefusalMargin, life*3/4)
+	}
+	return lead
+}
 
 // Action is what the keeper decides to do next.
 type Action int
@@ -81,7 +102,7 @@ func Plan(now time.Time, tgt *Credential, canAcquire bool) (Action, time.Time) {
 	if life <= 0 {
 		life = end.Sub(now)
 	}
-	due := end.Add(-time.Duration(float64(life) * (1 - RenewFraction)))
+	due := end.Add(-renewLead(life))
 
 	renewable := tgt.Flags&TktFlagRenewable != 0 && tgt.RenewTill.After(end)
 	// Renewal is worthwhile only if it extends the ticket by a useful
@@ -180,8 +201,12 @@ type Keeper struct {
 	Cache string // the cache's name, for reports
 	// Load reads the cache as it is now on disk.
 	Load func() (*CCache, error)
-	// Store writes the cache atomically.
+	// Store writes the cache atomically. Update, when set, is used
+	// instead of Load and Store for writing.
 	Store func(*CCache) error
+	// Update is a locked read-modify-write of the cache (UpdateCCache):
+	// modify gets the cache as it is on disk under the lock.
+	Update func(ctx context.Context, modify func(cur *CCache) (*CCache, error)) error
 	// Renew returns cc with its TGT renewed (Client.Renew).
 	Renew func(ctx context.Context, cc *CCache) (*CCache, error)
 	// Acquire gets a fresh TGT for the principal (keytab or stored
@@ -189,6 +214,16 @@ type Keeper struct {
 	// secret, and wrap ErrRejected (or a krb sentinel that Rejected
 	// recognises) when the KDC refuses it.
 	Acquire func(ctx context.Context, p Principal) (*CCache, error)
+	// Secret names the secret Acquire would send for p ("stored
+	// password", "keytab key version 3") and returns its fingerprint
+	// (PasswordFingerprint, KeytabFingerprint). With it, a secret the KDC
+	// rejected is recorded and never sent again, by this or any other
+	// process, until it changes. Nil: rejections are not recorded.
+	Secret func(p Principal) (what, fingerprint string, err error)
+	// SecretScope is the cache name rejections are recorded under; empty
+	// means Cache. A keeper of a private copy of the user's cache (renew
+	// -- COMMAND) records them under the user's cache.
+	SecretScope string
 	// Report is called whenever the state changes (persist it, notify).
 	Report func(KeeperState)
 	// Now is the clock; nil means time.Now.
@@ -212,14 +247,71 @@ func (k *Keeper) report() {
 	}
 }
 
-func (k *Keeper) stop(reason string) error {
+// StopError is the error of a keeper that stopped for good: the KDC
+// rejected the secret or the principal, the ticket expired with nothing to
+// get a new one, or the cache cannot be written. Starting another keeper
+// on the same cache does not help until the user acts.
+type StopError struct {
+	Reason string
+	Err    error // the underlying cause, when there is one
+}
+
+func (e *StopError) Error() string { return "ticket renewal stopped: " + e.Reason }
+
+// Unwrap returns the cause.
+func (e *StopError) Unwrap() error { return e.Err }
+
+func (k *Keeper) stop(reason string) error { return k.stopErr(reason, nil) }
+
+func (k *Keeper) stopErr(reason string, cause error) error {
 	k.state.Running = false
 	k.state.Stopped = k.now()
 	k.state.Reason = reason
 	k.state.NextCheck = time.Time{}
 	k.report()
-	return fmt.Errorf("ticket renewal stopped: %s", reason)
+	return &StopError{Reason: reason, Err: cause}
 }
+
+func (k *Keeper) secretScope() string {
+	if k.SecretScope != "" {
+		return k.SecretScope
+	}
+	return k.Cache
+}
+
+// secretRejected checks the secret Acquire would send for p against the
+// recorded rejections. It returns the secret's name and fingerprint ("" if
+// unknown) and, when that very secret was rejected before, why.
+func (k *Keeper) secretRejected(p Principal) (what, fp string, rejected *Rejection) {
+	if k.Secret == nil {
+		return "", "", nil
+	}
+	what, fp, err := k.Secret(p)
+	if err != nil || fp == "" {
+		return what, "", nil
+	}
+	if r, ok := FindRejection(k.secretScope(), p.String(), fp); ok {
+		return what, fp, &r
+	}
+	return what, fp, nil
+}
+
+// pendingWrite is a renewed or fresh TGT the keeper got from the KDC but
+// could not write yet, and the cache TGT it replaces.
+type pendingWrite struct {
+	got   *CCache
+	fresh *Credential
+	base  Credential
+}
+
+// sameTicket reports whether a and b are the same ticket.
+func sameTicket(a, b *Credential) bool {
+	return bytes.Equal(a.Ticket, b.Ticket) && a.EndTime.Equal(b.EndTime) && a.Server.Equal(b.Server)
+}
+
+// maxWriteRetry bounds the wait between attempts to write a renewed ticket
+// the disk did not take, so that it lands soon after writing works again.
+const maxWriteRetry = 15 * time.Second
 
 // Run keeps the ticket alive until ctx is cancelled (returns nil) or
 // renewal can no longer succeed (returns an error saying why).
@@ -230,16 +322,19 @@ func (k *Keeper) Run(ctx context.Context) error {
 	}
 	k.state = KeeperState{Cache: k.Cache, Running: true, PID: os.Getpid()}
 	failures := 0
+	var pending *pendingWrite
+	var writeErr error // the last failure to write the cache, if any
 	for {
 		cc, err := k.Load()
 		if errors.Is(err, ErrNoCache) {
 			// Removed (kdestroy, or a lock that stashed it): nothing
-			// to keep, and nothing went wrong worth recording.
+			// to keep, and nothing went wrong worth recording. It is
+			// never brought back.
 			k.state.Running = false
-			return err
+			return fmt.Errorf("%w; renewal stops and does not bring it back", err)
 		}
 		if err != nil {
-			return k.stop(fmt.Sprintf("cannot read the cache: %v", err))
+			return k.stopErr(fmt.Sprintf("cannot read the cache: %v", err), err)
 		}
 		tgt, ok := cc.TGT()
 		if !ok {
@@ -251,85 +346,178 @@ func (k *Keeper) Run(ctx context.Context) error {
 		if cc.HasKDCOffset {
 			now = now.Add(cc.KDCOffset)
 		}
-		act, at := Plan(now, tgt, k.Acquire != nil)
-		log.Debug("keeper plan", "cache", k.Cache, "action", act, "at", at, "end", tgt.EndTime, "renew_till", tgt.RenewTill)
-
+		// A ticket renewed earlier but not written (full disk) is not
+		// thrown away while it is valid and the cache still holds the
+		// ticket it replaces; otherwise the cache on disk rules.
+		if pending != nil && (!pending.fresh.Valid(now) || !sameTicket(tgt, &pending.base)) {
+			pending = nil
+		}
 		var got *CCache
-		switch act {
-		case ActExpired:
-			return k.stop("the ticket expired and there is no keytab or stored password to get a new one")
-		case ActWait:
-			if failures == 0 {
-				k.state.NextCheck = at
-				k.report()
+		var fresh *Credential
+		act := ActRenew
+		if pending != nil {
+			got, fresh = pending.got, pending.fresh
+		} else {
+			var at time.Time
+			act, at = Plan(now, tgt, k.Acquire != nil)
+			log.Debug("keeper plan", "cache", k.Cache, "action", act, "at", at, "end", tgt.EndTime, "renew_till", tgt.RenewTill)
+			switch act {
+			case ActExpired:
+				if writeErr != nil {
+					return k.stopErr(fmt.Sprintf("the ticket expired: the renewed ticket could not be written to the cache (%s)", describeWriteError(writeErr)), writeErr)
+				}
+				return k.stop("the ticket expired and there is no keytab or stored password to get a new one")
+			case ActWait:
+				if failures == 0 {
+					k.state.NextCheck = at
+					k.report()
+				}
+				if err := k.sleep(ctx, at.Sub(now)); err != nil {
+					return nil
+				}
+				continue
+			case ActRenew:
+				got, err = k.Renew(ctx, cc)
+			case ActAcquire:
+				what, fp, rej := k.secretRejected(cc.DefaultPrincipal)
+				if rej != nil {
+					return k.stopErr(fmt.Sprintf("the %s for %s was rejected by the KDC on %s (%s); it is not sent again until it changes",
+						what, rej.Principal, rej.When.Local().Format("01/02/06 15:04:05"), rej.Reason), ErrRejected)
+				}
+				got, err = k.Acquire(ctx, cc.DefaultPrincipal)
+				if err != nil && Rejected(err) && fp != "" && ctx.Err() == nil {
+					r := Rejection{Cache: k.secretScope(), Principal: cc.DefaultPrincipal.String(), Secret: what,
+						Fingerprint: fp, When: k.now(), Reason: err.Error()}
+					if rerr := RecordRejection(r); rerr != nil {
+						log.Warn("cannot record the rejected secret", "err", rerr)
+					}
+				}
 			}
-			if err := k.sleep(ctx, at.Sub(now)); err != nil {
+			if err == nil {
+				var ok bool
+				if fresh, ok = got.TGT(); !ok {
+					err = fmt.Errorf("the KDC reply held no ticket-granting ticket")
+				}
+			}
+			if ctx.Err() != nil {
 				return nil
 			}
+			if err != nil {
+				if Rejected(err) {
+					return k.stopErr(fmt.Sprintf("%s failed: %v", act, err), err)
+				}
+				failures++
+				k.state.Failures = failures
+				wait := Backoff(failures, now, tgt.EndTime)
+				k.state.NextCheck = now.Add(wait)
+				k.state.Reason = fmt.Sprintf("%s failed, retrying: %v", act, err)
+				k.report()
+				log.Debug("keeper retry", "cache", k.Cache, "err", err, "in", wait)
+				if err := k.sleep(ctx, wait); err != nil {
+					return nil
+				}
+				continue
+			}
+		}
+		err = k.write(ctx, cc.DefaultPrincipal, tgt, fresh, got)
+		switch {
+		case errors.Is(err, ErrCacheChanged):
+			// The user ran kinit (another principal, another ticket)
+			// or another renewer got there first: keep theirs and
+			// follow it.
+			log.Debug("keeper: the cache was replaced meanwhile, following it", "cache", k.Cache)
+			pending, writeErr, failures = nil, nil, 0
 			continue
-		case ActRenew:
-			got, err = k.Renew(ctx, cc)
-		case ActAcquire:
-			got, err = k.Acquire(ctx, cc.DefaultPrincipal)
-		}
-		var fresh *Credential
-		if err == nil {
-			var ok bool
-			if fresh, ok = got.TGT(); !ok {
-				err = fmt.Errorf("the KDC reply held no ticket-granting ticket")
+		case errors.Is(err, ErrNoCache):
+			k.state.Running = false
+			return fmt.Errorf("the cache was removed while its ticket was being renewed; it stays removed: %w", err)
+		case err != nil:
+			if ctx.Err() != nil {
+				return nil
 			}
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err != nil {
-			if Rejected(err) {
-				return k.stop(fmt.Sprintf("%s failed: %v", act, err))
+			writeErr = err
+			if !transientWriteError(err) {
+				return k.stopErr("cannot write the cache: "+describeWriteError(err), err)
 			}
+			// The ticket is valid in memory: keep it and write it as
+			// soon as the disk takes it. The wait follows the ticket
+			// on disk, which is the one that runs out.
+			pending = &pendingWrite{got: got, fresh: fresh, base: *tgt}
 			failures++
+			wait := min(Backoff(failures, now, tgt.EndTime), maxWriteRetry)
 			k.state.Failures = failures
-			wait := Backoff(failures, now, tgt.EndTime)
 			k.state.NextCheck = now.Add(wait)
-			k.state.Reason = fmt.Sprintf("%s failed, retrying: %v", act, err)
+			k.state.Reason = "cannot write the cache, retrying: " + describeWriteError(err)
 			k.report()
-			log.Debug("keeper retry", "cache", k.Cache, "err", err, "in", wait)
+			log.Debug("keeper write retry", "cache", k.Cache, "err", err, "in", wait)
 			if err := k.sleep(ctx, wait); err != nil {
 				return nil
 			}
 			continue
 		}
-		// Re-read just before writing: if the user ran kinit meanwhile
-		// (a different principal, or a TGT newer than ours), keep theirs.
-		cur, err := k.Load()
-		if err == nil {
-			if t, ok := cur.TGT(); ok && (!cur.DefaultPrincipal.Equal(cc.DefaultPrincipal) || t.AuthTime.After(tgt.AuthTime) || t.EndTime.After(fresh.EndTime)) {
-				log.Debug("keeper: cache was replaced, adopting it", "cache", k.Cache)
-				failures = 0
-				continue
-			}
-			cc = cur
-		}
-		cc.Upsert(*fresh)
-		if got.HasKDCOffset {
-			cc.SetKDCOffset(got.KDCOffset)
-		}
-		if err := k.Store(cc); err != nil {
-			// A full disk or a vanished directory: the ticket is
-			// still valid in memory; retry like a KDC outage.
-			failures++
-			k.state.Reason = fmt.Sprintf("cannot write the cache: %v", err)
-			k.report()
-			if err := k.sleep(ctx, Backoff(failures, now, fresh.EndTime)); err != nil {
-				return nil
-			}
-			continue
-		}
-		failures = 0
+		pending, writeErr, failures = nil, nil, 0
 		k.state.Failures = 0
 		k.state.Reason = ""
 		k.state.LastRenew = k.now()
 		k.report()
 	}
+}
+
+// write stores fresh (from the KDC reply got) in the cache, provided the
+// cache still holds principal's ticket base; otherwise ErrCacheChanged.
+// Other entries (service tickets stored meanwhile) are kept.
+func (k *Keeper) write(ctx context.Context, principal Principal, base, fresh *Credential, got *CCache) error {
+	apply := func(cur *CCache) (*CCache, error) {
+		t, ok := cur.TGT()
+		if !ok || !cur.DefaultPrincipal.Equal(principal) || !sameTicket(t, base) {
+			return nil, ErrCacheChanged
+		}
+		cur.Upsert(*fresh)
+		if got.HasKDCOffset {
+			cur.SetKDCOffset(got.KDCOffset)
+		}
+		return cur, nil
+	}
+	if k.Update != nil {
+		return k.Update(ctx, apply)
+	}
+	cur, err := k.Load()
+	if err != nil {
+		return err
+	}
+	next, err := apply(cur)
+	if err != nil {
+		return err
+	}
+	return k.Store(next)
+}
+
+// transientWriteError says whether a failure to write the cache may go
+// away by itself (a full disk, an I/O error); a permission problem, a
+// read-only file system or a symbolic link will not.
+func transientWriteError(err error) bool {
+	for _, e := range []error{syscall.EACCES, syscall.EPERM, syscall.EROFS, syscall.ELOOP} {
+		if errors.Is(err, e) {
+			return false
+		}
+	}
+	var fe *CCacheFormatError
+	return !errors.As(err, &fe)
+}
+
+// describeWriteError names the cause of a failed write in words.
+func describeWriteError(err error) string {
+	switch {
+	case errors.Is(err, syscall.ENOSPC):
+		return "the disk is full: " + err.Error()
+	case errors.Is(err, syscall.EDQUOT):
+		return "the disk quota is exhausted: " + err.Error()
+	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		return "permission denied: " + err.Error()
+	case errors.Is(err, syscall.EROFS):
+		return "the file system is read-only: " + err.Error()
+	}
+	return err.Error()
 }
 
 // sleep waits for d (bounded by maxSleep) or until ctx ends.
@@ -358,12 +546,15 @@ func KeeperStatePath(cache string) string {
 }
 
 // SaveKeeperState records s atomically (mode 0600 in a 0700 directory).
-func SaveKeeperState(s KeeperState) error {
-	p := KeeperStatePath(s.Cache)
+func SaveKeeperState(s KeeperState) error { return saveStateJSON(KeeperStatePath(s.Cache), s) }
+
+// saveStateJSON writes v as JSON to the state file p, atomically, mode
+// 0600 in a 0700 directory.
+func saveStateJSON(p string, v any) error {
 	if err := paths.EnsureDir(filepath.Dir(p)); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(s, "", "  ")
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -371,10 +562,20 @@ func SaveKeeperState(s KeeperState) error {
 }
 
 // LoadKeeperState returns the recorded state of the keeper of cache.
+// A file that does not parse is set aside with a warning (the renewer
+// writes a new one at its next step).
 func LoadKeeperState(cache string) (KeeperState, bool) {
 	var s KeeperState
-	b, err := os.ReadFile(KeeperStatePath(cache))
-	if err != nil || json.Unmarshal(b, &s) != nil || s.Cache != cache {
+	p := KeeperStatePath(cache)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return s, false
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		statefile.SetAside(p, "renewal state file", "not valid JSON")
+		return KeeperState{}, false
+	}
+	if s.Cache != cache {
 		return s, false
 	}
 	return s, true

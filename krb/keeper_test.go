@@ -43,7 +43,10 @@ func TestPlan(t *testing.T) {
 		{"not renewable, keytab: acquire at half-life", t0.Add(h), tgtCred(t0, t0.Add(10*h), time.Time{}, false), true, ActWait, t0.Add(5 * h)},
 		{"renew-till near, keytab: acquire", t0.Add(6 * h), tgtCred(t0, t0.Add(10*h), t0.Add(11*h), true), true, ActAcquire, t0.Add(6 * h)},
 		{"renew-till near, no secret: last renewal", t0.Add(6 * h), tgtCred(t0, t0.Add(10*h), t0.Add(11*h), true), false, ActRenew, t0.Add(6 * h)},
-		{"one-minute ticket renews at 30s", t0.Add(10 * time.Second), tgtCred(t0, t0.Add(time.Minute), t0.Add(h), true), false, ActWait, t0.Add(30 * time.Second)},
+		// Samba refuses a TGT ~120 s before its end: short tickets are
+		// renewed KDCRefusalMargin before it, very short ones after a quarter.
+		{"four-minute ticket renews 150s before its end", t0.Add(10 * time.Second), tgtCred(t0, t0.Add(4*time.Minute), t0.Add(h), true), false, ActWait, t0.Add(90 * time.Second)},
+		{"one-minute ticket renews after a quarter", t0.Add(10 * time.Second), tgtCred(t0, t0.Add(time.Minute), t0.Add(h), true), false, ActWait, t0.Add(15 * time.Second)},
 	}
 	for _, c := range cases {
 		act, at := Plan(c.now, c.tgt, c.canAcquire)

@@ -19,6 +19,7 @@ import (
 	"github.com/jcmturner/gokrb5/v8/iana/flags"
 	"github.com/jcmturner/gokrb5/v8/iana/keyusage"
 	"github.com/jcmturner/gokrb5/v8/iana/msgtype"
+	"github.com/jcmturner/gokrb5/v8/iana/nametype"
 	"github.com/jcmturner/gokrb5/v8/iana/patype"
 	"github.com/jcmturner/gokrb5/v8/keytab"
 	"github.com/jcmturner/gokrb5/v8/messages"
@@ -41,6 +42,20 @@ type LoginOptions struct {
 	RenewLife   time.Duration
 	Forwardable bool
 	Proxiable   bool
+	// Canonicalize asks the KDC for the client's canonical name (RFC 6806;
+	// MIT kinit -C, krb5.conf canonicalize). Only then may the reply name
+	// another client than the request, and that name is stored.
+	Canonicalize bool
+	// Enterprise sends Principal as one NT-ENTERPRISE name (RFC 6806
+	// section 5; MIT kinit -E): "user@upn.suffix" with the realm after a
+	// second "@", or default_realm. Implies Canonicalize.
+	Enterprise bool
+	// Service, when set, is the server of the initial ticket instead of
+	// krbtgt/REALM (MIT kinit -S), e.g. kadmin/changepw.
+	Service string
+	// Addresses puts this host's addresses into the ticket (MIT kinit -a);
+	// otherwise the ticket is address-less, as MIT's noaddresses default.
+	Addresses bool
 	// KDCOffset (KDC clock minus local clock) to start from, when known.
 	KDCOffset time.Duration
 }
@@ -50,11 +65,50 @@ type LoginOptions struct {
 func (c *Client) DefaultLoginOptions() LoginOptions {
 	ld := c.Config.LibDefaults
 	return LoginOptions{
-		Lifetime:    ld.TicketLifetime,
-		RenewLife:   ld.RenewLifetime,
-		Forwardable: ld.Forwardable,
-		Proxiable:   ld.Proxiable,
+		Lifetime:     ld.TicketLifetime,
+		RenewLife:    ld.RenewLifetime,
+		Forwardable:  ld.Forwardable,
+		Proxiable:    ld.Proxiable,
+		Canonicalize: ld.Canonicalize,
 	}
+}
+
+// ParseLoginPrincipal parses the client name of a login: as
+// ParsePrincipal, or with enterprise set as an NT-ENTERPRISE name, which
+// is the whole string up to the last "@" when it holds two (the realm
+// follows), else all of it in defaultRealm — as MIT parses kinit -E.
+func ParseLoginPrincipal(s, defaultRealm string, enterprise bool) (Principal, error) {
+	if !enterprise {
+		return ParsePrincipal(s, defaultRealm)
+	}
+	name, realm := s, defaultRealm
+	if strings.Count(s, "@") >= 2 {
+		i := strings.LastIndexByte(s, '@')
+		name, realm = s[:i], s[i+1:]
+	}
+	if name == "" || realm == "" {
+		return Principal{}, fmt.Errorf("enterprise name %q needs a name and a realm (or default_realm)", s)
+	}
+	return Principal{NameType: nametype.KRB_NT_ENTERPRISE, Realm: realm, Components: []string{name}}, nil
+}
+
+// configuredRealm returns the spelling of realm that krb5.conf's [realms]
+// uses when it differs only in case. Realm names are case-sensitive, and
+// MIT kinit refuses alice@samba.test when only SAMBA.TEST is configured
+// ("cannot find KDC"); Active Directory answers such a request for
+// SAMBA.TEST, which left a cache nothing could use. Asking for the
+// configured realm gives the user the ticket they meant instead.
+//
+// The first match wins: Config.Gokrb5 lists krb5.conf's realms first and
+// then, for gokrb5's case-sensitive lookups, copies under the spellings a
+// caller asked for.
+func (c *Client) configuredRealm(realm string) string {
+	for _, r := range c.Config.Realms {
+		if strings.EqualFold(r.Realm, realm) {
+			return r.Realm
+		}
+	}
+	return realm
 }
 
 // nonce returns a random 31-bit request nonce.
@@ -77,12 +131,23 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 	if (opt.Password == nil) == (opt.Keytab == nil) {
 		return nil, errors.New("login needs either a password or a keytab")
 	}
-	client, err := ParsePrincipal(opt.Principal, c.Config.LibDefaults.DefaultRealm)
+	client, err := ParseLoginPrincipal(opt.Principal, c.Config.LibDefaults.DefaultRealm, opt.Enterprise)
 	if err != nil {
 		return nil, err
 	}
+	if opt.Enterprise {
+		opt.Canonicalize = true
+	}
+	client.Realm = c.configuredRealm(client.Realm)
 	realm := client.Realm
 	cname := client.Gokrb5()
+	server := TGTPrincipal(realm)
+	if opt.Service != "" {
+		if server, err = ParsePrincipal(opt.Service, realm); err != nil {
+			return nil, err
+		}
+	}
+	sname := server.Gokrb5()
 	etypes := supportedEtypes(c.Config.LibDefaults.DefaultTktEnctypeIDs)
 	if opt.Keytab != nil {
 		etypes = keytabEtypes(opt.Keytab, cname, realm, etypes)
@@ -106,9 +171,10 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 		preauthed bool // one has been sent: the password's single attempt
 		skewed    bool // the one retry after KRB_AP_ERR_SKEW is used up
 		saltInfo  types.PADataSequence
+		fastAvail bool // the KDC offered FAST (PA-FX-FAST)
 	)
 	for {
-		req, err := c.asReq(realm, cname, etypes, opt, clock.now())
+		req, err := c.asReq(realm, cname, sname, etypes, opt, clock.now())
 		if err != nil {
 			return nil, err
 		}
@@ -138,6 +204,7 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 						hint: "the account may need another login method (OTP, PKINIT) that sesame does not support; use MIT kinit"}
 				}
 				saltInfo = methodData(ke.EData)
+				fastAvail = hasPAType(saltInfo, patype.PA_FX_FAST)
 				key, err = c.clientKey(opt, client, etypes, saltInfo, 0)
 				if err != nil {
 					return nil, err
@@ -179,7 +246,7 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 			}
 			return nil, wrongPassword(client, err)
 		}
-		if err := checkASRep(rep, part, req, client); err != nil {
+		if err := checkASRep(rep, part, req, client, server, opt.Canonicalize); err != nil {
 			return nil, err
 		}
 		if c.Config.LibDefaults.KDCTimeSync != 0 {
@@ -202,6 +269,7 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 			DefaultPrincipal: cred.Client,
 			Credentials:      []Credential{cred},
 		}
+		addLoginConfig(cc, cred.Server, preauthed, fastAvail)
 		return cc, nil
 	}
 }
@@ -210,10 +278,16 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 // renewable life are counted from the (offset-corrected) clock, and the
 // options are exactly those asked for, not gokrb5's defaults (NewASReq
 // forces renew-till to now+48h).
-func (c *Client) asReq(realm string, cname types.PrincipalName, etypes []int32, opt LoginOptions, now time.Time) (messages.ASReq, error) {
-	req, err := messages.NewASReqForTGT(realm, c.Config, cname)
+func (c *Client) asReq(realm string, cname, sname types.PrincipalName, etypes []int32, opt LoginOptions, now time.Time) (messages.ASReq, error) {
+	req, err := messages.NewASReq(realm, c.Config, cname, sname)
 	if err != nil {
 		return req, err
+	}
+	req.ReqBody.Addresses = nil
+	if opt.Addresses {
+		if req.ReqBody.Addresses, err = types.LocalHostAddresses(); err != nil {
+			return req, fmt.Errorf("list this host's addresses: %w", err)
+		}
 	}
 	now = now.UTC()
 	body := &req.ReqBody
@@ -221,7 +295,10 @@ func (c *Client) asReq(realm string, cname types.PrincipalName, etypes []int32, 
 	body.Till = now.Add(opt.Lifetime).Truncate(time.Second)
 	body.RTime = time.Time{}
 	body.From = time.Time{}
-	types.UnsetFlags(&body.KDCOptions, []int{flags.Forwardable, flags.Proxiable, flags.Renewable})
+	types.UnsetFlags(&body.KDCOptions, []int{flags.Forwardable, flags.Proxiable, flags.Renewable, flags.Canonicalize})
+	if opt.Canonicalize {
+		types.SetFlag(&body.KDCOptions, flags.Canonicalize)
+	}
 	if opt.Forwardable {
 		types.SetFlag(&body.KDCOptions, flags.Forwardable)
 	}
@@ -396,9 +473,14 @@ func keytabEtypes(kt *keytab.Keytab, cname types.PrincipalName, realm string, wa
 }
 
 // checkASRep verifies that the reply answers our request (RFC 4120 3.1.5):
-// same nonce, the TGT we asked for, our client. Realms compare
-// case-insensitively, as Active Directory canonicalises their case.
-func checkASRep(rep rawKDCRep, part messages.EncKDCRepPart, req messages.ASReq, client Principal) error {
+// same nonce, the TGT we asked for, our client. As in MIT, names must be
+// exactly those of the request unless canonicalization was asked for; then
+// RFC 6806 lets the KDC name the client's canonical principal (an alias
+// resolved, an enterprise name mapped, the realm's case corrected), and
+// that is what the cache stores. Even then the realm may differ only in
+// case: a client referral to another realm comes as an error, not a
+// ticket, and the reply must still be a TGT of the client's realm.
+func checkASRep(rep rawKDCRep, part messages.EncKDCRepPart, req messages.ASReq, client, server Principal, canonicalize bool) error {
 	bad := func(what string) error { return fmt.Errorf("kdc reply does not match the request: %s", what) }
 	if rep.MsgType != msgtype.KRB_AS_REP || rep.PVNO != iana.PVNO {
 		return bad("not an as-rep")
@@ -406,13 +488,24 @@ func checkASRep(rep rawKDCRep, part messages.EncKDCRepPart, req messages.ASReq, 
 	if part.Nonce != req.ReqBody.Nonce {
 		return bad("nonce differs (possible replay)")
 	}
-	if !strings.EqualFold(rep.CRealm, client.Realm) {
+	sameRealm := func(r string) bool {
+		return r == client.Realm || (canonicalize && strings.EqualFold(r, client.Realm))
+	}
+	if !sameRealm(rep.CRealm) {
 		return bad("client realm " + rep.CRealm)
 	}
-	if !rep.CName.Equal(req.ReqBody.CName) && !sameNameFold(rep.CName, req.ReqBody.CName) {
+	if !canonicalize && !rep.CName.Equal(req.ReqBody.CName) {
 		return bad("client name " + rep.CName.PrincipalNameString())
 	}
-	if len(part.SName.NameString) != 2 || part.SName.NameString[0] != "krbtgt" || !strings.EqualFold(part.SRealm, client.Realm) {
+	if len(rep.CName.NameString) == 0 {
+		return bad("no client name")
+	}
+	okServer := sameRealm(part.SRealm) && len(part.SName.NameString) == len(server.Components)
+	for i := 0; okServer && i < len(server.Components); i++ {
+		okServer = part.SName.NameString[i] == server.Components[i] ||
+			(server.IsTGT(client.Realm) && i == 1 && sameRealm(part.SName.NameString[i]))
+	}
+	if !okServer {
 		return bad("service " + part.SName.PrincipalNameString() + "@" + part.SRealm)
 	}
 	if part.EndTime.IsZero() {
@@ -421,16 +514,37 @@ func checkASRep(rep rawKDCRep, part messages.EncKDCRepPart, req messages.ASReq, 
 	return nil
 }
 
-func sameNameFold(a, b types.PrincipalName) bool {
-	if len(a.NameString) != len(b.NameString) {
-		return false
-	}
-	for i := range a.NameString {
-		if !strings.EqualFold(a.NameString[i], b.NameString[i]) {
-			return false
+// hasPAType reports whether pas holds padata of type t.
+func hasPAType(pas types.PADataSequence, t int32) bool {
+	for _, pa := range pas {
+		if pa.PADataType == t {
+			return true
 		}
 	}
-	return true
+	return false
+}
+
+// addLoginConfig records, before the ticket, the cache config entries
+// MIT's kinit writes for the server of an initial ticket: pa_type (2, the
+// encrypted timestamp, when that was used) and fast_avail (the KDC offered
+// FAST). MIT's kinit reads fast_avail to decide whether to use FAST on
+// the next login, so a cache written by sesame behaves like one of its own.
+func addLoginConfig(cc *CCache, server Principal, encTimestamp, fast bool) {
+	var entries []Credential
+	add := func(key, value string) {
+		entries = append(entries, Credential{
+			Client: cc.DefaultPrincipal,
+			Server: Principal{NameType: ccNameTypeUnknown, Realm: CacheConfigRealm, Components: []string{CacheConfigPrefix, key, server.String()}},
+			Ticket: []byte(value),
+		})
+	}
+	if fast {
+		add("fast_avail", "yes")
+	}
+	if encTimestamp {
+		add("pa_type", fmt.Sprint(patype.PA_ENC_TIMESTAMP))
+	}
+	cc.Credentials = append(entries, cc.Credentials...)
 }
 
 func wrongPassword(client Principal, cause error) error {
@@ -454,6 +568,10 @@ func (c *Client) loginError(ke *KDCError, client Principal, keytab bool) error {
 	case errorcode.KDC_ERR_KEY_EXPIRED:
 		return &Error{Kind: ErrPasswordExpired, Err: ke, Msg: fmt.Sprintf("password for %s has expired", client),
 			hint: "change it with kpasswd, then run kinit again"}
+	case errorcode.KDC_ERR_POLICY:
+		// Heimdal's answer for a principal that may get no tickets.
+		return &Error{Kind: ErrAccountLocked, Err: ke, Msg: fmt.Sprintf("kdc %s refuses tickets for %s by policy (account disabled or restricted)", ke.KDC, client),
+			hint: "ask the administrators whether the account is enabled"}
 	case errorcode.KDC_ERR_CLIENT_REVOKED:
 		return &Error{Kind: ErrAccountLocked, Err: ke, Msg: fmt.Sprintf("account %s is locked or disabled (kdc %s)", client, ke.KDC),
 			hint: "wait for the lockout to expire or ask the administrators"}

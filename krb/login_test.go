@@ -42,9 +42,16 @@ func TestLoginPasswordRenewable(t *testing.T) {
 	if got := cc.DefaultPrincipal.String(); got != "alice@"+kdc.Realm {
 		t.Errorf("default principal %q", got)
 	}
-	if len(cc.Credentials) != 1 {
-		t.Fatalf("%d credentials", len(cc.Credentials))
+	if len(cc.Tickets()) != 1 {
+		t.Fatalf("%d tickets", len(cc.Tickets()))
 	}
+	// The config entries MIT's kinit writes for the TGT, before it.
+	tgtName := "krbtgt/" + kdc.Realm + "@" + kdc.Realm
+	if len(cc.Credentials) != 3 || cc.Credentials[0].Server.String() != `krb5_ccache_conf_data/fast_avail/krbtgt\/`+kdc.Realm+`\@`+kdc.Realm+"@X-CACHECONF:" ||
+		string(cc.Credentials[0].Ticket) != "yes" || cc.Credentials[1].ConfigKey() != "pa_type" || string(cc.Credentials[1].Ticket) != "2" {
+		t.Fatalf("config entries for %s: %+v", tgtName, cc.Credentials)
+	}
+	cc.Credentials = cc.Credentials[2:]
 	tgt := cc.Credentials[0]
 	if tgt.Server.String() != "krbtgt/"+kdc.Realm+"@"+kdc.Realm {
 		t.Errorf("server %s", tgt.Server)
@@ -160,7 +167,7 @@ func TestLoginClockSkew(t *testing.T) {
 		t.Errorf("%d failed decryptions at the KDC", n)
 	}
 	// Times in the ticket are the KDC's, so about now.
-	if d := time.Until(cc.Credentials[0].EndTime); d < 55*time.Minute || d > 61*time.Minute {
+	if d := time.Until(cc.Tickets()[0].EndTime); d < 55*time.Minute || d > 61*time.Minute {
 		t.Errorf("ticket ends in %v, want about 1h", d)
 	}
 	// The offset survives the cache file, where MIT tools read it too.
@@ -222,7 +229,7 @@ func TestLoginKeytab(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tgt := cc.Credentials[0]
+	tgt := *cc.Tickets()[0]
 	if d := tgt.EndTime.Sub(tgt.StartTime); d != 5*time.Minute {
 		t.Errorf("lifetime %v, want 5m", d)
 	}

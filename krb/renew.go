@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jcmturner/gofork/encoding/asn1"
 	"github.com/jcmturner/gokrb5/v8/crypto"
 	"github.com/jcmturner/gokrb5/v8/iana"
 	"github.com/jcmturner/gokrb5/v8/iana/asnAppTag"
@@ -132,9 +133,8 @@ func (c *Client) Renew(ctx context.Context, cc *CCache) (*CCache, error) {
 
 // renewReq builds the TGS-REQ for renewal by hand rather than with
 // messages.NewTGSReq, which takes till/rtime and options from krb5.conf
-// and the authenticator's time from the local clock. The KDC keeps the
-// ticket's flags on renewal; rtime is the old renew_till, since a smaller
-// rtime would shorten it.
+// and the authenticator's time from the local clock. rtime is the old
+// renew_till, since a smaller rtime would shorten it.
 func (c *Client) renewReq(realm string, old Credential, tkt messages.Ticket, session types.EncryptionKey, now time.Time) (messages.TGSReq, error) {
 	n, err := nonce()
 	if err != nil {
@@ -144,9 +144,7 @@ func (c *Client) renewReq(realm string, old Credential, tkt messages.Ticket, ses
 	if len(etypes) == 0 {
 		etypes = []int32{session.KeyType}
 	}
-	opts := types.NewKrbFlags()
-	types.SetFlag(&opts, flags.Renew)
-	types.SetFlag(&opts, flags.Renewable)
+	opts := renewOptions(old.Flags)
 	req := messages.TGSReq{KDCReqFields: messages.KDCReqFields{
 		PVNO:    iana.PVNO,
 		MsgType: msgtype.KRB_TGS_REQ,
@@ -194,6 +192,31 @@ func (c *Client) renewReq(realm string, old Credential, tkt messages.Ticket, ses
 	}
 	req.PAData = types.PADataSequence{{PADataType: patype.PA_TGS_REQ, PADataValue: apb}}
 	return req, nil
+}
+
+// renewOptions are the KDC options of a renewal of a ticket with the given
+// flags: RENEW, and — as MIT's kinit -R asks — forwardable, proxiable,
+// may-postdate and renewable when the ticket has them. MIT's KDC keeps a
+// renewed ticket's flags anyway, but Heimdal and Active Directory grant
+// forwardable and proxiable only when the request asks, and a TGT that is
+// no longer forwardable silently ends GSSAPI credential delegation.
+func renewOptions(ticketFlags uint32) asn1.BitString {
+	opts := types.NewKrbFlags()
+	types.SetFlag(&opts, flags.Renew)
+	types.SetFlag(&opts, flags.Renewable)
+	for _, f := range []struct {
+		tkt uint32
+		opt int
+	}{
+		{TktFlagForwardable, flags.Forwardable},
+		{TktFlagProxiable, flags.Proxiable},
+		{TktFlagMayPostdate, flags.AllowPostDate},
+	} {
+		if ticketFlags&f.tkt != 0 {
+			types.SetFlag(&opts, f.opt)
+		}
+	}
+	return opts
 }
 
 // cloneCCache copies the cache deeply enough that replacing an entry or

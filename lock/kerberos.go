@@ -1,13 +1,16 @@
 package lock
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/sesame-ssh/sesame/internal/atomicfile"
+	"github.com/sesame-ssh/sesame/krb"
 )
 
 // KerberosMode says what happens to the Kerberos ticket cache on lock.
@@ -123,30 +126,29 @@ func (k *Kerberos) file() string { return strings.TrimPrefix(k.Path, "FILE:") }
 // file. A missing file is not an error: there is nothing to stash. The
 // file is destroyed only once its content is sealed.
 func StashCCache(v *Vault, path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("stash ticket cache: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
 		return fmt.Errorf("stash ticket cache: %s is not a regular file", path)
 	}
-	data, err := os.ReadFile(path)
+	// Under the cache's lock, as MIT tools take it: a ticket stored
+	// meanwhile is either stashed or waits for the file to be gone.
+	err := krb.TakeCCache(context.Background(), path, func(data []byte) error { return v.Put(stashID, data) })
 	if err != nil {
 		return fmt.Errorf("stash ticket cache: %w", err)
 	}
-	if err := v.Put(stashID, data); err != nil {
-		return fmt.Errorf("stash ticket cache: %w", err)
-	}
-	return Destroy(path)
+	return nil
 }
 
 // RestoreCCache writes the stashed cache in m back to path, atomically and
-// with mode 0600, when valid (nil: always) accepts it. It leaves an existing
-// file alone: a cache made while locked (a fresh kinit) is newer than the
-// stash. Nothing stashed is not an error.
+// with mode 0600, when valid (nil: always) accepts it. It leaves alone a
+// cache made while locked (a fresh kinit), which is newer than the stash:
+// a regular file of the user's own with no other link. Anything else at
+// path appeared while the name was free, and the default name
+// (/tmp/krb5cc_UID) is in a directory every user can write to: a cache
+// another user planted there would make the user's logins use the
+// planter's tickets (or write through a link). It is removed and the
+// stash written; when it cannot be removed (the sticky /tmp keeps
+// another user's file), nothing is written and the error says why.
+// Nothing stashed is not an error.
 func RestoreCCache(m map[string][]byte, path string, valid func([]byte) bool) error {
 	data, ok := m[stashID]
 	if !ok {
@@ -155,19 +157,34 @@ func RestoreCCache(m map[string][]byte, path string, valid func([]byte) bool) er
 	if valid != nil && !valid(data) {
 		return ErrStashExpired
 	}
-	if _, err := os.Lstat(path); err == nil {
-		return nil
+	if fi, err := os.Lstat(path); err == nil {
+		if ownCache(fi) {
+			return nil
+		}
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("restore ticket cache: %s appeared while locked and is not yours; not restored: %w", path, err)
+		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("restore ticket cache: %w", err)
 	}
-	if err := atomicfile.Write(path, data, 0o600); err != nil {
+	// Created only if no cache is there, also when one appears while
+	// restoring: it is newer than the stash.
+	if _, err := krb.CreateCCacheFile(path, data); err != nil {
 		return fmt.Errorf("restore ticket cache: %w", err)
 	}
 	return nil
 }
 
+// ownCache reports whether fi is a regular file of this process's user
+// with no other hard link.
+func ownCache(fi fs.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && fi.Mode().IsRegular() && int(st.Uid) == os.Getuid() && st.Nlink == 1
+}
+
 // Destroy overwrites the regular file at path with zeros, syncs, and
-// removes it, as kdestroy does. A symlink or other non-regular file is
+// removes it, as kdestroy does (a file with other hard links is only
+// removed: its content is not only the cache's). A symlink or other non-regular file is
 // removed without following it. A missing file is not an error.
 func Destroy(path string) error {
 	fi, err := os.Lstat(path)
@@ -178,7 +195,7 @@ func Destroy(path string) error {
 		return fmt.Errorf("destroy %s: %w", path, err)
 	}
 	if fi.Mode().IsRegular() {
-		if err := zeroFile(path); err != nil {
+		if err := atomicfile.Zero(path); err != nil {
 			return fmt.Errorf("destroy %s: %w", path, err)
 		}
 	}
@@ -186,25 +203,4 @@ func Destroy(path string) error {
 		return fmt.Errorf("destroy %s: %w", path, err)
 	}
 	return nil
-}
-
-func zeroFile(path string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|syscallNoFollow, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	zeros := make([]byte, 32<<10)
-	for n := fi.Size(); n > 0; {
-		c := min(n, int64(len(zeros)))
-		if _, err := f.Write(zeros[:c]); err != nil {
-			return err
-		}
-		n -= c
-	}
-	return f.Sync()
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,21 +32,39 @@ func TestDestroyOverwritesThenRemoves(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "cc")
 	os.WriteFile(p, []byte("ticket bytes"), 0o600)
-	// A second link to the inode shows what the first one pointed at
-	// after Destroy: zeros, not the ticket.
-	other := filepath.Join(dir, "other")
-	if err := os.Link(p, other); err != nil {
+	// A descriptor kept open shows what the file held after Destroy:
+	// zeros, not the ticket.
+	f, err := os.Open(p)
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer f.Close()
 	if err := Destroy(p); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(p); !os.IsNotExist(err) {
 		t.Fatalf("file still there: %v", err)
 	}
-	b, _ := os.ReadFile(other)
+	b, _ := io.ReadAll(f)
 	if !bytes.Equal(b, make([]byte, len("ticket bytes"))) {
 		t.Fatalf("content not zeroed: %q", b)
+	}
+	// A file with another hard link is removed but not zeroed: the other
+	// name's content is not only the cache's (someone else's file linked
+	// to the cache's predictable name).
+	mine := filepath.Join(dir, "mine")
+	os.WriteFile(mine, []byte("not a ticket"), 0o600)
+	if err := os.Link(mine, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := Destroy(p); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(mine); string(b) != "not a ticket" {
+		t.Fatalf("a hard-linked file was zeroed: %q", b)
+	}
+	if _, err := os.Stat(p); !os.IsNotExist(err) {
+		t.Fatalf("hard link still there: %v", err)
 	}
 	if err := Destroy(p); err != nil {
 		t.Fatalf("missing file: %v", err)
@@ -100,6 +119,35 @@ func TestKerberosStashWithoutKDC(t *testing.T) {
 	}
 	if len(reported) != 1 || !errors.Is(reported[0], ErrStashExpired) {
 		t.Fatalf("reported %v", reported)
+	}
+}
+
+// A cache another user planted at the free name while locked is not
+// kept in place of the stash.
+func TestKerberosStashReplacesPlantedCache(t *testing.T) {
+	testbed.NeedRoot(t) // to plant a file as another user
+	dir := t.TempDir()
+	p := filepath.Join(dir, "cc")
+	var reported []error
+	l := New(Options{KDF: cheap, OnError: func(e error) { reported = append(reported, e) }})
+	l.AddHolder(&Kerberos{Mode: KerberosStash, Path: p})
+	os.WriteFile(p, []byte("my ticket"), 0o600)
+	if err := l.Lock([]byte("pw")); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(p, []byte("planted ticket"), 0o600)
+	if err := os.Chown(p, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Unlock(context.Background(), []byte("pw")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "my ticket" || len(reported) != 0 {
+		t.Fatalf("after unlock the cache holds %q (reported %v)", b, reported)
+	}
+	fi, _ := os.Lstat(p)
+	if !ownCache(fi) {
+		t.Error("the restored cache is not the user's own file")
 	}
 }
 

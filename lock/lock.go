@@ -2,7 +2,6 @@ package lock
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -92,12 +91,9 @@ type Locker struct {
 	onUnlock []func(Status)
 	closed   bool
 
-	// attempt admits one unlock attempt at a time, so parallel guessing
-	// gains nothing and at most one argon2id work area exists.
-	attempt   chan struct{}
-	bmu       sync.Mutex
-	failures  int
-	notBefore time.Time
+	// guard is the back-off of unlock attempts, shared with every other
+	// passphrase check of the program (see Guard).
+	guard *Guard
 
 	idle idleState
 }
@@ -110,7 +106,7 @@ func New(o Options) *Locker {
 	if o.BackoffMax <= 0 {
 		o.BackoffMax = 10 * time.Second
 	}
-	l := &Locker{opts: o, epoch: time.Now(), attempt: make(chan struct{}, 1)}
+	l := &Locker{opts: o, epoch: time.Now(), guard: NewGuard(o.BackoffBase, o.BackoffMax)}
 	l.status.Store(&Status{Since: time.Now()})
 	l.SetIdle(o.IdleAfter)
 	return l
@@ -120,7 +116,16 @@ func New(o Options) *Locker {
 func (l *Locker) Locked() bool { return l.status.Load().Locked }
 
 // Status returns the current state.
-func (l *Locker) Status() Status { return *l.status.Load() }
+func (l *Locker) Status() Status {
+	// The failure count is the guard's, shared with other checks.
+	s := *l.status.Load()
+	s.Failures = l.guard.Failures()
+	return s
+}
+
+// Guard is the back-off the Locker's unlock attempts go through. Every
+// other passphrase check that guards the same secrets must use it too.
+func (l *Locker) Guard() *Guard { return l.guard }
 
 // AddHolder registers h to be sealed on every lock and unsealed on unlock.
 // Refused while locked.
@@ -258,47 +263,44 @@ func scrubHeap() {
 }
 
 // Unlock checks pass and, when it is right, gives every Holder its secrets
-// back. Attempts are serialised; after a wrong passphrase the caller and
-// every later attempt wait out a delay that doubles with each consecutive
-// failure (see Options). A caller may give up waiting through ctx; a
-// penalty once started still applies to the next attempt. Unlocking when
-// not locked is ErrNotLocked with nothing changed; a wrong passphrase is
-// ErrBadPassphrase.
+// back. It is one attempt of the Locker's Guard: attempts are serialised;
+// after a wrong passphrase the caller and every later attempt wait out a
+// delay that doubles with each consecutive failure (see Options). A caller
+// may give up waiting through ctx; a penalty once started still applies to
+// the next attempt. Unlocking when not locked is ErrNotLocked with nothing
+// changed; a wrong passphrase is ErrBadPassphrase.
 func (l *Locker) Unlock(ctx context.Context, pass []byte) error {
+	return l.UnlockThen(ctx, pass, nil)
+}
+
+// UnlockThen is Unlock followed, within the same attempt, by then (when
+// the unlock succeeded and then is not nil): a further check of the same
+// passphrase, such as opening a key store with it. When then fails with
+// ErrBadPassphrase the Locker stays unlocked but the attempt counts as a
+// failure, so that locking and unlocking with chosen passphrases is no
+// way round the back-off of the other check. Its error is returned.
+func (l *Locker) UnlockThen(ctx context.Context, pass []byte, then func() error) error {
 	if err := checkPassphrase(pass); err != nil {
 		return err
 	}
 	if !l.Locked() {
 		return ErrNotLocked
 	}
-	select {
-	case l.attempt <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { <-l.attempt }()
-	if err := l.waitBackoff(ctx); err != nil {
-		return err
-	}
-
-	penalty, err := l.tryUnlock(pass)
-	if penalty > 0 {
-		// The failing caller serves the penalty too, still holding the
-		// attempt slot, so one connection guessing in a loop is slowed
-		// as much as many connections are.
-		sleepCtx(ctx, penalty)
-	}
-	return err
+	return l.guard.Attempt(ctx, func() error {
+		if err := l.tryUnlock(pass); err != nil || then == nil {
+			return err
+		}
+		return then()
+	})
 }
 
 // tryUnlock checks pass and, when it is right, opens the vaults, hands
-// the plaintexts to the holders and flips the state, all inside Do. A
-// wrong passphrase is counted and its penalty returned.
-func (l *Locker) tryUnlock(pass []byte) (penalty time.Duration, err error) {
+// the plaintexts to the holders and flips the state, all inside Do.
+func (l *Locker) tryUnlock(pass []byte) (err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.Locked() {
-		return 0, ErrNotLocked
+		return ErrNotLocked
 	}
 	var errs []error
 	Do(func() {
@@ -330,23 +332,20 @@ func (l *Locker) tryUnlock(pass []byte) (penalty time.Duration, err error) {
 			}
 		}
 	})
-	if errors.Is(err, ErrBadPassphrase) {
-		return l.fail(), err
-	}
 	if err != nil {
-		return 0, err
+		return err
 	}
-	l.succeed()
 	l.vaults = nil
 	st := l.setStatus(func(s *Status) {
-		s.Locked, s.Since, s.Reason, s.Failures = false, time.Now(), "", 0
+		s.Locked, s.Since, s.Reason = false, time.Now(), ""
 	})
+	st.Failures = l.guard.Failures()
 	for _, f := range l.onUnlock {
 		f(st)
 	}
 	l.report(errs...)
 	l.idleArm()
-	return 0, nil
+	return nil
 }
 
 // Close stops the idle timer and makes later locks fail with ErrClosed.

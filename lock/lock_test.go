@@ -290,7 +290,7 @@ func TestBackoffGrowsAndResets(t *testing.T) {
 	l := New(Options{KDF: cheap, BackoffBase: base, BackoffMax: 4 * base})
 	l.Lock([]byte("pw"))
 	for i, want := range []time.Duration{base, 2 * base, 4 * base, 4 * base} {
-		if d := l.delay(i + 1); d != want {
+		if d := l.guard.delay(i + 1); d != want {
 			t.Fatalf("delay(%d) = %v, want %v", i+1, d, want)
 		}
 	}

@@ -32,10 +32,24 @@
 // (DefaultLearnedFile) when a server accepts a key: (host key, names, user)
 // → key, with first and last use and a count.
 //
+// A key is named by its plain public key (agent.PlainKey): a certificate
+// is judged, pinned, refused and learned as the key it certifies, and a
+// userauth request may name a certificate of the key asked to sign (a
+// client with CertificateFile and the key in the agent).
+//
 // # Rules
 //
-// Unbound connections (ssh-add -l, clients without session-bind) see every
-// key and may sign anything, as with ssh-agent. On a bound connection:
+// Unbound connections (ssh-add -l, ssh-keygen -Y sign, clients without
+// session-bind) see every key and may sign anything, as with ssh-agent,
+// with one exception: when the peer process is an OpenSSH ssh of 8.9 or
+// later (OpenSSHBinds), which binds every agent connection of its own
+// (is_forwarding on those it forwards), an unbound connection is a socket
+// it relays for the far side (ssh -R to the agent's socket), and pinned
+// keys do not sign there. Other peers cannot be told apart from local use;
+// a server reached through a client that cannot bind (OpenSSH before 8.9,
+// PuTTY, other SSH libraries) gets the agent's keys if the agent is
+// forwarded to it, so do not forward the agent with such clients. On a
+// bound connection:
 //
 //   - A host with declared pins is offered only its pinned keys; a key with
 //     declared pins is offered and signs only for hosts it is pinned to.

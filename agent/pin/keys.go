@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	xagent "golang.org/x/crypto/ssh/agent"
 
+	"github.com/sesame-ssh/sesame/agent"
 	"github.com/sesame-ssh/sesame/internal/atomicfile"
 	"github.com/sesame-ssh/sesame/internal/paths"
 )
@@ -61,7 +62,7 @@ func (s KeySource) candidates() []Key {
 			for _, k := range keys {
 				pub, err := ssh.ParsePublicKey(k.Blob)
 				if err == nil {
-					out = append(out, Key{Fingerprint: ssh.FingerprintSHA256(pub), Public: pub, Comment: k.Comment})
+					out = append(out, Key{Fingerprint: agent.KeyFingerprint(pub), Public: pub, Comment: k.Comment})
 				}
 			}
 		}
@@ -83,7 +84,7 @@ func readPubFile(path string) (Key, error) {
 	if err != nil {
 		return Key{}, fmt.Errorf("%s is not a public key file: %w", path, err)
 	}
-	return Key{Fingerprint: ssh.FingerprintSHA256(pub), Public: pub, Comment: comment}, nil
+	return Key{Fingerprint: agent.KeyFingerprint(pub), Public: pub, Comment: comment}, nil
 }
 
 // NotFoundError says a key named on the command line was not found.

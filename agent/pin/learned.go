@@ -12,6 +12,7 @@ import (
 
 	"github.com/sesame-ssh/sesame/internal/atomicfile"
 	"github.com/sesame-ssh/sesame/internal/paths"
+	"github.com/sesame-ssh/sesame/internal/statefile"
 )
 
 // LearnedFileName is the name of the learned pins file in paths.State().
@@ -39,6 +40,17 @@ type learnedFile struct {
 	Pins    []Learned `json:"pins"`
 }
 
+// LearnedFormatError says why the learned pins file does not parse, in
+// words (no decoder offsets).
+type LearnedFormatError struct {
+	File   string
+	Reason string
+}
+
+func (e *LearnedFormatError) Error() string {
+	return fmt.Sprintf("learned pins file %s: %s", e.File, e.Reason)
+}
+
 // ParseLearned parses the learned pins file.
 func ParseLearned(data []byte, file string) ([]Learned, error) {
 	if len(data) == 0 {
@@ -46,14 +58,14 @@ func ParseLearned(data []byte, file string) ([]Learned, error) {
 	}
 	var lf learnedFile
 	if err := json.Unmarshal(data, &lf); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+		return nil, &LearnedFormatError{file, "not valid JSON"}
 	}
 	if lf.Version != 1 {
-		return nil, fmt.Errorf("%s: unknown version %d", file, lf.Version)
+		return nil, &LearnedFormatError{file, fmt.Sprintf("unknown version %d", lf.Version)}
 	}
 	for i, l := range lf.Pins {
 		if ValidFingerprint(l.HostKey) != nil || ValidFingerprint(l.Key) != nil {
-			return nil, fmt.Errorf("%s: entry %d: bad fingerprint", file, i+1)
+			return nil, &LearnedFormatError{file, fmt.Sprintf("entry %d: bad fingerprint", i+1)}
 		}
 	}
 	return lf.Pins, nil
@@ -66,7 +78,8 @@ func marshalLearned(pins []Learned) []byte {
 	return append(b, '\n')
 }
 
-// ReadLearned reads the learned pins file; a missing file has none.
+// ReadLearned reads the learned pins file; a missing file has none, and
+// so has a damaged one, which is set aside with a warning.
 func ReadLearned(path string) ([]Learned, error) {
 	data, err := readBounded(path, maxLearnedFile)
 	if errors.Is(err, os.ErrNotExist) {
@@ -75,7 +88,18 @@ func ReadLearned(path string) ([]Learned, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ParseLearned(data, path)
+	pins, err := ParseLearned(data, path)
+	var fe *LearnedFormatError
+	if errors.As(err, &fe) {
+		// Learned pins are relearned on the next logins: set the file
+		// aside (kept for a look) and go on with none, rather than stop
+		// every command and the agent's learning until someone edits it.
+		if _, err := statefile.SetAside(path, "learned pins file", fe.Reason); err != nil {
+			return nil, err
+		}
+		return nil, nil
+	}
+	return pins, err
 }
 
 // learnEvent is one successful signature to fold into the learned pins.

@@ -38,6 +38,10 @@ type Options struct {
 	// command line from /proc. Candidates count only when known_hosts
 	// confirms them.
 	PeerNames func(pid int) []Name
+	// PeerBinds tells whether the client process always binds its agent
+	// connections, so that an unbound one comes from the far side of a
+	// forwarding; default OpenSSHBinds.
+	PeerBinds func(pid int) bool
 	Logger    *slog.Logger
 	Now       func() time.Time
 }
@@ -75,7 +79,7 @@ type Policy struct {
 	fps   map[string]keyFP     // key blob or raw ed25519 key → fingerprint
 
 	lastRefresh time.Time // when the files were last checked
-	peers       map[int]peerEntry
+	peers       map[int]*peerEntry
 }
 
 // keyFP caches a key's wire form and fingerprint.
@@ -110,8 +114,11 @@ func New(opt Options) *Policy {
 	if opt.PeerNames == nil {
 		opt.PeerNames = PeerNames
 	}
+	if opt.PeerBinds == nil {
+		opt.PeerBinds = OpenSSHBinds
+	}
 	p := &Policy{opt: opt, log: opt.Logger, pins: newPinSet(nil), kh: ParseKnownHosts(nil, ""),
-		hosts: map[string]*hostInfo{}, fps: map[string]keyFP{}, peers: map[int]peerEntry{},
+		hosts: map[string]*hostInfo{}, fps: map[string]keyFP{}, peers: map[int]*peerEntry{},
 		wake: make(chan struct{}, 1)}
 	if p.log == nil {
 		p.log = slog.Default()
@@ -335,28 +342,49 @@ func (p *Policy) hostLocked(key ssh.PublicKey, extra []Name) *hostInfo {
 	return h
 }
 
-// peerNamesLocked caches PeerNames briefly: a connection lists and then
-// signs, and reading /proc on each would cost a good part of a signature.
-// A reused pid within the window could only offer a wrong candidate,
-// which known_hosts would not confirm.
-func (p *Policy) peerNamesLocked(pid int) []Name {
+// peerLocked returns what is cached about client process pid. A
+// connection lists and then signs, and reading /proc on each would cost a
+// good part of a signature, so facts are kept briefly. A reused pid within
+// the window could only offer a wrong candidate name, which known_hosts
+// would not confirm, or judge a new process by the old one's program.
+func (p *Policy) peerLocked(pid int) *peerEntry {
 	now := time.Now()
 	if e, ok := p.peers[pid]; ok && now.Sub(e.at) < peerTTL {
-		return e.names
+		return e
 	}
-	names := p.opt.PeerNames(pid)
 	if len(p.peers) >= maxCache {
-		p.peers = map[int]peerEntry{}
+		p.peers = map[int]*peerEntry{}
 	}
-	p.peers[pid] = peerEntry{names: names, at: now}
-	return names
+	e := &peerEntry{at: now}
+	p.peers[pid] = e
+	return e
+}
+
+// peerNamesLocked is PeerNames of pid, cached.
+func (p *Policy) peerNamesLocked(pid int) []Name {
+	e := p.peerLocked(pid)
+	if !e.namesKnown {
+		e.names, e.namesKnown = p.opt.PeerNames(pid), true
+	}
+	return e.names
+}
+
+// peerBindsLocked is PeerBinds of pid, cached.
+func (p *Policy) peerBindsLocked(pid int) bool {
+	e := p.peerLocked(pid)
+	if !e.bindsKnown {
+		e.binds, e.bindsKnown = p.opt.PeerBinds(pid), true
+	}
+	return e.binds
 }
 
 const peerTTL = 10 * time.Second
 
 type peerEntry struct {
-	names []Name
-	at    time.Time
+	at                     time.Time
+	names                  []Name
+	binds                  bool
+	namesKnown, bindsKnown bool
 }
 
 func containsName(names []Name, n Name) bool {
@@ -387,7 +415,11 @@ func (p *Policy) hopsLocked(c *agent.ConnInfo) []*hostInfo {
 // every loaded key on every listing would dominate the cost of Offer.
 func (p *Policy) fpLocked(key ssh.PublicKey) string { return p.keyLocked(key).fp }
 
+// keyLocked returns the wire form and fingerprint of the key an identity
+// stands for: a certificate is judged as its key (agent.PlainKey), so
+// pins, refusals and learned pins of the key hold for its certificates.
 func (p *Policy) keyLocked(key ssh.PublicKey) keyFP {
+	key = agent.PlainKey(key)
 	var buf [64]byte
 	var id []byte
 	if key.Type() == ssh.KeyAlgoED25519 {
@@ -625,12 +657,16 @@ var (
 	ErrForwardingHop   = errors.New("sign refused: userauth on a connection whose last bind forwards the agent")
 	ErrBrokenChain     = errors.New("sign refused: an earlier bind on this connection was for authentication, not forwarding")
 	ErrUnidentified    = errors.New("sign refused: a pinned key signs only authentication requests on a bound connection")
+	ErrUnboundRelay    = errors.New("sign refused: a pinned key does not sign on an unbound connection of an ssh that binds its own (the request comes through a forwarded socket)")
 )
 
 // CheckSign implements agent.Policy.
 func (p *Policy) CheckSign(c *agent.ConnInfo, key ssh.PublicKey, data []byte) error {
-	if c == nil || len(c.Binds) == 0 {
-		return nil // unbound: sign like ssh-agent (ssh-keygen -Y, old clients)
+	if c == nil {
+		return nil
+	}
+	if len(c.Binds) == 0 {
+		return p.checkUnbound(c, key)
 	}
 	req, perr := ParseUserauthRequest(data)
 	p.mu.Lock()
@@ -652,7 +688,7 @@ func (p *Policy) CheckSign(c *agent.ConnInfo, key ssh.PublicKey, data []byte) er
 		return nil
 	}
 	dest := &c.Binds[len(c.Binds)-1]
-	if !bytes.Equal(req.Key, k.blob) {
+	if !sameKey(req.Key, k.blob) {
 		return ErrKeyMismatch
 	}
 	if subtle.ConstantTimeCompare(req.SessionID, dest.SessionID) != 1 {
@@ -685,6 +721,45 @@ func (p *Policy) CheckSign(c *agent.ConnInfo, key ssh.PublicKey, data []byte) er
 		}
 	}
 	return nil
+}
+
+// checkUnbound decides a signature on a connection without session-bind:
+// signed like ssh-agent (ssh-keygen -Y sign, clients that cannot bind)
+// unless the key is pinned and the peer is a client that binds every
+// connection of its own, which makes this one a relay for the far side.
+func (p *Policy) checkUnbound(c *agent.ConnInfo, key ssh.PublicKey) error {
+	if c.PID <= 0 {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if time.Since(p.lastRefresh) > signRefreshAfter {
+		p.refreshLocked()
+	}
+	if len(p.pins.byKey[p.fpLocked(key)]) == 0 {
+		return nil
+	}
+	if p.peerBindsLocked(c.PID) {
+		return ErrUnboundRelay
+	}
+	return nil
+}
+
+// sameKey reports whether the key named in a userauth request is the
+// plain key keyBlob: the key itself, or a certificate of it. A client with
+// the certificate on disk (CertificateFile) and its key in the agent asks
+// the key to sign a request naming the certificate; OpenSSH's agent
+// compares the public parts the same way.
+func sameKey(named []byte, keyBlob []byte) bool {
+	if bytes.Equal(named, keyBlob) {
+		return true
+	}
+	pub, err := ssh.ParsePublicKey(named)
+	if err != nil {
+		return false
+	}
+	c, ok := pub.(*ssh.Certificate)
+	return ok && bytes.Equal(c.Key.Marshal(), keyBlob)
 }
 
 // Signed implements agent.Policy: a signed userauth request on a bound

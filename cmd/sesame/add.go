@@ -60,6 +60,9 @@ func runAdd(cmd *cobra.Command, kf *keychainFlags, files []string, opt agent.Add
 	}
 	var keys []parsed
 	for _, f := range files {
+		if err := checkReadableFile("key file", f); err != nil {
+			return err
+		}
 		raw, comment, err := keychain.ReadPrivateKeyFile(f, askKeyPassphrase)
 		if err != nil {
 			return err

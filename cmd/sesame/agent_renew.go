@@ -103,6 +103,13 @@ func keepOnce(ctx context.Context, stoppedOn *[]byte) bool {
 			}
 			return store(cc)
 		}
+		update := k.Update
+		k.Update = func(ctx context.Context, modify func(*krb.CCache) (*krb.CCache, error)) error {
+			if !agentKeeperMayWrite() {
+				return errors.New("the agent is locked and has put the ticket away")
+			}
+			return update(ctx, modify)
+		}
 	}
 	if err := k.Run(ctx); errors.Is(err, krb.ErrNoCache) {
 		// Destroyed, or stashed by a lock: wait for it to come back.

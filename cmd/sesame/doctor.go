@@ -32,6 +32,14 @@ Without HOST, check the general health: ticket, agent, pins file, keychain.
 ssh's own view of HOST comes from "ssh -G" (with -F and -p as for ssh).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("port") && (port < 1 || port > 65535) {
+				return newUsageError(cmd, "bad value %d for -p/--port: want a port from 1 to 65535", port)
+			}
+			if sshConfig != "" {
+				if err := checkReadableFile("ssh config", sshConfig); err != nil {
+					return err
+				}
+			}
 			opt := doctor.Options{Port: port, SSHConfig: sshConfig}
 			if len(args) == 1 {
 				opt.Host = args[0]
@@ -39,7 +47,7 @@ ssh's own view of HOST comes from "ssh -G" (with -F and -p as for ssh).`,
 			return runDoctor(cmd, opt, asJSON)
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the findings as JSON")
+	jsonFlag(cmd.Flags(), &asJSON)
 	cmd.Flags().IntVarP(&port, "port", "p", 0, "port to connect to, as ssh -p")
 	cmd.Flags().StringVarP(&sshConfig, "ssh-config", "F", "", "ssh client configuration file, as ssh -F")
 	rootCmd.AddCommand(cmd)

@@ -16,23 +16,36 @@ import (
 	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/term"
 
+	"github.com/sesame-ssh/sesame/internal/fileerr"
 	"github.com/sesame-ssh/sesame/keychain"
 )
+
+// passphraseFlags are where a command reads a passphrase from when no
+// terminal is asked: --passphrase-stdin or --passphrase-file, the same
+// spelling on every command that takes one (add, keys, remove, lock,
+// unlock). Never argv or an environment variable's contents.
+type passphraseFlags struct {
+	file  string
+	stdin bool
+}
+
+func (p *passphraseFlags) register(cmd *cobra.Command, what string) {
+	fl := cmd.Flags()
+	fl.StringVar(&p.file, "passphrase-file", "", "read "+what+" from the first line of `FILE`")
+	fl.BoolVar(&p.stdin, "passphrase-stdin", false, "read "+what+" from the first line of standard input")
+	cmd.MarkFlagsMutuallyExclusive("passphrase-file", "passphrase-stdin")
+}
 
 // keychainFlags are the flags shared by add, keys and remove: which backend,
 // and where the vault passphrase comes from when no terminal can be asked.
 type keychainFlags struct {
-	backend         string
-	passphraseFile  string
-	passphraseStdin bool
+	backend string
+	pass    passphraseFlags
 }
 
 func (f *keychainFlags) register(cmd *cobra.Command) {
-	fl := cmd.Flags()
-	fl.StringVar(&f.backend, "backend", "", "keychain backend: "+strings.Join(keychain.Backends(), ", ")+" (default: $"+keychain.EnvBackend+", else automatic)")
-	fl.StringVar(&f.passphraseFile, "passphrase-file", "", "read the vault passphrase from the first line of `FILE`")
-	fl.BoolVar(&f.passphraseStdin, "passphrase-stdin", false, "read the vault passphrase from the first line of standard input")
-	cmd.MarkFlagsMutuallyExclusive("passphrase-file", "passphrase-stdin")
+	cmd.Flags().StringVar(&f.backend, "backend", "", "keychain backend: "+strings.Join(keychain.Backends(), ", ")+" (default: $"+keychain.EnvBackend+", else automatic)")
+	f.pass.register(cmd, "the vault passphrase")
 }
 
 // open opens the keychain. The vault passphrase comes from, in order:
@@ -42,10 +55,13 @@ func (f *keychainFlags) register(cmd *cobra.Command) {
 func (f *keychainFlags) open(cmd *cobra.Command) (*keychain.Keychain, error) {
 	var src keychain.PassphraseFunc
 	switch {
-	case f.passphraseStdin:
+	case f.pass.stdin:
 		src = keychain.PassphraseFromReader(cmd.InOrStdin(), "standard input")
-	case f.passphraseFile != "":
-		src = keychain.PassphraseFromFile(f.passphraseFile)
+	case f.pass.file != "":
+		if err := checkReadableFile("passphrase file", f.pass.file); err != nil {
+			return nil, err
+		}
+		src = keychain.PassphraseFromFile(f.pass.file)
 	default:
 		if src = keychain.PassphraseFromEnv(); src == nil {
 			src = ttyVaultPassphrase
@@ -148,10 +164,19 @@ func dialAgent() (agent.ExtendedAgent, io.Closer, error) {
 	}
 	conn, err := net.DialTimeout("unix", sock, 5*time.Second)
 	if err != nil {
-		return nil, nil, fmt.Errorf("agent at %s: %w", sock, err)
+		return nil, nil, &agentError{fmt.Errorf("cannot reach the agent at %s (SSH_AUTH_SOCK): %w", sock, fileerr.Strip(err))}
 	}
 	return agent.NewClient(conn), conn, nil
 }
+
+// agentError: no agent could be reached. Commands that replace ssh-add
+// exit 2 then, as ssh-add does.
+type agentError struct{ err error }
+
+func (e *agentError) Error() string { return e.err.Error() }
+func (e *agentError) Unwrap() error { return e.err }
+func (e *agentError) ExitCode() int { return 2 }
+func (e *agentError) Hint() string  { return `start one with eval "$(sesame agent -s)"` }
 
 // parseKeyLifetime reads ssh-add's -t argument: plain seconds, or a
 // duration such as 90m, 10h or 7d.

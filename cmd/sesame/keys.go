@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/sesame-ssh/sesame/agent"
 )
 
 func init() {
@@ -27,7 +29,7 @@ when it was added, and whether the agent at SSH_AUTH_SOCK has it loaded
 		},
 	}
 	kf.register(cmd)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	jsonFlag(cmd.Flags(), &asJSON)
 	rootCmd.AddCommand(cmd)
 }
 
@@ -117,16 +119,7 @@ func agentFingerprints() (map[string]bool, error) {
 		if err != nil {
 			continue
 		}
-		m[keyFingerprint(pub)] = true
+		m[agent.KeyFingerprint(pub)] = true
 	}
 	return m, nil
-}
-
-// keyFingerprint is the fingerprint of the key itself, also for a
-// certificate identity, so that a key and its certificate match together.
-func keyFingerprint(pub ssh.PublicKey) string {
-	if c, ok := pub.(*ssh.Certificate); ok {
-		return ssh.FingerprintSHA256(c.Key)
-	}
-	return ssh.FingerprintSHA256(pub)
 }

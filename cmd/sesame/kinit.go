@@ -36,6 +36,15 @@ type kinitParams struct {
 	ccache         string
 	renew          bool
 	remember       bool
+	enterprise     bool
+	canonicalize   bool
+	service        string
+	armor          string
+	verbose        bool
+	proxiable      bool
+	notProxiable   bool
+	addresses      bool
+	noAddresses    bool
 }
 
 func init() {
@@ -55,7 +64,7 @@ is never retried, so account lockout policies see a single failure.`,
 			if len(args) == 1 {
 				p.principal = args[0]
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := signalContext(cmd.Context())
 			defer stop()
 			return runKinit(ctx, p, cmd.InOrStdin())
 		},
@@ -70,8 +79,17 @@ is never retried, so account lockout policies see a single failure.`,
 	f.StringVarP(&p.renewable, "renewable", "r", "", "requested renewable life, e.g. 7d")
 	f.BoolVarP(&p.forwardable, "forwardable", "f", false, "request a forwardable ticket")
 	f.BoolVarP(&p.notForwardable, "not-forwardable", "F", false, "request a non-forwardable ticket")
-	f.StringVarP(&p.ccache, "cache", "c", "", "credentials cache (FILE:path, DIR:dir or a path)")
+	cacheFlag(f, &p.ccache)
 	f.BoolVarP(&p.renew, "renew", "R", false, "renew the ticket-granting ticket in the cache")
+	f.BoolVarP(&p.enterprise, "enterprise", "E", false, "the principal is an enterprise name (user@upn.suffix, as Active Directory logins are)")
+	f.BoolVarP(&p.canonicalize, "canonicalize", "C", false, "ask the KDC for the canonical principal name and store it (aliases)")
+	f.StringVarP(&p.service, "service", "S", "", "get the initial ticket for this service instead of krbtgt/REALM (e.g. kadmin/changepw)")
+	f.BoolVarP(&p.proxiable, "proxiable", "p", false, "request a proxiable ticket")
+	f.BoolVarP(&p.notProxiable, "not-proxiable", "P", false, "request a non-proxiable ticket")
+	f.BoolVarP(&p.addresses, "addresses", "a", false, "put this host's addresses into the ticket")
+	f.BoolVarP(&p.noAddresses, "no-addresses", "A", false, "request an address-less ticket (the default)")
+	f.BoolVarP(&p.verbose, "verbose", "V", false, "say which cache and principal are used, and when the login succeeded")
+	f.StringVarP(&p.armor, "armor", "T", "", "FAST armor cache (not supported: sesame refuses rather than log in without FAST)")
 	f.BoolVar(&p.remember, "remember", false, "store the password in the keychain so that 'sesame renew' and the agent can get a new ticket when this one can no longer be renewed")
 	rootCmd.AddCommand(cmd)
 }
@@ -80,13 +98,27 @@ is never retried, so account lockout policies see a single failure.`,
 // the cache, obtains or renews the TGT and stores it atomically.
 func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 	if p.forwardable && p.notForwardable {
-		return errors.New("-f and -F contradict each other")
+		return newUsageError(subcommand("kinit"), "-f and -F contradict each other")
+	}
+	if p.proxiable && p.notProxiable {
+		return newUsageError(subcommand("kinit"), "-p and -P contradict each other")
+	}
+	if p.addresses && p.noAddresses {
+		return newUsageError(subcommand("kinit"), "-a and -A contradict each other")
+	}
+	if p.armor != "" {
+		// Logging in without the armor the user asked for would send the
+		// password's proof unprotected where the site expects FAST.
+		return &hintedError{errors.New("-T (FAST armor) is not supported"), "use MIT kinit -T for FAST-armored (e.g. FreeIPA two-factor) logins"}
+	}
+	if p.service != "" && p.renew {
+		return errors.New("-S and -R contradict each other: -R renews the ticket-granting ticket")
 	}
 	if p.keytabName != "" || p.clientKeytab {
 		p.useKeytab = true // MIT: -t and -i imply -k
 	}
 	if p.keytabName != "" && p.clientKeytab {
-		return errors.New("-t and -i contradict each other")
+		return newUsageError(subcommand("kinit"), "-t and -i contradict each other")
 	}
 	if p.useKeytab && p.passwordStdin {
 		return errors.New("--password-stdin and a keytab (-k, -t, -i) contradict each other")
@@ -101,8 +133,22 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 	if err != nil {
 		return err
 	}
+	if p.verbose {
+		// MIT's wording and its cache name without the type.
+		which := "default"
+		if p.ccache != "" {
+			which = "specified"
+		}
+		fmt.Fprintf(os.Stdout, "Using %s cache: %s\n", which, name.Residual)
+	}
 	if p.renew {
-		return renewCache(ctx, cfg, name, p.principal)
+		if err := renewCache(ctx, cfg, name, p.principal); err != nil {
+			return err
+		}
+		if p.verbose {
+			fmt.Fprintln(os.Stdout, "Authenticated to Kerberos v5")
+		}
+		return nil
 	}
 
 	opt, cl, err := loginOptions(cfg, name, p)
@@ -115,7 +161,7 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 			return err
 		}
 	} else {
-		princ, err := krb.ParsePrincipal(opt.Principal, cfg.DefaultRealm)
+		princ, err := krb.ParseLoginPrincipal(opt.Principal, cfg.DefaultRealm, opt.Enterprise)
 		if err != nil {
 			return err
 		}
@@ -124,6 +170,11 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 			return err
 		}
 		defer clear(opt.Password)
+	}
+	if p.verbose {
+		if princ, err := krb.ParseLoginPrincipal(opt.Principal, cfg.DefaultRealm, opt.Enterprise); err == nil {
+			fmt.Fprintf(os.Stdout, "Using principal: %s\n", princ)
+		}
 	}
 	target, fresh, err := collectionTarget(name, p, cfg, opt.Principal)
 	if err != nil {
@@ -151,6 +202,12 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 	if name.String() != target.String() {
 		krb.ClearKeeperState(name.String())
 	}
+	// The KDC has just accepted this secret: a rejection recorded for it
+	// (it was changed back, or the account was unlocked) no longer holds.
+	forgetRejection(cc.DefaultPrincipal, opt)
+	if p.verbose {
+		fmt.Fprintln(os.Stdout, "Authenticated to Kerberos v5")
+	}
 	if p.remember {
 		// Only a password the KDC has just accepted is stored.
 		if err := rememberPassword(cc.DefaultPrincipal.String(), opt.Password); err != nil {
@@ -161,6 +218,21 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 		return target.SetPrimary()
 	}
 	return nil
+}
+
+// forgetRejection clears the records of the secret in opt (password or
+// keytab key) having been rejected for principal.
+func forgetRejection(princ krb.Principal, opt krb.LoginOptions) {
+	var fp string
+	var err error
+	if opt.Keytab != nil {
+		fp, _, err = krb.KeytabFingerprint(opt.Keytab, princ)
+	} else {
+		fp, err = krb.PasswordFingerprint(princ.String(), opt.Password)
+	}
+	if err == nil {
+		krb.ClearRejectedSecret(princ.String(), fp)
+	}
 }
 
 // rememberPassword stores the password for principal in the keychain
@@ -188,7 +260,7 @@ func collectionTarget(name krb.CacheName, p kinitParams, cfg *krb.Config, princ 
 	if !name.IsCollection() || p.principal == "" || p.ccache != "" {
 		return name, false, nil
 	}
-	want, err := krb.ParsePrincipal(princ, cfg.DefaultRealm)
+	want, err := krb.ParseLoginPrincipal(princ, cfg.DefaultRealm, p.enterprise)
 	if err != nil {
 		return name, false, err
 	}
@@ -235,13 +307,17 @@ func loginOptions(cfg *krb.Config, name krb.CacheName, p kinitParams) (krb.Login
 			princ = name
 		}
 	}
-	parsed, err := krb.ParsePrincipal(princ, cfg.DefaultRealm)
+	parsed, err := krb.ParseLoginPrincipal(princ, cfg.DefaultRealm, p.enterprise)
 	if err != nil {
 		return krb.LoginOptions{}, nil, err
 	}
 	cl := krb.NewClient(cfg.Gokrb5(parsed.Realm))
 	opt := cl.DefaultLoginOptions()
 	opt.Principal = princ
+	opt.Enterprise = p.enterprise
+	if p.canonicalize {
+		opt.Canonicalize = true
+	}
 	if p.lifetime != "" {
 		if opt.Lifetime, err = parseLife("-l", p.lifetime); err != nil {
 			return opt, nil, err
@@ -258,6 +334,14 @@ func loginOptions(cfg *krb.Config, name krb.CacheName, p kinitParams) (krb.Login
 	if p.notForwardable {
 		opt.Forwardable = false
 	}
+	if p.proxiable {
+		opt.Proxiable = true
+	}
+	if p.notProxiable {
+		opt.Proxiable = false
+	}
+	opt.Addresses = p.addresses
+	opt.Service = p.service
 	// Start from the offset MIT or sesame recorded against the same KDCs.
 	if existing != nil && existing.HasKDCOffset && strings.EqualFold(existing.DefaultPrincipal.Realm, parsed.Realm) {
 		opt.KDCOffset = existing.KDCOffset
@@ -268,7 +352,7 @@ func loginOptions(cfg *krb.Config, name krb.CacheName, p kinitParams) (krb.Login
 func parseLife(flag, s string) (time.Duration, error) {
 	d, err := krb.ParseDeltat(s)
 	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("bad %s duration %q (examples: 10h, 7d, 90m, 30s)", flag, s)
+		return 0, newUsageError(subcommand("kinit"), "bad value %q for %s: want a duration such as 10h, 7d, 90m or 30s", s, flag)
 	}
 	return d, nil
 }
@@ -290,11 +374,32 @@ func renewCache(ctx context.Context, cfg *krb.Config, name krb.CacheName, princ 
 		}
 	}
 	cl := krb.NewClient(cfg.Gokrb5(cc.DefaultPrincipal.Realm))
+	old, _ := cc.TGT()
 	nc, err := cl.Renew(ctx, cc)
 	if err != nil {
 		return err
 	}
-	return name.Replace(nc)
+	fresh, ok := nc.TGT()
+	if !ok {
+		return errors.New("the KDC reply held no ticket-granting ticket")
+	}
+	// Under the cache's lock, and only if it still holds the ticket that
+	// was renewed: a kinit or kdestroy meanwhile wins.
+	err = name.Update(ctx, func(cur *krb.CCache) (*krb.CCache, error) {
+		t, ok := cur.TGT()
+		if !ok || !cur.DefaultPrincipal.Equal(cc.DefaultPrincipal) || !bytes.Equal(t.Ticket, old.Ticket) {
+			return nil, krb.ErrCacheChanged
+		}
+		cur.Upsert(*fresh)
+		if nc.HasKDCOffset {
+			cur.SetKDCOffset(nc.KDCOffset)
+		}
+		return cur, nil
+	})
+	if errors.Is(err, krb.ErrCacheChanged) {
+		return fmt.Errorf("the cache %s was replaced while its ticket was being renewed; the new one is kept", name)
+	}
+	return err
 }
 
 // loadKeytab opens the keytab named by -t; with -i the default client
@@ -324,12 +429,15 @@ func loadKeytab(cfg *krb.Config, name string, client bool) (*keytab.Keytab, erro
 			return nil, fmt.Errorf("keytab %s: only FILE keytabs are supported", name)
 		}
 	}
+	if err := checkReadableFile("keytab", path); err != nil {
+		return nil, err
+	}
 	kt, err := keytab.Load(path)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("keytab %s does not exist", path)
-		}
-		return nil, fmt.Errorf("cannot read keytab %s: %w", path, err)
+		// gokrb5's parse errors read "invalid keytab data. First byte
+		// does not equal 5": say it in the user's terms.
+		return nil, &hintedError{fmt.Errorf("keytab %s is not a keytab file (or is damaged)", path),
+			"create one with ktutil or kadmin ktadd, or name another with -t"}
 	}
 	return kt, nil
 }

@@ -18,25 +18,26 @@ import (
 )
 
 func init() {
-	var stdin bool
+	var lp passphraseFlags
 	lockCmd := &cobra.Command{
-		Use:   "lock [--passphrase-stdin]",
+		Use:   "lock [--passphrase-stdin | --passphrase-file FILE]",
 		Short: "Lock the running agent (like ssh-add -x)",
 		Long: `Lock the agent at $SSH_AUTH_SOCK under a passphrase. While locked it lists
 no keys and signs nothing; sesame's agent seals the private keys so that
 none is left in its memory. The passphrase is read from the terminal
-(twice, without echo), from standard input with --passphrase-stdin, or from
-the file named by $SESAME_PASSPHRASE_FILE.`,
+(twice, without echo), from standard input with --passphrase-stdin, from
+FILE with --passphrase-file, or from the file named by
+$SESAME_PASSPHRASE_FILE.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runLock(cmd, stdin, true)
+			return runLock(cmd, lp, true)
 		},
 	}
-	lockCmd.Flags().BoolVar(&stdin, "passphrase-stdin", false, "read the passphrase from the first line of standard input")
+	lp.register(lockCmd, "the lock passphrase")
 
-	var ustdin bool
+	var up passphraseFlags
 	unlockCmd := &cobra.Command{
-		Use:   "unlock [--passphrase-stdin]",
+		Use:   "unlock [--passphrase-stdin | --passphrase-file FILE]",
 		Short: "Unlock the running agent (like ssh-add -X) and load stored keys",
 		Long: `Unlock the agent at $SSH_AUTH_SOCK: the sealed keys come back, and stored
 keys are loaded from the keychain, opening the vault with the same
@@ -44,10 +45,10 @@ passphrase when it needs one. When the agent started without the vault
 passphrase, unlock loads the stored keys even though it is not locked.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runLock(cmd, ustdin, false)
+			return runLock(cmd, up, false)
 		},
 	}
-	unlockCmd.Flags().BoolVar(&ustdin, "passphrase-stdin", false, "read the passphrase from the first line of standard input")
+	up.register(unlockCmd, "the passphrase")
 
 	var asJSON bool
 	statusCmd := &cobra.Command{
@@ -68,7 +69,7 @@ passphrase, unlock loads the stored keys even though it is not locked.`,
 			return nil
 		},
 	}
-	statusCmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	jsonFlag(statusCmd.Flags(), &asJSON)
 	rootCmd.AddCommand(lockCmd, unlockCmd, statusCmd)
 }
 
@@ -80,8 +81,7 @@ func withAgent[T any](f func(xagent.ExtendedAgent) (T, error)) (T, error) {
 		return zero, err
 	}
 	if ag == nil {
-		return zero, &hintedError{errors.New("SSH_AUTH_SOCK is not set: no agent to talk to"),
-			`start one with eval "$(sesame agent -s)"`}
+		return zero, &agentError{errors.New("SSH_AUTH_SOCK is not set: no agent to talk to")}
 	}
 	defer closer.Close()
 	return f(ag)
@@ -107,9 +107,9 @@ func agentStatus(ag xagent.ExtendedAgent) (agent.Status, error) {
 	return st, nil
 }
 
-func runLock(cmd *cobra.Command, stdin, locking bool) error {
+func runLock(cmd *cobra.Command, pf passphraseFlags, locking bool) error {
 	_, err := withAgent(func(ag xagent.ExtendedAgent) (struct{}, error) {
-		return struct{}{}, lockOrUnlock(cmd, ag, stdin, locking)
+		return struct{}{}, lockOrUnlock(cmd, ag, pf, locking)
 	})
 	return err
 }
@@ -117,7 +117,7 @@ func runLock(cmd *cobra.Command, stdin, locking bool) error {
 // lockOrUnlock checks the state first, so that the user learns why
 // nothing happened (the protocol's failure reply says nothing), then
 // sends SSH_AGENTC_LOCK or SSH_AGENTC_UNLOCK.
-func lockOrUnlock(cmd *cobra.Command, ag xagent.ExtendedAgent, stdin, locking bool) error {
+func lockOrUnlock(cmd *cobra.Command, ag xagent.ExtendedAgent, pf passphraseFlags, locking bool) error {
 	st, err := agentStatus(ag)
 	sesameAgent := err == nil
 	if sesameAgent {
@@ -128,7 +128,7 @@ func lockOrUnlock(cmd *cobra.Command, ag xagent.ExtendedAgent, stdin, locking bo
 			return errors.New("agent is not locked")
 		}
 	}
-	pass, err := lockPassphrase(cmd, stdin, locking)
+	pass, err := lockPassphrase(cmd, pf, locking)
 	if err != nil {
 		return err
 	}
@@ -169,14 +169,20 @@ func lockOrUnlock(cmd *cobra.Command, ag xagent.ExtendedAgent, stdin, locking bo
 }
 
 // lockPassphrase reads the lock passphrase: standard input with
-// --passphrase-stdin, else the file named by $SESAME_PASSPHRASE_FILE, else
-// the terminal without echo (twice when locking, as ssh-add -x asks).
-func lockPassphrase(cmd *cobra.Command, stdin, locking bool) ([]byte, error) {
+// --passphrase-stdin, FILE with --passphrase-file, else the file named by
+// $SESAME_PASSPHRASE_FILE, else the terminal without echo (twice when
+// locking, as ssh-add -x asks).
+func lockPassphrase(cmd *cobra.Command, pf passphraseFlags, locking bool) ([]byte, error) {
 	var p []byte
 	var err error
 	switch {
-	case stdin:
+	case pf.stdin:
 		p, err = keychain.PassphraseFromReader(cmd.InOrStdin(), "standard input")(false)
+	case pf.file != "":
+		if err := checkReadableFile("passphrase file", pf.file); err != nil {
+			return nil, err
+		}
+		p, err = keychain.PassphraseFromFile(pf.file)(false)
 	case keychain.PassphraseFromEnv() != nil:
 		p, err = keychain.PassphraseFromEnv()(false)
 	default:

@@ -464,8 +464,13 @@ func TestLockBadInput(t *testing.T) {
 		}
 	}
 
-	if _, errOut, code := e.sesame("pw\n", nil, "unlock", "--passphrase-stdin"); code != 0 {
-		t.Fatalf("unlock: %d %s", code, errOut)
+	// unlock takes --passphrase-file as add, keys and remove do.
+	passFile := filepath.Join(e.dir, "lock-pass")
+	if err := os.WriteFile(passFile, []byte("pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := e.sesame("", nil, "unlock", "--passphrase-file", passFile); code != 0 {
+		t.Fatalf("unlock --passphrase-file: %d %s", code, errOut)
 	}
 	if out, _ := e.sshAdd(nil, "-l"); !strings.Contains(out, "lock-ed25519") {
 		t.Errorf("after unlock:\n%s", out)

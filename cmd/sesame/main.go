@@ -9,8 +9,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
+
+	"github.com/sesame-ssh/sesame/internal/statefile"
 )
 
 // rootCmd is the top of the command tree. Each subcommand lives in its own
@@ -35,6 +39,9 @@ func init() {
 // setupLogging is quiet by default; --debug or SESAME_DEBUG=1 switch on
 // structured logs. Secrets are never passed to the logger.
 func setupLogging(w io.Writer) {
+	// A damaged state file set aside is worth one plain line, not a log
+	// record.
+	statefile.Warn = func(msg string) { fmt.Fprintf(w, "sesame: warning: %s\n", msg) }
 	level := slog.LevelWarn
 	if debugFlag || os.Getenv("SESAME_DEBUG") != "" {
 		level = slog.LevelDebug
@@ -68,8 +75,9 @@ func main() {
 // run executes the command line and turns any error into one line on
 // stderr, plus a hint line where the error offers one.
 func run(args []string, stderr io.Writer) int {
+	wireOnce.Do(func() { wireUsage(rootCmd) })
 	rootCmd.SetArgs(args)
-	err := rootCmd.Execute()
+	cmd, err := rootCmd.ExecuteC()
 	if err == nil {
 		return 0
 	}
@@ -77,10 +85,30 @@ func run(args []string, stderr io.Writer) int {
 	if errors.As(err, &ee) {
 		return ee.code
 	}
+	// cobra finds unknown commands before any check of ours runs.
+	if cmd == rootCmd && strings.HasPrefix(err.Error(), "unknown command ") && len(args) > 0 {
+		err = newUsageError(rootCmd, "unknown command %q", firstCommandWord(args))
+	}
 	fmt.Fprintf(stderr, "sesame: %v\n", err)
 	var h hinter
 	if errors.As(err, &h) && h.Hint() != "" {
 		fmt.Fprintf(stderr, "sesame: hint: %s\n", h.Hint())
 	}
+	var ec exitCoder
+	if errors.As(err, &ec) {
+		return ec.ExitCode()
+	}
 	return 1
+}
+
+var wireOnce sync.Once
+
+// firstCommandWord is the first argument that is not a flag: the unknown command.
+func firstCommandWord(args []string) string {
+	for _, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			return a
+		}
+	}
+	return args[0]
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -28,14 +29,20 @@ the agent or in ~/.ssh/*.pub. The running agent picks the change up at once.`,
 			return runPin(cmd.OutOrStdout(), pin.DefaultFiles(), pin.DefaultKeySource(), args[0], args[1])
 		},
 	})
-	rootCmd.AddCommand(&cobra.Command{
-		Use:   "pins",
+	var pinsJSON bool
+	pinsCmd := &cobra.Command{
+		Use:   "pins [--json]",
 		Short: "List declared and learned pins",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if pinsJSON {
+				return runPinsJSON(cmd.OutOrStdout(), pin.DefaultFiles())
+			}
 			return runPins(cmd.OutOrStdout(), pin.DefaultFiles())
 		},
-	})
+	}
+	jsonFlag(pinsCmd.Flags(), &pinsJSON)
+	rootCmd.AddCommand(pinsCmd)
 	rootCmd.AddCommand(&cobra.Command{
 		Use:   "unpin [user@]HOST [KEY]",
 		Short: "Remove the pins of HOST (only those of KEY when given), declared and learned",
@@ -102,6 +109,44 @@ func runPins(out io.Writer, files pin.Files) error {
 			l.LastUsed.Local().Format(time.DateTime), l.Count, l.HostKey)
 	}
 	return tw.Flush()
+}
+
+// pinsJSON is `sesame pins --json`: the same lists for scripts.
+type pinsJSON struct {
+	DeclaredFile string         `json:"declared_file"`
+	LearnedFile  string         `json:"learned_file"`
+	Declared     []declaredJSON `json:"declared"`
+	Learned      []pin.Learned  `json:"learned"`
+}
+
+type declaredJSON struct {
+	Target   string     `json:"target"`
+	Key      string     `json:"key"`
+	Comment  string     `json:"comment,omitempty"`
+	Line     int        `json:"line"`
+	LastUsed *time.Time `json:"last_used,omitempty"`
+	Uses     int        `json:"uses"`
+}
+
+func runPinsJSON(out io.Writer, files pin.Files) error {
+	declared, learned, err := pin.List(files)
+	if err != nil {
+		return err
+	}
+	r := pinsJSON{DeclaredFile: files.Pins, LearnedFile: files.Learned, Declared: []declaredJSON{}, Learned: learned}
+	if r.Learned == nil {
+		r.Learned = []pin.Learned{}
+	}
+	for _, p := range declared {
+		d := declaredJSON{Target: p.Target(), Key: p.Key, Comment: p.Comment, Line: p.Line}
+		if last, n := pin.LastUse(p, learned); n > 0 {
+			d.LastUsed, d.Uses = &last, n
+		}
+		r.Declared = append(r.Declared, d)
+	}
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
 }
 
 func joinNames(names []string) string {

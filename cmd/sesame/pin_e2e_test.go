@@ -52,7 +52,13 @@ func newE2EWorld(t *testing.T) *e2eWorld {
 // server starts an sshd and trusts its host key in ~/.ssh/known_hosts.
 func (w *e2eWorld) server(maxAuthTries int) *testbed.SSHD {
 	w.t.Helper()
-	s := testbed.NewSSHD(w.t, testbed.SSHDOptions{MaxAuthTries: maxAuthTries})
+	return w.serverWith(testbed.SSHDOptions{MaxAuthTries: maxAuthTries})
+}
+
+// serverWith is server with any options.
+func (w *e2eWorld) serverWith(opt testbed.SSHDOptions) *testbed.SSHD {
+	w.t.Helper()
+	s := testbed.NewSSHD(w.t, opt)
 	kh, err := os.ReadFile(s.KnownHosts)
 	if err != nil {
 		w.t.Fatal(err)
@@ -468,6 +474,24 @@ func signOnBind(t *testing.T, sock string, bind agentFrame, key ssh.PublicKey, u
 func signOnChain(t *testing.T, sock string, chain []agentFrame, key ssh.PublicKey, user string) bool {
 	t.Helper()
 	hk, sid := bindContents(t, chain[len(chain)-1])
+	data := ssh.Marshal(struct {
+		SessionID []byte
+		Type      byte
+		User      string
+		Service   string
+		Method    string
+		HasSig    bool
+		Algo      string
+		Key       []byte
+		HostKey   []byte
+	}{sid, 50, user, "ssh-connection", "publickey-hostbound-v00@openssh.com", true, key.Type(), key.Marshal(), hk.Marshal()})
+	return signDataOnChain(t, sock, chain, key, data)
+}
+
+// signDataOnChain replays the binds of chain on a fresh agent connection
+// and asks key to sign data there. It reports whether the agent signed.
+func signDataOnChain(t *testing.T, sock string, chain []agentFrame, key ssh.PublicKey, data []byte) bool {
+	t.Helper()
 	c, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatal(err)
@@ -484,17 +508,6 @@ func signOnChain(t *testing.T, sock string, chain []agentFrame, key ssh.PublicKe
 			t.Fatalf("replayed session-bind: %v %x", err, reply)
 		}
 	}
-	data := ssh.Marshal(struct {
-		SessionID []byte
-		Type      byte
-		User      string
-		Service   string
-		Method    string
-		HasSig    bool
-		Algo      string
-		Key       []byte
-		HostKey   []byte
-	}{sid, 50, user, "ssh-connection", "publickey-hostbound-v00@openssh.com", true, key.Type(), key.Marshal(), hk.Marshal()})
 	req := ssh.Marshal(struct {
 		Type  byte
 		Key   []byte

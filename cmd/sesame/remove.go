@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/sesame-ssh/sesame/agent"
 	"github.com/sesame-ssh/sesame/keychain"
 )
 
@@ -61,12 +62,12 @@ func runRemove(cmd *cobra.Command, kf *keychainFlags, selector string) error {
 			if perr != nil {
 				continue
 			}
-			if (fp != "" && keyFingerprint(pub) == fp) || (fp == "" && !stored && id.Comment == selector) {
+			if (fp != "" && agent.KeyFingerprint(pub) == fp) || (fp == "" && !stored && id.Comment == selector) {
 				if rerr := ag.Remove(pub); rerr != nil {
-					agentErr = fmt.Errorf("agent refused to remove %s: %w", keyFingerprint(pub), rerr)
+					agentErr = fmt.Errorf("agent refused to remove %s: %w", agent.KeyFingerprint(pub), rerr)
 					continue
 				}
-				fmt.Fprintf(stderr, "Key removed from the agent: %s %s (%s)\n", keyFingerprint(pub), pub.Type(), id.Comment)
+				fmt.Fprintf(stderr, "Key removed from the agent: %s %s (%s)\n", agent.KeyFingerprint(pub), pub.Type(), id.Comment)
 				stored = true // something was removed
 			}
 		}

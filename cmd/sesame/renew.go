@@ -51,7 +51,7 @@ with the command's status.`,
 	}
 	f := cmd.Flags()
 	f.SortFlags = false
-	f.StringVarP(&p.ccache, "cache", "c", "", "credentials cache (default: KRB5CCNAME, default_ccache_name)")
+	cacheFlag(f, &p.ccache)
 	f.BoolVarP(&p.background, "background", "b", false, "run in the background")
 	f.BoolVarP(&p.useKeytab, "keytab", "k", false, "re-acquire from a keytab when the ticket cannot be renewed")
 	f.StringVarP(&p.keytabName, "keytab-file", "t", "", "keytab for -k (default KRB5_CLIENT_KTNAME, else KRB5_KTNAME or default_keytab_name)")
@@ -91,18 +91,37 @@ func runRenew(ctx context.Context, p renewParams, command []string, stderr io.Wr
 	}
 	os.Unsetenv(envRenewChild)
 
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer stop()
 	if len(command) > 0 {
-		return renewAround(ctx, cfg, cc, kt, command)
+		ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+		defer stop()
+		return renewAround(ctx, cfg, name.String(), cc, kt, command)
 	}
+	ctx, stop := signalContext(ctx)
+	defer stop()
 	k := newKeeper(cfg, name, kt)
-	return k.Run(ctx)
+	return renewExit(k.Run(ctx), stderr)
+}
+
+// exitRenewStopped is sesame renew's exit status when renewal stopped for
+// good (a rejected secret, an expired ticket, a cache it cannot write):
+// contrib/systemd's unit lists it in RestartPreventExitStatus, so that a
+// restart does not run into the same wall every few minutes.
+const exitRenewStopped = 3
+
+// renewExit prints a final stop the way main does any error, and exits
+// with exitRenewStopped.
+func renewExit(err error, stderr io.Writer) error {
+	var se *krb.StopError
+	if errors.As(err, &se) {
+		fmt.Fprintf(stderr, "sesame: %v\n", err)
+		return exitError{exitRenewStopped}
+	}
+	return err
 }
 
 // renewAround runs command with a private copy of the cache kept alive
 // until it exits, and returns its exit status.
-func renewAround(ctx context.Context, cfg *krb.Config, cc *krb.CCache, kt *keytab.Keytab, command []string) error {
+func renewAround(ctx context.Context, cfg *krb.Config, scope string, cc *krb.CCache, kt *keytab.Keytab, command []string) error {
 	dir, err := os.MkdirTemp("", "sesame-renew-")
 	if err != nil {
 		return err
@@ -120,7 +139,9 @@ func renewAround(ctx context.Context, cfg *krb.Config, cc *krb.CCache, kt *keyta
 	}
 	kctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- newKeeper(cfg, private, kt).Run(kctx) }()
+	k := newKeeper(cfg, private, kt)
+	k.SecretScope = scope
+	go func() { done <- k.Run(kctx) }()
 
 	c := exec.Command(command[0], command[1:]...)
 	c.Env = append(os.Environ(), "KRB5CCNAME=FILE:"+path)
@@ -161,9 +182,10 @@ func renewAround(ctx context.Context, cfg *krb.Config, cc *krb.CCache, kt *keyta
 func newKeeper(cfg *krb.Config, name krb.CacheName, kt *keytab.Keytab) *krb.Keeper {
 	client := func(realm string) *krb.Client { return krb.NewClient(cfg.Gokrb5(realm)) }
 	k := &krb.Keeper{
-		Cache: name.String(),
-		Load:  name.Read,
-		Store: name.Replace,
+		Cache:  name.String(),
+		Load:   name.Read,
+		Store:  name.Replace,
+		Update: name.Update,
 		Renew: func(ctx context.Context, cc *krb.CCache) (*krb.CCache, error) {
 			return client(cc.DefaultPrincipal.Realm).Renew(ctx, cc)
 		},
@@ -203,6 +225,10 @@ func newKeeper(cfg *krb.Config, name krb.CacheName, kt *keytab.Keytab) *krb.Keep
 		k.Acquire = func(ctx context.Context, princ krb.Principal) (*krb.CCache, error) {
 			return acquire(ctx, princ, func(o *krb.LoginOptions) (func(), error) { o.Keytab = kt; return func() {}, nil })
 		}
+		k.Secret = func(princ krb.Principal) (string, string, error) {
+			fp, kvno, err := krb.KeytabFingerprint(kt, princ)
+			return fmt.Sprintf("keytab key (version %d)", kvno), fp, err
+		}
 	default:
 		if hasStoredPasswords() {
 			k.Acquire = func(ctx context.Context, princ krb.Principal) (*krb.CCache, error) {
@@ -214,6 +240,15 @@ func newKeeper(cfg *krb.Config, name krb.CacheName, kt *keytab.Keytab) *krb.Keep
 					o.Password = pw
 					return func() { clear(pw) }, nil
 				})
+			}
+			k.Secret = func(princ krb.Principal) (string, string, error) {
+				pw, err := storedPassword(princ.String())
+				if err != nil {
+					return "stored password", "", err
+				}
+				defer clear(pw)
+				fp, err := krb.PasswordFingerprint(princ.String(), pw)
+				return "stored password", fp, err
 			}
 		}
 	}

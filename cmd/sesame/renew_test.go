@@ -258,3 +258,215 @@ func TestRenewKeytabWithoutPrincipalStops(t *testing.T) {
 		t.Fatalf("klist does not say renewal stopped:\n%s", r.out)
 	}
 }
+
+// lockoutPolicy puts princ under a lockout policy, so that the KDC counts
+// failed authentications ("Failed password attempts").
+func (e *krbEnv) lockoutPolicy(princ string) {
+	e.kdc.Kadmin("addpol -maxfailure 10 -failurecountinterval 0 -lockoutduration 0 lockout")
+	e.kdc.Kadmin("modprinc -policy lockout " + princ)
+}
+
+// renewUntilExit runs one `sesame renew args…` to its end and returns its
+// output and exit status; it fails the test if it is still running after
+// limit.
+func (e *krbEnv) renewUntilExit(limit time.Duration, args ...string) (string, int) {
+	e.t.Helper()
+	stop, done := e.startRenewer(args...)
+	select {
+	case <-done:
+	case <-time.After(limit):
+		out, _ := stop()
+		e.t.Fatalf("sesame renew still running after %v:\n%s", limit, out)
+	}
+	return stop()
+}
+
+// Issue 16: a stored password the KDC rejects costs exactly one failure,
+// however many renewers start after it (one after another, as a login
+// shell or a restarted unit would); a new kinit --remember clears it.
+func TestRenewRejectedPasswordStaysRejectedAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	e := newKrbEnv(t, "rita")
+	e.lockoutPolicy("rita")
+	pass := filepath.Join(t.TempDir(), "vault-pass")
+	os.WriteFile(pass, []byte("vault passphrase for tests\n"), 0o600)
+	e.env = append(e.env, "SESAME_PASSPHRASE_FILE="+pass, "SESAME_BACKEND=vault")
+	// Not renewable: the keeper re-acquires at half-life (10 s).
+	e.must(e.sesame(krbTestPassword+"\n", "kinit", "--password-stdin", "--remember", "-l", "20s", "rita"), "kinit --remember")
+	e.kdc.Kadmin("cpw -pw Another-pw-2 rita")
+	if n := e.kdc.FailedAttempts("rita"); n != 0 {
+		t.Fatalf("%d failures before the test", n)
+	}
+	for i := 1; i <= 4; i++ {
+		out, code := e.renewUntilExit(90 * time.Second)
+		if code != exitRenewStopped {
+			t.Fatalf("renewer %d: exit %d, want %d (stopped for good):\n%s", i, code, exitRenewStopped, out)
+		}
+		if n := e.kdc.FailedAttempts("rita"); n != 1 {
+			t.Fatalf("after renewer %d the KDC counts %d failed attempts, want 1:\n%s", i, n, out)
+		}
+		if i > 1 && !strings.Contains(out, "not sent again") {
+			t.Fatalf("renewer %d does not say why it did not try:\n%s", i, out)
+		}
+	}
+	// A new kinit --remember with the new password: the renewer
+	// re-acquires with it again.
+	e.must(e.sesame("Another-pw-2\n", "kinit", "--password-stdin", "--remember", "-l", "20s", "rita"), "kinit --remember, new password")
+	first := e.tgt()
+	stop, _ := e.startRenewer()
+	sleepUntil(first.EndTime.Add(2 * time.Second))
+	out, _ := stop()
+	if got := e.tgt(); !got.AuthTime.After(first.AuthTime) {
+		t.Fatalf("no fresh ticket from the newly stored password:\n%s", out)
+	}
+	if n := e.kdc.FailedAttempts("rita"); n != 0 && n != 1 {
+		t.Fatalf("KDC failure count %d after the new password", n)
+	}
+}
+
+// The same for a keytab whose key changed on the KDC; a new keytab clears
+// it.
+func TestRenewRejectedKeytabStaysRejectedAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	e := newKrbEnv(t, "kate")
+	e.kdc.AddPrincipal("ksvc", "")
+	e.kdc.Kadmin("modprinc +requires_preauth ksvc")
+	e.lockoutPolicy("ksvc")
+	kt := e.kdc.Keytab("ksvc")
+	e.must(e.sesame("", "kinit", "-k", "-t", kt, "-l", "20s", "ksvc"), "kinit -k")
+	e.kdc.Kadmin("cpw -randkey ksvc") // the key (and kvno) change on the KDC
+	for i := 1; i <= 4; i++ {
+		out, code := e.renewUntilExit(90*time.Second, "-k", "-t", kt)
+		if code != exitRenewStopped {
+			t.Fatalf("renewer %d: exit %d, want %d:\n%s", i, code, exitRenewStopped, out)
+		}
+		if n := e.kdc.FailedAttempts("ksvc"); n != 1 {
+			t.Fatalf("after renewer %d the KDC counts %d failed attempts, want 1:\n%s", i, n, out)
+		}
+	}
+	fresh := e.kdc.Keytab("ksvc") // new key, new kvno
+	first := e.tgt()
+	stop, _ := e.startRenewer("-k", "-t", fresh)
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) && !e.tgt().AuthTime.After(first.AuthTime) {
+		time.Sleep(time.Second)
+	}
+	out, _ := stop()
+	if !e.tgt().AuthTime.After(first.AuthTime) {
+		t.Fatalf("the new keytab was not used:\n%s", out)
+	}
+}
+
+// Issue 16: kdestroy while a renewal is held up by a paused KDC; when the
+// KDC answers, the cache stays gone and the renewer says why it stops.
+func TestRenewDoesNotResurrectDestroyedCache(t *testing.T) {
+	t.Parallel()
+	e := newKrbEnv(t, "dora")
+	e.must(e.sesame(krbTestPassword+"\n", "kinit", "--password-stdin", "-l", "20s", "-r", "10m", "dora"), "kinit")
+	first := e.tgt()
+	stop, done := e.startRenewer()
+	// The keeper renews at half-life (10 s): pause the KDC just before.
+	sleepUntil(first.StartTime.Add(8 * time.Second))
+	e.kdc.Pause()
+	sleepUntil(first.StartTime.Add(11 * time.Second))
+	e.must(e.mit("", "kdestroy"), "MIT kdestroy")
+	e.kdc.Resume()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+	}
+	out, code := stop()
+	if _, err := os.Lstat(e.cache); !os.IsNotExist(err) {
+		t.Fatalf("the destroyed cache came back (%v):\n%s", err, out)
+	}
+	if code == 0 || !strings.Contains(out, "removed") && !strings.Contains(out, "no credentials cache") {
+		t.Fatalf("renewer exit %d without saying the cache was removed:\n%s", code, out)
+	}
+}
+
+// Issue 16: MIT kinit, sesame kinit, kvno and kinit -R in loops on one
+// cache with the renewer running: the cache is never missing, empty,
+// unreadable or rolled back; in a second phase without fresh logins, a
+// service ticket once stored is never lost.
+func TestRenewUnderConcurrentWriters(t *testing.T) {
+	t.Parallel()
+	e := newKrbEnv(t, "lena")
+	e.kdc.AddPrincipal("host/localhost", "")
+	life := []string{"-l", "8s", "-r", "10m"}
+	e.must(e.sesame(krbTestPassword+"\n", append([]string{"kinit", "--password-stdin"}, append(life, "lena")...)...), "kinit")
+	stop, _ := e.startRenewer()
+	defer stop()
+	svc := "host/localhost@" + e.kdc.Realm
+
+	run := func(deadline time.Time, stdin, bin string, args ...string) func() {
+		doneCh := make(chan struct{})
+		go func() {
+			defer close(doneCh)
+			for time.Now().Before(deadline) {
+				c := exec.Command(bin, args...)
+				c.Env = e.env
+				c.Stdin = strings.NewReader(stdin)
+				c.Run()
+			}
+		}()
+		return func() { <-doneCh }
+	}
+	check := func(deadline time.Time, keepSvc bool) {
+		var lastEnd time.Time
+		sawSvc := false
+		for n := 0; time.Now().Before(deadline); n++ {
+			cc, err := krb.ReadCCache(e.cache)
+			if err != nil {
+				t.Fatalf("read %d: %v", n, err)
+			}
+			tgt, ok := cc.TGT()
+			if !ok || cc.DefaultPrincipal.String() != "lena@"+e.kdc.Realm {
+				t.Fatalf("read %d: no TGT of lena (principal %s, %d entries)", n, cc.DefaultPrincipal, len(cc.Credentials))
+			}
+			// Writers race by up to a KDC round trip; a rollback is an
+			// old ticket written back, many seconds older.
+			if tgt.EndTime.Before(lastEnd.Add(-3 * time.Second)) {
+				t.Fatalf("read %d: TGT end went back from %v to %v", n, lastEnd, tgt.EndTime)
+			}
+			if tgt.EndTime.After(lastEnd) {
+				lastEnd = tgt.EndTime
+			}
+			has := false
+			for _, c := range cc.Tickets() {
+				has = has || c.Server.String() == svc
+			}
+			if keepSvc && sawSvc && !has {
+				t.Fatalf("read %d: the service ticket was lost", n)
+			}
+			sawSvc = sawSvc || has
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	mitKinit, mitKvno := testbed.Path(t, "kinit"), testbed.Path(t, "kvno")
+	// Phase 1: everything at once.
+	deadline := time.Now().Add(30 * time.Second)
+	waits := []func(){
+		run(deadline, krbTestPassword+"\n", mitKinit, append(life, "lena")...),
+		run(deadline, krbTestPassword+"\n", e.bin, append([]string{"kinit", "--password-stdin"}, append(life, "lena")...)...),
+		run(deadline, "", mitKvno, "host/localhost"),
+		run(deadline, "", mitKinit, "-R"),
+		run(deadline, "", e.bin, "kinit", "-R"),
+	}
+	check(deadline, false)
+	for _, w := range waits {
+		w()
+	}
+	// Phase 2: only writers that keep what is in the cache.
+	deadline = time.Now().Add(20 * time.Second)
+	waits = []func(){
+		run(deadline, "", mitKvno, "host/localhost"),
+		run(deadline, "", e.bin, "kinit", "-R"),
+	}
+	check(deadline, true)
+	for _, w := range waits {
+		w()
+	}
+	if out, code := stop(); code != 0 {
+		t.Fatalf("renewer exit %d:\n%s", code, out)
+	}
+}

@@ -6,9 +6,13 @@
 package atomicfile
 
 import (
-	"fmt"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
+
+	"github.com/sesame-ssh/sesame/internal/fileerr"
 )
 
 // Write replaces path with data, atomically and durably, creating it with
@@ -30,7 +34,10 @@ func write(path string, data []byte, perm os.FileMode, durable bool) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			return &fileerr.Error{Path: path, Msg: "cannot be written: directory " + dir + " does not exist", Err: err}
+		}
+		return failed(path, err)
 	}
 	name := tmp.Name()
 	ok := false
@@ -42,21 +49,21 @@ func write(path string, data []byte, perm os.FileMode, durable bool) error {
 	}()
 	// CreateTemp uses 0600; set the requested mode before any data lands.
 	if err := tmp.Chmod(perm); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return failed(path, err)
 	}
 	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return failed(path, err)
 	}
 	if durable {
 		if err := tmp.Sync(); err != nil {
-			return fmt.Errorf("write %s: %w", path, err)
+			return failed(path, err)
 		}
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return failed(path, err)
 	}
 	if err := os.Rename(name, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return failed(path, err)
 	}
 	ok = true
 	if !durable {
@@ -68,4 +75,14 @@ func write(path string, data []byte, perm os.FileMode, durable bool) error {
 		d.Close()
 	}
 	return nil
+}
+
+// failed names the target, never the temporary file: the user did not ask
+// for that name and cannot do anything with it.
+func failed(path string, err error) error {
+	e := fileerr.Describe("", path, err).(*fileerr.Error)
+	if e.Msg == "" {
+		e.Msg = "cannot be written: " + fileerr.Strip(err).Error()
+	}
+	return e
 }

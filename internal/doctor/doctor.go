@@ -466,7 +466,7 @@ func checkAgent(ctx context.Context, r *Report, opt Options) []agent.Identity {
 			continue
 		}
 		ids = append(ids, agent.Identity{Key: pub, Comment: k.Comment})
-		a.Keys = append(a.Keys, Key{Fingerprint: ssh.FingerprintSHA256(pub), Type: pub.Type(), Comment: k.Comment})
+		a.Keys = append(a.Keys, Key{Fingerprint: agent.KeyFingerprint(pub), Type: pub.Type(), Comment: k.Comment})
 	}
 	if !a.Sesame {
 		r.suggest(`SSH_AUTH_SOCK is another agent (%s), which offers every key to every server: use sesame's with eval "$(sesame agent -s)"`, programName(a.Program))
@@ -549,7 +549,7 @@ func checkPins(r *Report, opt Options) *pin.Policy {
 }
 
 func keyOf(id agent.Identity) Key {
-	return Key{Fingerprint: ssh.FingerprintSHA256(id.Key), Type: id.Key.Type(), Comment: id.Comment}
+	return Key{Fingerprint: agent.KeyFingerprint(id.Key), Type: id.Key.Type(), Comment: id.Comment}
 }
 
 func checkOffer(r *Report, policy *pin.Policy, dest pin.Name, ids []agent.Identity) {
@@ -560,7 +560,7 @@ func checkOffer(r *Report, policy *pin.Policy, dest pin.Name, ids []agent.Identi
 	}
 	loaded := map[string]bool{}
 	for _, id := range ids {
-		loaded[ssh.FingerprintSHA256(id.Key)] = true
+		loaded[agent.KeyFingerprint(id.Key)] = true
 	}
 	for _, h := range reports {
 		o := HostOffer{CA: h.CA, Source: h.Source, Revoked: h.Revoked, Reason: h.Reason, Offered: []Key{}}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -167,6 +168,7 @@ func (k *KDC) Stop() {
 		return
 	}
 	k.cmd.Process.Signal(syscall.SIGTERM)
+	k.cmd.Process.Signal(syscall.SIGCONT) // a paused KDC must see the SIGTERM
 	done := make(chan struct{})
 	go func() { k.cmd.Wait(); close(done) }()
 	select {
@@ -186,4 +188,38 @@ func (k *KDC) Addr() string { return fmt.Sprintf("127.0.0.1:%d", k.Port) }
 func (k *KDC) LogCount(substr string) int {
 	k.t.Helper()
 	return CountLines(k.t, k.Log, substr)
+}
+
+// FailedAttempts is the KDC's count of failed authentications of princ
+// ("Failed password attempts" of kadmin getprinc), which a lockout policy
+// (kadmin addpol -maxfailure) compares against its limit.
+func (k *KDC) FailedAttempts(princ string) int {
+	k.t.Helper()
+	out := k.Kadmin("getprinc " + princ)
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Failed password attempts:"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				k.t.Fatalf("getprinc %s: bad failure count %q", princ, v)
+			}
+			return n
+		}
+	}
+	k.t.Fatalf("getprinc %s shows no failure count:\n%s", princ, out)
+	return 0
+}
+
+// Pause stops the KDC process (SIGSTOP) so that requests hang until
+// Resume: a KDC that is slow to answer.
+func (k *KDC) Pause() {
+	if k.cmd != nil && k.cmd.Process != nil {
+		k.cmd.Process.Signal(syscall.SIGSTOP)
+	}
+}
+
+// Resume lets a paused KDC go on (SIGCONT).
+func (k *KDC) Resume() {
+	if k.cmd != nil && k.cmd.Process != nil {
+		k.cmd.Process.Signal(syscall.SIGCONT)
+	}
 }

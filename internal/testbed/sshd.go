@@ -27,7 +27,11 @@ type SSHD struct {
 
 // SSHDOptions tune the server.
 type SSHDOptions struct {
-	KDC          *KDC   // enables GSSAPI with a host/localhost keytab from this KDC
+	KDC *KDC // enables GSSAPI with a host/localhost keytab from this KDC
+	// Keytab and KrbEnv enable GSSAPI with a host/localhost keytab from
+	// another KDC (Heimdal, AD); KrbEnv points at its krb5.conf.
+	Keytab       string
+	KrbEnv       []string
 	MaxAuthTries int    // default 6
 	Extra        string // appended to sshd_config
 }
@@ -68,6 +72,9 @@ func NewSSHD(t T, opt SSHDOptions) *SSHD {
 		kt := opt.KDC.Keytab("host/localhost")
 		gss = "GSSAPIAuthentication yes\nGSSAPIStrictAcceptorCheck no\nGSSAPICleanupCredentials yes"
 		env = append(opt.KDC.Env(), "KRB5_KTNAME=FILE:"+kt)
+	} else if opt.Keytab != "" {
+		gss = "GSSAPIAuthentication yes\nGSSAPIStrictAcceptorCheck no\nGSSAPICleanupCredentials yes"
+		env = append(append([]string(nil), opt.KrbEnv...), "KRB5_KTNAME=FILE:"+opt.Keytab)
 	}
 	cfg := fmt.Sprintf(`Port %d
 ListenAddress 127.0.0.1
