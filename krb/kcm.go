@@ -338,11 +338,18 @@ func (k *kcmConn) replace(name string, cc *CCache, creds []*Credential) error {
 }
 
 // fill initialises the cache with cc's principal and stores creds.
+// sssd-kcm makes every cache it initialises the default one; writing a
+// cache by name must not switch the user's default, so the previous
+// default is put back.
 func (k *kcmConn) fill(name string, cc *CCache, creds []*Credential) error {
+	before, berr := k.defaultCache()
 	w := &ccWriter{}
 	w.principal(cc.DefaultPrincipal)
 	if _, err := k.call("initialize the cache", kcmOpInitialize, &name, w.b); err != nil {
 		return err
+	}
+	if after, err := k.defaultCache(); berr == nil && err == nil && after != before {
+		k.call("set the default cache", kcmOpSetDefaultCache, &before, nil)
 	}
 	if err := k.storeAll(name, creds); err != nil {
 		return err

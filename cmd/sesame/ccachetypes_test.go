@@ -165,6 +165,21 @@ func TestCacheTypesKinitCollection(t *testing.T) {
 			if got := e.must(e.mit("", "klist"), "MIT klist").out; !strings.Contains(got, "Default principal: alice@") {
 				t.Errorf("alice's cache is not the primary again:\n%s", got)
 			}
+
+			// -c with a subsidiary name that does not exist yet creates it;
+			// MIT reads it by that name, and the primary stays alice's.
+			sub := ct.ccname + ":sesame-sub"
+			if ct.kcm {
+				sub = "KCM:0:sesame-sub"
+			}
+			e.must(e.sesame(krbTestPassword+"\n", "kinit", "--password-stdin", "-c", sub, "bob"), "sesame kinit -c "+sub)
+			got := e.must(e.mit("", "klist", "-c", sub), "MIT klist -c").out
+			if !strings.Contains(got, "Default principal: bob@") || cacheNameIn(t, got) != sub {
+				t.Errorf("MIT klist -c %s:\n%s", sub, got)
+			}
+			if got := e.must(e.mit("", "klist"), "MIT klist").out; !strings.Contains(got, "Default principal: alice@") {
+				t.Errorf("kinit -c changed the primary:\n%s", got)
+			}
 		})
 	}
 }
@@ -217,6 +232,30 @@ func TestCacheTypesAgentLockStash(t *testing.T) {
 					t.Errorf("destroyed %s cache came back", ct.name)
 				}
 			})
+		}
+	}
+}
+
+// No sssd-kcm on the socket krb5.conf names: every command says so in
+// one line with the way to start it, and kinit asks for no password.
+func TestCacheTypesKCMUnreachable(t *testing.T) {
+	bin := sesameBin(t)
+	dir := t.TempDir()
+	conf := dir + "/krb5.conf"
+	os.WriteFile(conf, []byte("[libdefaults]\n default_realm = X.TEST\n default_ccache_name = KCM:\n kcm_socket = "+dir+"/none\n"), 0o600)
+	e := &krbEnv{t: t, bin: bin}
+	for _, v := range os.Environ() {
+		if !strings.HasPrefix(v, "KRB5CCNAME=") {
+			e.env = append(e.env, v)
+		}
+	}
+	e.env = append(e.env, "KRB5_CONFIG="+conf, "SESAME_HOME="+dir+"/sesame")
+	for _, args := range [][]string{{"klist"}, {"kdestroy"}, {"kinit", "--password-stdin", "alice"}, {"kinit", "-R"}} {
+		r := e.sesame("never-read\n", args...)
+		lines := strings.Split(strings.TrimSpace(r.err), "\n")
+		if r.code == 0 || len(lines) != 2 || !strings.Contains(lines[0], "no KCM daemon (sssd-kcm) is listening on "+dir+"/none") ||
+			!strings.Contains(lines[1], "hint: start it with `systemctl start sssd-kcm.socket`") {
+			t.Errorf("sesame %v: exit %d\n%s", args, r.code, r.err)
 		}
 	}
 }
