@@ -259,3 +259,32 @@ func TestCacheTypesKCMUnreachable(t *testing.T) {
 		}
 	}
 }
+
+// sesame renew keeps a short ticket in a KCM or KEYRING default cache
+// alive past its first end, in place (the same cache), and MIT uses the
+// renewed TGT.
+func TestCacheTypesRenewInPlace(t *testing.T) {
+	for _, ct := range ccTypes(t) {
+		t.Run(ct.name, func(t *testing.T) {
+			t.Parallel()
+			e := newTypedKrbEnv(t, ct, "alice")
+			e.kdc.AddPrincipal("host/localhost", "")
+			e.must(e.sesame(krbTestPassword+"\n", "kinit", "--password-stdin", "-l", "16s", "-r", "1h", "alice"), "sesame kinit")
+			e.must(e.mit("", "kvno", "host/localhost"), "MIT kvno")
+			before := e.must(e.mit("", "klist"), "MIT klist").out
+			_, end, _, _ := tgtTimes(t, before, e.kdc.Realm)
+			stop, _ := e.startRenewer()
+			// Ticket times are whole seconds in UTC, as klist prints them.
+			sleepUntil(end.Add(2 * time.Second))
+			out, _ := stop()
+			after := e.must(e.mit("", "klist"), "MIT klist after the first end").out
+			_, end2, _, _ := tgtTimes(t, after, e.kdc.Realm)
+			// (The service ticket ended with the first TGT; a keyring's
+			// kernel timeout removes it then, as MIT sets it.)
+			if !end2.After(end) || cacheNameIn(t, after) != cacheNameIn(t, before) {
+				t.Fatalf("not renewed in place (end %v → %v):\n%s\nrenewer:\n%s", end, end2, after, out)
+			}
+			e.must(e.mit("", "kvno", "host/localhost"), "MIT kvno after renewal")
+		})
+	}
+}
