@@ -23,7 +23,7 @@ ifeq ($(shell uname -s),Linux)
 export CGO_ENABLED = 0
 endif
 
-.PHONY: all build install deps test unit race fuzz bench demo vet no-binaries clean
+.PHONY: all build install deps test unit race openssh-regress fuzz bench demo vet no-binaries clean
 
 all: build
 
@@ -51,16 +51,23 @@ vet: no-binaries
 	$(GO) vet ./...
 
 # The whole suite: static checks, every test (real KDC, sshd, ssh, ssh-add),
-# then each fuzz target for FUZZTIME.
-test: vet unit race fuzz
+# OpenSSH's own agent regression tests against sesame agent, then each fuzz
+# target for FUZZTIME.
+test: vet unit race openssh-regress fuzz
 
 unit:
 	$(GO) test -count=1 -parallel 8 -timeout 30m ./...
 
+# OpenSSH's own agent regression tests (regress/agent*.sh, cert-file,
+# hostkey-agent, sshsig from Debian's openssh source package) against
+# `sesame agent`; ARGS=--baseline runs them against stock ssh-agent.
+openssh-regress: build
+	bash scripts/openssh-regress.sh $(ARGS)
+
 # The concurrency tests of the agent and the lock under the race detector
 # (which needs cgo): signatures racing lock/unlock, connection limits.
 race:
-	CGO_ENABLED=1 $(GO) test -count=1 -race -run 'Race|Stress|InFlight' ./agent/ ./lock/
+	CGO_ENABLED=1 $(GO) test -count=1 -race -run 'Race|Stress|InFlight|ConnectionRoom|IdleConnections|Backoff|StoreGuesses' ./agent/ ./lock/
 
 # Run every Fuzz* function for a bounded time. Go allows one fuzz target per
 # invocation, so list them per package first.

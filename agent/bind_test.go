@@ -162,7 +162,8 @@ func TestQueryExtension(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res[0] != replySuccess {
+	// As OpenSSH's ssh-agent answers and ssh-add -Q expects.
+	if res[0] != replyExtensionResponse {
 		t.Fatalf("reply code %d", res[0])
 	}
 	var names []string
@@ -178,7 +179,7 @@ func TestQueryExtension(t *testing.T) {
 		names = append(names, s.S)
 		rest = s.Rest
 	}
-	if len(names) != 3 || names[0] != ExtQuery || names[1] != ExtSessionBind || names[2] != ExtStatus {
+	if len(names) != 4 || names[0] != ExtQuery || names[1] != ExtQuery || names[2] != ExtSessionBind || names[3] != ExtStatus {
 		t.Errorf("query lists %q", names)
 	}
 }

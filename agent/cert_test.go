@@ -55,3 +55,36 @@ func TestCertificateInheritsKeyConstraints(t *testing.T) {
 		t.Error("the certificate signed after its key expired")
 	}
 }
+
+// A certificate loaded without constraints beside its key loaded with
+// ssh-add -h is bound by the key's destination constraints too.
+func TestCertificateInheritsDestinationConstraints(t *testing.T) {
+	srv := quietServer(Options{})
+	hostA, hostB := newHostKey(t), newHostKey(t)
+	k := mustEd25519(t)
+	cert := newCert(t, k)
+	local := pipeAgent(t, srv)
+	if err := local.Add(xagent.AddedKey{PrivateKey: k, ConstraintExtensions: []xagent.ConstraintExtension{
+		destExtension(destRule{toHost: "host_a", to: []ssh.PublicKey{hostA.PublicKey()}})}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := local.Add(xagent.AddedKey{PrivateKey: k, Certificate: cert}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := local.Sign(cert, []byte("anything")); err == nil {
+		t.Error("the certificate of a destination-constrained key signed on an unbound connection")
+	}
+	toB := pipeAgent(t, srv)
+	sidB := bindTo(t, toB, hostB, false)
+	if listed(t, toB, cert) {
+		t.Error("the certificate is listed for a host its key may not go to")
+	}
+	if _, err := toB.Sign(cert, userauthData(sidB, "u", cert, hostB.PublicKey())); err == nil {
+		t.Error("the certificate signed for a host its key may not go to")
+	}
+	toA := pipeAgent(t, srv)
+	sidA := bindTo(t, toA, hostA, false)
+	if _, err := toA.Sign(cert, userauthData(sidA, "u", cert, hostA.PublicKey())); err != nil {
+		t.Errorf("the certificate refused for its key's host: %v", err)
+	}
+}

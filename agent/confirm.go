@@ -22,7 +22,7 @@ func (s *Server) confirm(e *entry) error {
 	if askpass == "" {
 		return ErrNoAskpass
 	}
-	prompt := fmt.Sprintf("Allow use of key %s?\nKey fingerprint %s.", e.comment, KeyFingerprint(e.pub))
+	prompt := fmt.Sprintf("Allow use of key %s?\nKey fingerprint %s.", e.comment, s.opts.FingerprintHash.Fingerprint(PlainKey(e.pub)))
 	s.confirmMu.Lock()
 	defer s.confirmMu.Unlock()
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.confirmTimeout())

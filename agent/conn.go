@@ -17,7 +17,9 @@ import (
 )
 
 // ExtQuery is the extension that lists the supported extensions
-// (draft-ietf-sshm-ssh-agent, "query").
+// (draft-ietf-sshm-ssh-agent, "query"). The answer is
+// SSH_AGENT_EXTENSION_RESPONSE, the string "query", then one string per
+// extension: what `ssh-add -Q` of OpenSSH 10 reads.
 const ExtQuery = "query"
 
 // supportedExtensions answers the query extension.
@@ -25,8 +27,9 @@ var supportedExtensions = []string{ExtQuery, ExtSessionBind, ExtStatus}
 
 // Reply codes from the agent protocol that extensions answer with directly.
 const (
-	replyFailure = 5
-	replySuccess = 6
+	replyFailure           = 5
+	replySuccess           = 6
+	replyExtensionResponse = 29
 )
 
 // conn is the agent as one client connection sees it. ServeAgent never
@@ -45,10 +48,11 @@ var _ xagent.ExtendedAgent = (*conn)(nil)
 
 // List answers REQUEST_IDENTITIES: every live key, filtered by the policy.
 func (c *conn) List() ([]*xagent.Key, error) {
-	ids := c.s.keys.identities()
+	ids := c.s.keys.identitiesFor(c.info.Binds)
 	if c.s.opts.Policy != nil && len(ids) > 0 {
 		ids = c.s.opts.Policy.Offer(&c.info, ids)
 	}
+	ids = fitIdentities(ids)
 	out := make([]*xagent.Key, len(ids))
 	for i, id := range ids {
 		out[i] = &xagent.Key{Format: id.Key.Type(), Blob: id.Key.Marshal(), Comment: id.Comment}
@@ -59,6 +63,9 @@ func (c *conn) List() ([]*xagent.Key, error) {
 // fastList returns the prepared identities answer when no policy has to
 // filter it, else nil.
 func (c *conn) fastList() []byte {
+	if len(c.info.Binds) > 0 && c.s.keys.hasConstrained() {
+		return nil // destination constraints decide per connection
+	}
 	if p := c.s.opts.Policy; p != nil {
 		all, ok := p.(AllWhenUnbound)
 		if !ok || !all.OffersAllWhenUnbound() || len(c.info.Binds) > 0 {
@@ -126,6 +133,20 @@ func (c *conn) signBlob(blob, data []byte, flags xagent.SignatureFlags) (*ssh.Si
 	if err != nil {
 		return nil, err
 	}
+	// A certificate is bound by its key's constraints as well as its own.
+	var inherited []DestConstraint
+	if e.cert != nil {
+		inherited = c.s.keys.keyDest(e)
+	}
+	for _, cs := range [][]DestConstraint{e.dest, inherited} {
+		if len(cs) == 0 {
+			continue
+		}
+		if err := checkDestSign(cs, c.info.Binds, blob, data); err != nil {
+			c.log.Debug("destination constraint refused signature", "key", KeyFingerprint(e.pub), "err", err)
+			return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+		}
+	}
 	if p := c.s.opts.Policy; p != nil {
 		if err := p.CheckSign(&c.info, e.pub, data); err != nil {
 			c.log.Debug("policy refused signature", "key", KeyFingerprint(e.pub), "err", err)
@@ -161,13 +182,12 @@ func (c *conn) signBlob(blob, data []byte, flags xagent.SignatureFlags) (*ssh.Si
 	return sig, nil
 }
 
-// Add answers ADD_IDENTITY and ADD_ID_CONSTRAINED. Constraint extensions
-// (destination restrictions of `ssh-add -h`, FIDO providers) are refused
-// rather than ignored: accepting a key while dropping a restriction the
-// user asked for would be worse than failing.
+// Add answers ADD_IDENTITY and ADD_ID_CONSTRAINED, with destination
+// constraints (ssh-add -h); other constraint extensions are refused (see
+// parseConstraintExtensions).
 func (c *conn) Add(key xagent.AddedKey) error {
-	if len(key.ConstraintExtensions) > 0 {
-		return fmt.Errorf("%w: %s", ErrUnsupported, key.ConstraintExtensions[0].ExtensionName)
+	if err := c.visibleEntry(key); err != nil {
+		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	life := time.Duration(key.LifetimeSecs) * time.Second
 	if life == 0 {
@@ -183,16 +203,52 @@ func (c *conn) Add(key xagent.AddedKey) error {
 	return nil
 }
 
-// Remove answers REMOVE_IDENTITY.
+// Remove answers REMOVE_IDENTITY. A key this connection may not see under
+// its destination constraints cannot be removed through it either.
 func (c *conn) Remove(key ssh.PublicKey) error {
-	return c.s.keys.remove(key.Marshal())
+	blob := key.Marshal()
+	if e, _, err := c.s.keys.lookup(blob); err == nil && destPermitted(e.dest, c.info.Binds, nil) != nil {
+		return ErrKeyNotFound
+	}
+	return c.s.keys.remove(blob)
+}
+
+// errNotVisible: the key is loaded but hidden from this connection.
+var errNotVisible = errors.New("key not visible on this connection")
+
+// visibleEntry tells whether a key being added replaces one that this
+// connection may not see (OpenSSH: "identity not visible, do not update").
+func (c *conn) visibleEntry(key xagent.AddedKey) error {
+	if len(c.info.Binds) == 0 {
+		return nil
+	}
+	pub, err := addedPublicKey(key)
+	if err != nil {
+		return nil // newEntry will say what is wrong
+	}
+	if e, _, err := c.s.keys.lookup(pub.Marshal()); err == nil && destPermitted(e.dest, c.info.Binds, nil) != nil {
+		return errNotVisible
+	}
+	return nil
 }
 
 // RemoveAll answers REMOVE_ALL_IDENTITIES.
 func (c *conn) RemoveAll() error { return c.s.keys.removeAll() }
 
-// Lock answers SSH_AGENTC_LOCK.
-func (c *conn) Lock(passphrase []byte) error { return c.s.Lock(passphrase) }
+// Lock answers SSH_AGENTC_LOCK. Only a local client's lock may arm the
+// automatic locks (see lock.Locker.Lock): a server the agent is forwarded
+// to could otherwise lock and unlock with a passphrase of its choosing and
+// know the one the next idle lock seals under.
+func (c *conn) Lock(passphrase []byte) error { return c.s.lock(passphrase, c.local()) }
+
+// local reports whether the client is on this machine as far as the agent
+// can tell: no session-bind attempted (a forwarded agent connection from
+// OpenSSH 8.9 or later carries one) and not a socket relayed by an ssh
+// that binds its own connections (OpenSSHBinds). Clients that cannot bind
+// cannot be told apart from local ones.
+func (c *conn) local() bool {
+	return !c.bindAttempted && len(c.info.Binds) == 0 && !OpenSSHBinds(c.info.PID)
+}
 
 // Unlock answers SSH_AGENTC_UNLOCK.
 func (c *conn) Unlock(passphrase []byte) error { return c.s.Unlock(passphrase) }
@@ -207,17 +263,22 @@ func (c *conn) Signers() ([]ssh.Signer, error) {
 // protocol code is sent as it is (ServeAgent passes it through), which lets
 // a rejected bind be answered with SSH_AGENT_FAILURE as OpenSSH does.
 func (c *conn) Extension(name string, contents []byte) ([]byte, error) {
-	// While locked every request but unlock, session-bind and the status
-	// fails, as in ssh-agent (which refuses session-bind too: binding
-	// reveals nothing and keeps the next login's destination known).
-	if name != ExtSessionBind && name != ExtStatus && c.s.Locked() {
+	// While locked every request but unlock fails, as in ssh-agent,
+	// session-bind included (a connection whose bind failed signs
+	// nothing afterwards; ssh opens a new one for each login). The status
+	// is the exception for local clients only: `sesame status`, lock and
+	// unlock need it when locked; a forwarded peer learns nothing.
+	if c.s.Locked() && (name != ExtStatus || !c.local()) {
+		if name == ExtSessionBind {
+			c.bindAttempted = true
+		}
 		return nil, ErrLocked
 	}
 	switch name {
 	case ExtStatus:
 		return c.s.statusReply()
 	case ExtQuery:
-		reply := []byte{replySuccess}
+		reply := append([]byte{replyExtensionResponse}, ssh.Marshal(struct{ S string }{ExtQuery})...)
 		for _, n := range supportedExtensions {
 			reply = append(reply, ssh.Marshal(struct{ S string }{n})...)
 		}

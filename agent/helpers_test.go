@@ -102,6 +102,8 @@ cat %[1]s/passphrase
 		t.Fatal(err)
 	}
 	e := &env{t: t, name: name, dir: dir, sock: filepath.Join(dir, "s", "agent.sock"), askpass: ap}
+	// The agent binds exactly where it is told; the directory is ours.
+	os.Mkdir(filepath.Dir(e.sock), 0o700)
 	e.setConfirm(0)
 	e.setPassphrase("")
 	return e

@@ -43,6 +43,11 @@ type entry struct {
 	timer   *time.Timer
 	priv    any              // the private key as added, for sealing
 	cert    *ssh.Certificate // nil for a plain key
+	// dest are the key's destination constraints (ssh-add -h); exts the
+	// constraint extensions as added, kept to add the key again after a
+	// lock.
+	dest []DestConstraint
+	exts []xagent.ConstraintExtension
 
 	// use guards the key material (priv, signer): a signature holds it
 	// for reading from its first read of the key to its last, and the
@@ -89,38 +94,69 @@ type keyring struct {
 	nowFunc func() time.Time
 
 	// answer is the IDENTITIES_ANSWER for a connection without a policy,
-	// rebuilt on every change so that listing costs a copy; it is not
+	// built at the first listing after a change (stale) so that listing
+	// costs a copy, and adding many keys costs no rebuild each; it is not
 	// used once firstExpiry has passed and the expiry timer is due.
 	answer      []byte
+	stale       bool
 	firstExpiry time.Time
+	builds      int // answers built, for tests
 }
 
 func newKeyring() *keyring {
-	k := &keyring{byBlob: make(map[string]*entry), nowFunc: time.Now}
-	k.rebuildLocked()
-	return k
+	return &keyring{byBlob: make(map[string]*entry), nowFunc: time.Now, stale: true}
 }
 
 // SSH_AGENT_IDENTITIES_ANSWER (draft-ietf-sshm-ssh-agent, section 4.4).
 const msgIdentitiesAnswer = 12
 
-// rebuildLocked recomputes the cached identities answer.
-func (k *keyring) rebuildLocked() {
+// rebuildLocked marks the cached identities answer out of date after a
+// change; the next listing builds it.
+func (k *keyring) rebuildLocked() { k.stale = true }
+
+// buildLocked builds the cached identities answer: the keys in order, as
+// many as fit in one agent message (see fitIdentities).
+func (k *keyring) buildLocked() {
 	k.firstExpiry = time.Time{}
-	n := 0
+	var order []*entry
 	if !k.locked {
-		n = len(k.order)
+		order = k.order
 	}
-	b := []byte{msgIdentitiesAnswer}
-	b = binary.BigEndian.AppendUint32(b, uint32(n))
-	for _, e := range k.order[:n] {
+	b := []byte{msgIdentitiesAnswer, 0, 0, 0, 0}
+	n := 0
+	for _, e := range order {
+		if len(b)+identitySize(len(e.pubBlob), len(e.comment)) > MaxMessage {
+			break
+		}
 		b = appendString(b, e.pubBlob)
 		b = appendString(b, []byte(e.comment))
+		n++
+	}
+	for _, e := range order {
 		if !e.expire.IsZero() && (k.firstExpiry.IsZero() || e.expire.Before(k.firstExpiry)) {
 			k.firstExpiry = e.expire
 		}
 	}
-	k.answer = b
+	binary.BigEndian.PutUint32(b[1:5], uint32(n))
+	k.answer, k.stale = b, false
+	k.builds++
+}
+
+// identitySize is the size of one key in an IDENTITIES_ANSWER.
+func identitySize(blob, comment int) int { return 8 + blob + comment }
+
+// fitIdentities returns the longest prefix of ids whose IDENTITIES_ANSWER
+// fits in one agent message. OpenSSH's clients refuse a reply over 256 KiB
+// (ssh-add -l would list nothing, ssh would offer nothing); with thousands
+// of keys loaded, the first ones are listed, and every one still signs.
+func fitIdentities(ids []Identity) []Identity {
+	size := 5
+	for i, id := range ids {
+		if size += identitySize(len(id.Key.Marshal()), len(id.Comment)); size > MaxMessage {
+			return ids[:i]
+		}
+	}
+	return ids
 }
 
 func appendString(b, s []byte) []byte {
@@ -132,8 +168,17 @@ func appendString(b, s []byte) []byte {
 // key that has just expired (then the caller takes the slow path).
 func (k *keyring) identitiesAnswer() ([]byte, bool) {
 	k.mu.RLock()
+	if k.stale {
+		k.mu.RUnlock()
+		k.mu.Lock()
+		if k.stale {
+			k.buildLocked()
+		}
+		k.mu.Unlock()
+		k.mu.RLock()
+	}
 	defer k.mu.RUnlock()
-	if !k.firstExpiry.IsZero() && !k.nowFunc().Before(k.firstExpiry) {
+	if k.stale || !k.firstExpiry.IsZero() && !k.nowFunc().Before(k.firstExpiry) {
 		return nil, false
 	}
 	return k.answer, true
@@ -185,8 +230,17 @@ func newEntry(key xagent.AddedKey) (*entry, error) {
 			return nil, fmt.Errorf("certificate: %w", err)
 		}
 	}
+	// The constraints point into the request buffer as well.
+	exts := make([]xagent.ConstraintExtension, len(key.ConstraintExtensions))
+	for i, x := range key.ConstraintExtensions {
+		exts[i] = xagent.ConstraintExtension{ExtensionName: x.ExtensionName, ExtensionDetails: bytes.Clone(x.ExtensionDetails)}
+	}
+	dest, err := parseConstraintExtensions(exts)
+	if err != nil {
+		return nil, err
+	}
 	e := &entry{signer: signer, pub: signer.PublicKey(), comment: key.Comment, confirm: key.ConfirmBeforeUse,
-		priv: key.PrivateKey, cert: key.Certificate}
+		priv: key.PrivateKey, cert: key.Certificate, dest: dest, exts: exts}
 	e.pubBlob = e.pub.Marshal()
 	e.blob = string(e.pubBlob)
 	e.keyBlob = e.blob
@@ -259,6 +313,23 @@ func (k *keyring) liveLocked(e *entry) bool {
 	return ke == nil || ke.expire.IsZero() || now.Before(ke.expire)
 }
 
+// keyDestLocked is the destination constraints e inherits from its key:
+// those of the plain key's entry when e is a certificate of a loaded key.
+// A certificate must satisfy both its own and its key's.
+func (k *keyring) keyDestLocked(e *entry) []DestConstraint {
+	if ke := k.keyEntryLocked(e); ke != nil && ke != e {
+		return ke.dest
+	}
+	return nil
+}
+
+// keyDest is keyDestLocked for a caller without k.mu.
+func (k *keyring) keyDest(e *entry) []DestConstraint {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.keyDestLocked(e)
+}
+
 // confirmLocked reports whether a signature with e needs the user's
 // confirmation: e's own, or its key's.
 func (k *keyring) confirmLocked(e *entry) bool {
@@ -308,7 +379,11 @@ func (k *keyring) removeAll() error {
 }
 
 // identities lists the usable keys; none while locked.
-func (k *keyring) identities() []Identity {
+func (k *keyring) identities() []Identity { return k.identitiesFor(nil) }
+
+// identitiesFor lists the usable keys that a connection with these binds
+// may see under the keys' destination constraints.
+func (k *keyring) identitiesFor(binds []Bind) []Identity {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	if k.locked {
@@ -316,11 +391,24 @@ func (k *keyring) identities() []Identity {
 	}
 	ids := make([]Identity, 0, len(k.order))
 	for _, e := range k.order {
-		if k.liveLocked(e) {
-			ids = append(ids, Identity{Key: e.pub, Comment: e.comment})
+		if k.liveLocked(e) && destPermitted(e.dest, binds, nil) == nil &&
+			destPermitted(k.keyDestLocked(e), binds, nil) == nil {
+			ids = append(ids, Identity{Key: e.pub, Comment: e.comment, Destinations: e.dest})
 		}
 	}
 	return ids
+}
+
+// hasConstrained reports whether some key has destination constraints.
+func (k *keyring) hasConstrained() bool {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	for _, e := range k.order {
+		if len(e.dest) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // lookup returns the entry for a public key blob and whether signing
@@ -419,7 +507,8 @@ func (k *keyring) lockAndExport() []xagent.AddedKey {
 		if !k.liveLocked(e) {
 			continue
 		}
-		ak := xagent.AddedKey{PrivateKey: e.priv, Certificate: e.cert, Comment: e.comment, ConfirmBeforeUse: e.confirm}
+		ak := xagent.AddedKey{PrivateKey: e.priv, Certificate: e.cert, Comment: e.comment, ConfirmBeforeUse: e.confirm,
+			ConstraintExtensions: e.exts}
 		if !e.expire.IsZero() {
 			ak.LifetimeSecs = uint32(max(1, (e.expire.Sub(now)+time.Second-1)/time.Second))
 		}

@@ -52,6 +52,10 @@ func KeyFingerprint(k ssh.PublicKey) string { return ssh.FingerprintSHA256(Plain
 type Identity struct {
 	Key     ssh.PublicKey
 	Comment string
+	// Destinations are the key's destination constraints (ssh-add -h),
+	// already applied to the connection: the key is listed only where
+	// they allow it.
+	Destinations []DestConstraint
 }
 
 // Policy decides, per connection, which identities are offered and which

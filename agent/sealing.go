@@ -51,9 +51,12 @@ func scrub() {
 	debug.FreeOSMemory()
 }
 
-// Lock implements Locker: pass becomes the lock passphrase and the keys
-// are sealed under it.
+// Lock implements Locker: the keys are sealed under pass, which also arms
+// the automatic locks when nothing armed them yet (lock.Locker.Lock).
 func (s *SealingLocker) Lock(pass []byte) error { return lockErr(s.l.Lock(pass)) }
+
+// lockOnly locks without arming the automatic locks.
+func (s *SealingLocker) lockOnly(pass []byte) error { return lockErr(s.l.LockOnly(pass)) }
 
 // Unlock implements Locker. Attempts wait out the shared back-off of the
 // lock package; the agent holds none of its own mutexes meanwhile, so
@@ -97,6 +100,7 @@ type sealedKey struct {
 	comment string
 	confirm bool
 	expire  time.Time // zero: never; an expiry passes while locked too
+	exts    []xagent.ConstraintExtension
 }
 
 // keyHolder is the keyring as a lock.Holder.
@@ -132,7 +136,7 @@ func (h keyHolder) Seal(v *lock.Vault) error {
 			errs = append(errs, fmt.Errorf("seal %s: %w", e.comment, err))
 			continue
 		}
-		sealed = append(sealed, sealedKey{id: id, cert: e.cert, comment: e.comment, confirm: e.confirm, expire: e.expire})
+		sealed = append(sealed, sealedKey{id: id, cert: e.cert, comment: e.comment, confirm: e.confirm, expire: e.expire, exts: e.exts})
 	}
 	// Signatures in flight finish with the whole key before it is wiped.
 	retire(k.order, func() {
@@ -178,7 +182,8 @@ func (h keyHolder) Unseal(m map[string][]byte) error {
 			errs = append(errs, fmt.Errorf("unseal %s: %w", s.comment, err))
 			continue
 		}
-		e, err := newEntry(xagent.AddedKey{PrivateKey: priv, Certificate: s.cert, Comment: s.comment, ConfirmBeforeUse: s.confirm})
+		e, err := newEntry(xagent.AddedKey{PrivateKey: priv, Certificate: s.cert, Comment: s.comment, ConfirmBeforeUse: s.confirm,
+			ConstraintExtensions: s.exts})
 		if pk, ok := priv.(*ed25519.PrivateKey); ok {
 			lock.Wipe(pk) // newEntry keeps a copy of its own
 		}

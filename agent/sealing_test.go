@@ -188,7 +188,7 @@ func TestPipelinedRequestsOneShotEach(t *testing.T) {
 	batch = append(batch, query...)
 	batch = append(batch, 0, 0, 0, 1, msgRequestIdentities)
 	go b.Write(batch)
-	want := []byte{msgIdentitiesAnswer, replySuccess, msgIdentitiesAnswer}
+	want := []byte{msgIdentitiesAnswer, replyExtensionResponse, msgIdentitiesAnswer}
 	for i, w := range want {
 		var hdr [4]byte
 		b.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -249,5 +249,65 @@ func TestStoreGuessesShareTheLockBackoff(t *testing.T) {
 	if f := l.Status().Failures; f != 4 || !srv.Pending() || srv.Locked() {
 		t.Errorf("after lock and unlock with a wrong store passphrase: %d failures, pending %v, locked %v",
 			f, srv.Pending(), srv.Locked())
+	}
+}
+
+// While locked the agent answers nothing but unlock and an empty list,
+// like ssh-agent: session-bind fails, and so does the status, except to
+// a local client (sesame status, lock and unlock need it).
+func TestLockedAnswersOnlyUnlock(t *testing.T) {
+	srv, _ := sealingServer(t, lock.Options{}, Options{})
+	host := newHostKey(t)
+	sid := randBytes(32)
+	bound := pipeAgent(t, srv)
+	if _, err := bound.Extension(ExtSessionBind, bindMsg(t, host.PublicKey(), host, sid, sid, false)); err != nil {
+		t.Fatal(err)
+	}
+	local := pipeAgent(t, srv)
+	if err := local.Lock([]byte("pw")); err != nil {
+		t.Fatal(err)
+	}
+	sid2 := randBytes(32)
+	if _, err := local.Extension(ExtSessionBind, bindMsg(t, host.PublicKey(), host, sid2, sid2, false)); err == nil {
+		t.Error("session-bind accepted while locked")
+	}
+	if _, err := bound.Extension(ExtStatus, nil); err == nil {
+		t.Error("status answered to a bound (possibly forwarded) connection while locked")
+	}
+	if reply, err := pipeAgent(t, srv).Extension(ExtStatus, nil); err != nil || len(reply) == 0 || reply[0] != replySuccess {
+		t.Errorf("status to a local client while locked: %v", err)
+	}
+	if _, err := local.Extension(ExtQuery, nil); err == nil {
+		t.Error("query answered while locked")
+	}
+}
+
+// A lock sent on a connection that may come from a forwarded agent does
+// not arm the automatic locks with its passphrase; a local one does.
+func TestForwardedLockDoesNotArm(t *testing.T) {
+	srv, l := sealingServer(t, lock.Options{}, Options{})
+	host := newHostKey(t)
+	sid := randBytes(32)
+	fwd := pipeAgent(t, srv)
+	if _, err := fwd.Extension(ExtSessionBind, bindMsg(t, host.PublicKey(), host, sid, sid, true)); err != nil {
+		t.Fatal(err)
+	}
+	if err := fwd.Lock([]byte("chosen")); err != nil {
+		t.Fatal(err)
+	}
+	if err := fwd.Unlock([]byte("chosen")); err != nil {
+		t.Fatal(err)
+	}
+	if l.Status().Armed {
+		t.Fatal("a lock from a forwarded connection armed the automatic locks")
+	}
+	if err := l.LockNow(lock.ReasonIdle); !errors.Is(err, lock.ErrNoPassphrase) {
+		t.Fatalf("idle lock after a forwarded lock: %v", err)
+	}
+	local := pipeAgent(t, srv)
+	local.Lock([]byte("mine"))
+	local.Unlock([]byte("mine"))
+	if !l.Status().Armed {
+		t.Error("a local lock did not arm the automatic locks")
 	}
 }

@@ -94,6 +94,12 @@ type Options struct {
 	Logger *slog.Logger
 	// OnBind, when set, is called after each accepted session-bind.
 	OnBind func(c *ConnInfo, b Bind)
+	// FingerprintHash shows key fingerprints in confirmation prompts
+	// (ssh-agent -E); the zero value is SHA256.
+	FingerprintHash FingerprintHash
+	// Settings are the command-line settings the agent runs with, in a
+	// canonical form; the status reports them.
+	Settings []string
 	// StatusExtra, when set, fills in what the server does not know
 	// itself (the key store's backend, the lock settings) when a client
 	// asks for the status.
@@ -185,9 +191,14 @@ func DefaultSocket() string {
 	return filepath.Join(paths.Runtime(), "agent.sock")
 }
 
-// Listen creates the socket: directory 0700, socket 0600 (bound under
-// umask 0177 so it is never wider, even for an instant). A stale socket
-// nobody answers on is replaced; a live one is an error.
+// Listen creates the socket, exactly at Socket: it never creates or
+// changes the directory the socket goes in (ssh-agent -a binds where it is
+// told). The socket is 0600, bound under umask 0177 so it is never wider,
+// even for an instant. A stale socket nobody answers on is replaced; a live
+// one, anything else at the path, a missing directory or one that belongs
+// to another user is a SocketPathError and nothing on disk changes. With no
+// Socket it listens on DefaultSocket, creating only the last directory of
+// its path (private, 0700).
 func (s *Server) Listen() error {
 	if s.opts.Listener != nil {
 		s.mu.Lock()
@@ -199,20 +210,20 @@ func (s *Server) Listen() error {
 	if path == "" {
 		path = DefaultSocket()
 		s.opts.Socket = path
+		if err := paths.PrivateDir(filepath.Dir(path)); err != nil {
+			return &SocketPathError{Path: path, Err: err}
+		}
 	}
-	if err := paths.EnsureDir(filepath.Dir(path)); err != nil {
+	if err := CheckSocketPath(path); err != nil {
 		return err
 	}
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode().Type() != os.ModeSocket {
-			return fmt.Errorf("%s exists and is not a socket", path)
-		}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().Type() == os.ModeSocket {
 		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 			c.Close()
 			return &SocketInUseError{Path: path}
 		}
 		if err := os.Remove(path); err != nil {
-			return fmt.Errorf("remove stale socket: %w", err)
+			return &SocketPathError{Path: path, Err: fmt.Errorf("remove stale socket: %w", err)}
 		}
 	}
 	var ln net.Listener
@@ -222,7 +233,11 @@ func (s *Server) Listen() error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", path, err)
+		var se *os.SyscallError
+		if errors.As(err, &se) {
+			err = se.Err
+		}
+		return &SocketPathError{Path: path, Err: err}
 	}
 	// Closing the listener removes the socket file, unless a newer agent
 	// has replaced it meanwhile (then it is not ours to remove).
@@ -232,6 +247,52 @@ func (s *Server) Listen() error {
 	s.mu.Unlock()
 	return nil
 }
+
+// CheckSocketPath tells whether the agent may bind at path without
+// touching anything else on disk: its directory must exist and be ours or
+// root's (a system directory such as /tmp), and the path must be free or
+// hold a socket. It changes nothing.
+func CheckSocketPath(path string) error {
+	if !filepath.IsAbs(path) {
+		return &SocketPathError{Path: path, Err: errors.New("not an absolute path")}
+	}
+	dir := filepath.Dir(path)
+	di, err := os.Stat(dir)
+	switch {
+	case os.IsNotExist(err):
+		return &SocketPathError{Path: path, Err: fmt.Errorf("directory %s does not exist", dir),
+			hint: "create it first (mkdir -m 0700 " + dir + "); sesame does not create it for you"}
+	case err != nil:
+		return &SocketPathError{Path: path, Err: err}
+	case !di.IsDir():
+		return &SocketPathError{Path: path, Err: fmt.Errorf("%s is not a directory", dir)}
+	}
+	if uid, ok := paths.OwnerUID(di); ok && uid != os.Getuid() && uid != 0 {
+		return &SocketPathError{Path: path, Err: fmt.Errorf("directory %s belongs to uid %d", dir, uid),
+			hint: "put the socket in a directory of your own (or a system one such as /tmp)"}
+	}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().Type() != os.ModeSocket {
+		return &SocketPathError{Path: path, Err: errors.New("it exists and is not a socket"),
+			hint: "choose another path with -a; sesame does not remove what is there"}
+	}
+	return nil
+}
+
+// SocketPathError says why the agent cannot listen at Path.
+type SocketPathError struct {
+	Path string
+	Err  error
+	hint string
+}
+
+func (e *SocketPathError) Error() string {
+	return "cannot listen on " + e.Path + ": " + e.Err.Error()
+}
+
+func (e *SocketPathError) Unwrap() error { return e.Err }
+
+// Hint tells the user what to do, when there is something to say.
+func (e *SocketPathError) Hint() string { return e.hint }
 
 // SocketInUseError says another agent already answers on the socket.
 type SocketInUseError struct{ Path string }
@@ -535,9 +596,17 @@ func (s *Server) ServeConn(rw io.ReadWriter, info ConnInfo) error {
 // or used. A SealingLocker seals the keys through the keyring's Holder; a
 // Locker that is a KeySealer receives the keys; either way the agent
 // forgets them until unlock.
-func (s *Server) Lock(passphrase []byte) error {
+func (s *Server) Lock(passphrase []byte) error { return s.lock(passphrase, true) }
+
+// lock is Lock; arm says whether the passphrase may become the one
+// automatic locks seal under (a local client's lock).
+func (s *Server) lock(passphrase []byte, arm bool) error {
 	if s.sealer != nil {
-		if err := s.sealer.Lock(passphrase); err != nil {
+		do := s.sealer.Lock
+		if !arm {
+			do = s.sealer.lockOnly
+		}
+		if err := do(passphrase); err != nil {
 			return err
 		}
 		s.log.Debug("locked", "sealed", s.keys.sealedCount())
@@ -678,6 +747,16 @@ func (s *Server) Pending() bool {
 
 // Locked reports whether the agent is locked.
 func (s *Server) Locked() bool { return s.opts.Locker.Locked() }
+
+// DropAllKeys forgets every key, loaded or sealed while locked, as
+// ssh-agent does on SIGUSR1.
+func (s *Server) DropAllKeys() {
+	s.keys.mu.Lock()
+	s.keys.clearLocked()
+	s.keys.sealed = nil
+	s.keys.mu.Unlock()
+	s.log.Debug("all keys removed")
+}
 
 // AddKey loads a key as if a client had added it (lifetime 0 uses the
 // default lifetime).

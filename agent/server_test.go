@@ -4,17 +4,21 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 	xagent "golang.org/x/crypto/ssh/agent"
+
+	"github.com/sesame-ssh/sesame/internal/testbed"
 )
 
 func TestParseLifetime(t *testing.T) {
@@ -417,4 +421,59 @@ func busySlots(s *Server) int {
 		}
 	}
 	return n
+}
+
+// Adding keys does not rebuild the prepared listing each time (which made
+// adding n keys cost n² — 20,000 keys took minutes); the first listing
+// after the changes builds it once.
+func TestAddingKeysBuildsTheListOnce(t *testing.T) {
+	srv := quietServer(Options{})
+	ag := pipeAgent(t, srv)
+	for i := 0; i < 500; i++ {
+		if err := ag.Add(xagent.AddedKey{PrivateKey: mustEd25519(t)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		if keys, err := ag.List(); err != nil || len(keys) != 500 {
+			t.Fatalf("list: %d keys, %v", len(keys), err)
+		}
+	}
+	srv.keys.mu.RLock()
+	builds := srv.keys.builds
+	srv.keys.mu.RUnlock()
+	if builds != 1 {
+		t.Errorf("the listing was built %d times for 500 adds and 3 listings, want 1", builds)
+	}
+}
+
+// A listing that would pass OpenSSH's 256 KiB limit on a reply lists the
+// keys that fit, in order, instead of breaking ssh-add -l; every key still
+// signs.
+func TestListOverMessageLimit(t *testing.T) {
+	testbed.Need(t, "ssh-add")
+	e := startSesame(t, Options{})
+	comment := strings.Repeat("c", 200)
+	var last ssh.PublicKey
+	const n = 1200 // about 300 KiB of identities
+	for i := 0; i < n; i++ {
+		k := mustEd25519(t)
+		if err := e.srv.AddKey(xagent.AddedKey{PrivateKey: k, Comment: fmt.Sprintf("%04d%s", i, comment)}); err != nil {
+			t.Fatal(err)
+		}
+		last, _ = ssh.NewPublicKey(k.Public())
+	}
+	out, err := e.run("ssh-add", "-l")
+	lines := strings.Count(out, "\n")
+	if err != nil || lines == 0 || lines >= n || !strings.Contains(out, "0000"+comment) {
+		t.Fatalf("ssh-add -l with %d keys: %v, %d lines\n%.300s", n, err, lines, out)
+	}
+	c, err := net.Dial("unix", e.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := xagent.NewClient(c).Sign(last, []byte("x")); err != nil {
+		t.Errorf("a key past the listing does not sign: %v", err)
+	}
 }

@@ -2,13 +2,17 @@ package agent
 
 import (
 	"encoding/json"
+	"os"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 )
 
 // ExtStatus is sesame's private extension that reports the lock state
 // (`sesame status`). The socket admits only the agent's own user and
-// root, so the answer goes to no one else. It is answered while locked,
-// since that is when it matters.
+// root, so the answer goes to no one else. While locked, when it matters
+// most, it is answered to local clients only: a forwarded peer gets a
+// failure, as for every request but unlock.
 const ExtStatus = "status@sesame"
 
 // Status is the agent's state as `sesame status` shows it, sent as JSON
@@ -39,6 +43,16 @@ type Status struct {
 	KerberosOnLock string `json:"kerberos_on_lock,omitempty"`
 	// Backend describes the key store.
 	Backend string `json:"backend,omitempty"`
+	// PID is the agent's process id.
+	PID int `json:"pid,omitempty"`
+	// Settings are the flags the agent was started with that change
+	// its behaviour (Options.Settings), so that a command joining it can
+	// tell whether it asks for the same.
+	Settings []string `json:"settings,omitempty"`
+	// Destinations lists, by SHA256 fingerprint, the destination
+	// constraints of the keys added with ssh-add -h, each as -h spells
+	// it ([from>][user@]host).
+	Destinations map[string][]string `json:"destinations,omitempty"`
 }
 
 // Duration is a time.Duration that reads and writes as "1h30m0s".
@@ -63,11 +77,25 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // Status reports the agent's lock state and keys.
 func (s *Server) Status() Status {
-	st := Status{Locked: s.opts.Locker.Locked(), StoredKeysPending: s.Pending()}
+	st := Status{Locked: s.opts.Locker.Locked(), StoredKeysPending: s.Pending(),
+		PID: os.Getpid(), Settings: s.opts.Settings}
 	if s.sealer != nil {
 		ls := s.sealer.l.Status()
 		st.Locked, st.Since, st.Reason, st.Failures, st.Armed = ls.Locked, ls.Since, string(ls.Reason), ls.Failures, ls.Armed
 		st.Sealing = true
+	}
+	for _, id := range s.keys.identities() {
+		if len(id.Destinations) == 0 {
+			continue
+		}
+		if st.Destinations == nil {
+			st.Destinations = map[string][]string{}
+		}
+		rules := make([]string, len(id.Destinations))
+		for i, c := range id.Destinations {
+			rules[i] = c.String()
+		}
+		st.Destinations[ssh.FingerprintSHA256(id.Key)] = rules
 	}
 	if st.Locked && s.sealer != nil {
 		st.Keys = s.keys.sealedCount()

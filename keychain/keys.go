@@ -395,12 +395,18 @@ func ReadPrivateKeyFile(path string, askPassphrase func(path string) ([]byte, er
 			return nil, "", withHint(fmt.Errorf("%s: %w: it is a public key", path, ErrNotAKey),
 				"give the private key file (without .pub)")
 		}
-		return nil, "", fmt.Errorf("%s: %w (%v)", path, ErrNotAKey, err)
+		// x/crypto's reason ("ssh: no key found") names its own parser;
+		// say what a key file must be instead.
+		return nil, "", withHint(fmt.Errorf("%s: %w", path, ErrNotAKey),
+			"give an OpenSSH, PEM or PKCS#8 private key file")
 	}
 	raw = normalizeKey(raw)
 	signer, err := ssh.NewSignerFromKey(raw)
 	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w (%v)", path, ErrNotAKey, err)
+		// x/crypto's reason ("ssh: no key found") names its own parser;
+		// say what a key file must be instead.
+		return nil, "", withHint(fmt.Errorf("%s: %w", path, ErrNotAKey),
+			"give an OpenSSH, PEM or PKCS#8 private key file")
 	}
 	comment = path
 	if pubData, err := readKeyFile(path + ".pub"); err == nil {

@@ -84,6 +84,7 @@ func WriteCCache(path string, cc *CCache) error {
 		}
 		return fmt.Errorf("cannot store credentials: %w", err)
 	}
+	removeStaleTemps(path, false)
 	return nil
 }
 

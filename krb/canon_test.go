@@ -163,3 +163,22 @@ func TestKDCErrorText(t *testing.T) {
 		t.Errorf("unknown code: %q", got)
 	}
 }
+
+func FuzzParseLoginPrincipal(f *testing.F) {
+	for _, s := range []string{"alice", "carol.smith@corp.example", "a@b@C.TEST", "@", "a\\@b@R", "x@"} {
+		f.Add(s, true)
+		f.Add(s, false)
+	}
+	f.Fuzz(func(t *testing.T, s string, enterprise bool) {
+		p, err := ParseLoginPrincipal(s, "DEF.TEST", enterprise)
+		if err != nil {
+			return
+		}
+		if p.Realm == "" || len(p.Components) == 0 {
+			t.Fatalf("%q: %+v", s, p)
+		}
+		if enterprise && (len(p.Components) != 1 || p.NameType != nametype.KRB_NT_ENTERPRISE) {
+			t.Fatalf("%q: enterprise name %+v", s, p)
+		}
+	})
+}

@@ -94,6 +94,18 @@ func openCCacheFile(path string, write bool) (*os.File, fs.FileInfo, error) {
 		f.Close()
 		return nil, nil, &NotAFileError{Path: path, IsDir: st.IsDir()}
 	}
+	if write {
+		// Written in place: never into another user's file, nor into
+		// one with other hard links (their content is not only ours).
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok && (int(sys.Uid) != os.Getuid() || sys.Nlink > 1) {
+			f.Close()
+			why := "belongs to another user"
+			if int(sys.Uid) == os.Getuid() {
+				why = "has other hard links"
+			}
+			return nil, nil, &ccForeignError{path, why}
+		}
+	}
 	return f, st, nil
 }
 
@@ -106,6 +118,17 @@ func (e *ccLinkError) Error() string {
 
 // Unwrap makes errors.Is(err, syscall.ELOOP) true.
 func (e *ccLinkError) Unwrap() error { return syscall.ELOOP }
+
+// ccForeignError refuses to change a cache file in place that is not only
+// ours.
+type ccForeignError struct{ path, why string }
+
+func (e *ccForeignError) Error() string {
+	return fmt.Sprintf("credentials cache %s %s; sesame does not change it", e.path, e.why)
+}
+
+// Unwrap makes the error a permission problem (errors.Is syscall.EPERM).
+func (e *ccForeignError) Unwrap() error { return syscall.EPERM }
 
 // ownLink reports whether the symbolic link at path belongs to us (or to
 // root): only then is it followed. A link planted by another user in a
@@ -286,6 +309,19 @@ func TakeCCache(ctx context.Context, path string, keep func([]byte) error) error
 	if errors.Is(err, ErrNoCache) {
 		return nil
 	}
+	var fe *ccForeignError
+	if errors.As(err, &fe) {
+		// Not only ours: no lock of ours guards it. Take it as it is,
+		// so that it does not stay behind either.
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("read credentials cache %s: %w", path, ccErrFromPath(err))
+		}
+		if err := keep(data); err != nil {
+			return err
+		}
+		return DestroyCCache(path)
+	}
 	if err != nil {
 		return err
 	}
@@ -340,4 +376,19 @@ func CreateCCacheFile(path string, data []byte) (created bool, err error) {
 		return false, fmt.Errorf("cannot store credentials in %s: %w", path, ccErrFromPath(err))
 	}
 	return true, nil
+}
+
+// CheckReplaceable reports, as one clear error, why the cache file at path
+// could not be updated: a symbolic link, not a regular file, no
+// permission to write it. A missing file gives a *NoCacheError.
+func CheckReplaceable(path string) error {
+	f, _, err := openCCacheFile(path, true)
+	if err != nil {
+		if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EROFS) {
+			return fmt.Errorf("cannot write the credentials cache %s: %w", path, ccErrFromPath(err))
+		}
+		return err
+	}
+	f.Close()
+	return nil
 }

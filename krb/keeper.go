@@ -231,7 +231,8 @@ type Keeper struct {
 	// Log receives debug logs; nil means slog.Default().
 	Log *slog.Logger
 
-	state KeeperState
+	state     KeeperState
+	sleepHook func(time.Duration)
 }
 
 func (k *Keeper) now() time.Time {
@@ -381,8 +382,12 @@ func (k *Keeper) Run(ctx context.Context) error {
 			case ActAcquire:
 				what, fp, rej := k.secretRejected(cc.DefaultPrincipal)
 				if rej != nil {
-					return k.stopErr(fmt.Sprintf("the %s for %s was rejected by the KDC on %s (%s); it is not sent again until it changes",
-						what, rej.Principal, rej.When.Local().Format("01/02/06 15:04:05"), rej.Reason), ErrRejected)
+					when := ""
+					if !rej.When.IsZero() {
+						when = " on " + rej.When.Local().Format("01/02/06 15:04:05")
+					}
+					return k.stopErr(fmt.Sprintf("the %s for %s was rejected by the KDC%s (%s); it is not sent again until it changes",
+						what, rej.Principal, when, rej.Reason), ErrRejected)
 				}
 				got, err = k.Acquire(ctx, cc.DefaultPrincipal)
 				if err != nil && Rejected(err) && fp != "" && ctx.Err() == nil {
@@ -527,6 +532,10 @@ func (k *Keeper) sleep(ctx context.Context, d time.Duration) error {
 	}
 	if d < 0 {
 		d = 0
+	}
+	if k.sleepHook != nil { // tests: a fake clock
+		k.sleepHook(d)
+		return ctx.Err()
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -3,7 +3,10 @@ package krb
 import (
 	"context"
 	"errors"
+	"os"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -156,5 +159,74 @@ func TestKeeperDoesNotClobberNewerTicket(t *testing.T) {
 	tgt, _ := cc.TGT()
 	if string(tgt.Ticket) != "user's fresh ticket" {
 		t.Fatalf("keeper overwrote the user's new ticket with %q", tgt.Ticket)
+	}
+}
+
+// Issue 16: a renewed ticket the disk does not take (full disk) is kept in
+// memory and written as soon as writing works again — also after the
+// ticket on disk has expired — without asking the KDC again; the retries
+// follow the ticket on disk.
+func TestKeeperKeepsRenewedTicketUntilDiskTakesIt(t *testing.T) {
+	now := t0.Add(6 * time.Minute)
+	old := tgtCred(t0, t0.Add(10*time.Minute), t0.Add(7*24*time.Hour), true)
+	old.Ticket = []byte("old")
+	mc := &memCache{cc: &CCache{DefaultPrincipal: old.Client, Credentials: []Credential{*old}}}
+	renewals, renewalsAtWrite := 0, 0
+	full := true
+	var reasons []string
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	k := &Keeper{
+		Cache: "MEM:test", Load: mc.load,
+		Update: func(_ context.Context, m func(*CCache) (*CCache, error)) error {
+			if full {
+				return &os.PathError{Op: "write", Path: "cache", Err: syscall.ENOSPC}
+			}
+			cur, _ := mc.load()
+			next, err := m(cur)
+			if err != nil {
+				return err
+			}
+			return mc.store(next)
+		},
+		Renew: func(context.Context, *CCache) (*CCache, error) {
+			renewals++
+			r := *old
+			r.EndTime = now.Add(10 * time.Minute)
+			r.Ticket = []byte("renewed")
+			return &CCache{DefaultPrincipal: old.Client, Credentials: []Credential{r}}, nil
+		},
+		Report: func(s KeeperState) {
+			if s.Reason != "" {
+				reasons = append(reasons, s.Reason)
+			}
+			if s.LastRenew.After(t0) && renewalsAtWrite == 0 {
+				renewalsAtWrite = renewals
+				cancel()
+			}
+		},
+		Now: func() time.Time { return now },
+	}
+	k.sleepHook = func(d time.Duration) {
+		if full && now.Add(d).After(old.EndTime.Add(time.Minute)) {
+			t.Errorf("write retry after %v is past the end of the ticket on disk", d)
+		}
+		now = now.Add(d)
+		// The disk frees up only after the ticket on disk expired.
+		if now.After(old.EndTime.Add(30 * time.Second)) {
+			full = false
+		}
+	}
+	k.Run(ctx)
+	cc, _ := mc.load()
+	tgt, _ := cc.TGT()
+	if string(tgt.Ticket) != "renewed" {
+		t.Fatalf("cache holds %q, want the renewed ticket kept in memory", tgt.Ticket)
+	}
+	if renewalsAtWrite != 1 {
+		t.Fatalf("%d renewals at the KDC, want 1 (the ticket in memory is written)", renewalsAtWrite)
+	}
+	if len(reasons) == 0 || !strings.Contains(reasons[0], "disk is full") {
+		t.Fatalf("the write failure is not named: %q", reasons)
 	}
 }

@@ -166,11 +166,20 @@ func RecordRejection(r Rejection) error { return saveStateJSON(rejectionPath(r.C
 // FindRejection returns the recorded rejection of the secret with
 // fingerprint fp for cache and principal, if there is one. A record for a
 // different secret does not count: that secret changed since.
+//
+// A record that cannot be read counts as a rejection of any secret: going
+// on without it could cost the account another failure. A successful
+// kinit for the principal and cache (ClearDamagedRejection) removes it.
 func FindRejection(cache, principal, fp string) (Rejection, bool) {
 	var r Rejection
-	b, err := os.ReadFile(rejectionPath(cache, principal))
-	if err != nil || json.Unmarshal(b, &r) != nil {
+	p := rejectionPath(cache, principal)
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
 		return r, false
+	}
+	if err != nil || json.Unmarshal(b, &r) != nil {
+		return Rejection{Cache: cache, Principal: principal,
+			Reason: fmt.Sprintf("its record %s cannot be read; a new sesame kinit clears it", p)}, true
 	}
 	if r.Cache != cache || r.Principal != principal || !hmac.Equal([]byte(r.Fingerprint), []byte(fp)) {
 		return r, false
@@ -178,8 +187,17 @@ func FindRejection(cache, principal, fp string) (Rejection, bool) {
 	return r, true
 }
 
-// ClearRejection forgets the rejection recorded for cache and principal.
-func ClearRejection(cache, principal string) { os.Remove(rejectionPath(cache, principal)) }
+// ClearDamagedRejection removes the rejection record for cache and
+// principal if it cannot be read (FindRejection counts such a record as a
+// rejection of any secret). A readable record stays: it names the secret
+// it is about, and only that secret changing clears it.
+func ClearDamagedRejection(cache, principal string) {
+	p := rejectionPath(cache, principal)
+	var r Rejection
+	if b, err := os.ReadFile(p); err == nil && json.Unmarshal(b, &r) != nil {
+		os.Remove(p)
+	}
+}
 
 // ClearRejectedSecret forgets every rejection of the secret with
 // fingerprint fp for principal, whatever cache it was recorded for: the

@@ -93,6 +93,13 @@ func (c *Client) Renew(ctx context.Context, cc *CCache) (*CCache, error) {
 				}
 				return nil, skewError(ke, clock)
 			case errorcode.KRB_AP_ERR_TKT_EXPIRED:
+				if left := old.EndTime.Sub(clock.now()); left > 0 {
+					// Samba's KDC already treats a TGT as expired in
+					// its last two minutes or so.
+					return nil, &Error{Kind: ErrTicketExpired, Err: ke,
+						Msg:  fmt.Sprintf("the kdc refuses to renew the ticket-granting ticket %v before it expires (too close to its end for this kdc)", left.Round(time.Second)),
+						hint: "run `sesame kinit` again; renew earlier next time"}
+				}
 				return nil, &Error{Kind: ErrTicketExpired, Err: ke, Msg: "the kdc says the ticket-granting ticket has expired",
 					hint: "run `sesame kinit` again"}
 			case errorcode.KDC_ERR_BADOPTION:
@@ -114,6 +121,11 @@ func (c *Client) Renew(ctx context.Context, cc *CCache) (*CCache, error) {
 		}
 		if rep.MsgType != msgtype.KRB_TGS_REP || part.Nonce != req.ReqBody.Nonce {
 			return nil, errors.New("kdc reply does not match the renewal request (nonce)")
+		}
+		// The renewed ticket is the same client's (RFC 4120 3.3.3.1; MIT
+		// checks it too): a reply naming another client is not ours.
+		if got := PrincipalFromGokrb5(rep.CName, rep.CRealm); !got.Equal(old.Client) {
+			return nil, fmt.Errorf("kdc reply does not match the renewal request: client %s instead of %s", got, old.Client)
 		}
 		if len(part.SName.NameString) != 2 || part.SName.NameString[0] != "krbtgt" || !strings.EqualFold(part.SRealm, realm) {
 			return nil, fmt.Errorf("kdc renewed %s@%s instead of the ticket-granting ticket", part.SName.PrincipalNameString(), part.SRealm)

@@ -84,7 +84,8 @@ type Locker struct {
 	status atomic.Pointer[Status]
 
 	mu       sync.Mutex // serialises transitions; guards the fields below
-	verifier *Verifier
+	verifier *Verifier  // of the current lock (or the last one)
+	armed    *Verifier  // what automatic locks seal under; nil: none
 	holders  []Holder
 	vaults   []*Vault // one per holder while locked
 	onLock   []func(Status)
@@ -172,15 +173,25 @@ func (l *Locker) SetPassphrase(pass []byte) error {
 	if l.Locked() {
 		return ErrLocked
 	}
-	l.verifier = v
+	l.armed = v
 	l.setStatus(func(s *Status) { s.Armed = true })
 	return nil
 }
 
-// Lock locks with pass, which becomes the lock passphrase (as ssh-add -x
-// does): every Holder's secrets are sealed and wiped. Locking when locked is
+// Lock locks with pass (as ssh-add -x does): every Holder's secrets are
+// sealed under it and wiped, and only pass unlocks. When no passphrase is
+// armed yet, pass also becomes the one automatic locks seal under; an
+// armed passphrase is never replaced by a lock, so that whoever can send a
+// lock and its unlock (a server the agent is forwarded to) cannot choose
+// the passphrase of the locks that follow. Locking when locked is
 // ErrLocked with nothing changed. The caller should zero pass afterwards.
-func (l *Locker) Lock(pass []byte) error {
+func (l *Locker) Lock(pass []byte) error { return l.lock(pass, true) }
+
+// LockOnly is Lock that never arms the automatic locks: for a lock asked
+// by a client that cannot be trusted with them.
+func (l *Locker) LockOnly(pass []byte) error { return l.lock(pass, false) }
+
+func (l *Locker) lock(pass []byte, arm bool) error {
 	if err := checkPassphrase(pass); err != nil {
 		return err
 	}
@@ -200,13 +211,16 @@ func (l *Locker) Lock(pass []byte) error {
 		return ErrClosed
 	}
 	l.verifier = v
-	l.setStatus(func(s *Status) { s.Armed = true })
+	if arm && l.armed == nil {
+		l.armed = v
+		l.setStatus(func(s *Status) { s.Armed = true })
+	}
 	l.lockLocked(ReasonCommand)
 	return nil
 }
 
-// LockNow locks under the passphrase already set (by SetPassphrase or an
-// earlier Lock); it needs no passphrase and costs no argon2id. It is what
+// LockNow locks under the armed passphrase (set by SetPassphrase or the
+// first Lock); it needs no passphrase and costs no argon2id. It is what
 // the automatic triggers call. ErrNoPassphrase when none is set, ErrLocked
 // when already locked.
 func (l *Locker) LockNow(reason Reason) error {
@@ -220,9 +234,10 @@ func (l *Locker) LockNow(reason Reason) error {
 		return ErrClosed
 	case l.Locked():
 		return ErrLocked
-	case l.verifier == nil:
+	case l.armed == nil:
 		return ErrNoPassphrase
 	}
+	l.verifier = l.armed
 	l.lockLocked(reason)
 	return nil
 }

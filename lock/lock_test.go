@@ -484,3 +484,54 @@ func TestIdleTouchAndHoldPostpone(t *testing.T) {
 		t.Fatal("SetIdle(0) did not disable")
 	}
 }
+
+// A lock seals under its own passphrase but never replaces the armed one
+// that automatic locks use: a client that can lock and unlock (a server
+// the agent is forwarded to) cannot choose the passphrase of the next idle
+// lock. The first Lock arms when nothing is armed; LockOnly never does.
+func TestLockDoesNotReplaceArmedPassphrase(t *testing.T) {
+	ctx := context.Background()
+	l := New(Options{KDF: cheap})
+	defer l.Close()
+	if err := l.SetPassphrase([]byte("armed")); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Lock([]byte("chosen")); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Unlock(ctx, []byte("armed")); !errors.Is(err, ErrBadPassphrase) {
+		t.Fatalf("a lock under its own passphrase opened with the armed one: %v", err)
+	}
+	if err := l.Unlock(ctx, []byte("chosen")); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.LockNow(ReasonIdle); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Unlock(ctx, []byte("chosen")); !errors.Is(err, ErrBadPassphrase) {
+		t.Fatalf("the idle lock sealed under the passphrase of a client's lock: %v", err)
+	}
+	if err := l.Unlock(ctx, []byte("armed")); err != nil {
+		t.Fatalf("the idle lock did not seal under the armed passphrase: %v", err)
+	}
+
+	l2 := New(Options{KDF: cheap})
+	defer l2.Close()
+	if err := l2.LockOnly([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	l2.Unlock(ctx, []byte("x"))
+	if err := l2.LockNow(ReasonIdle); !errors.Is(err, ErrNoPassphrase) || l2.Status().Armed {
+		t.Fatalf("LockOnly armed the automatic lock: %v", err)
+	}
+	l2.Lock([]byte("first"))
+	l2.Unlock(ctx, []byte("first"))
+	l2.Lock([]byte("second"))
+	l2.Unlock(ctx, []byte("second"))
+	if err := l2.LockNow(ReasonIdle); err != nil {
+		t.Fatal(err)
+	}
+	if err := l2.Unlock(ctx, []byte("first")); err != nil {
+		t.Fatalf("the first lock's passphrase did not arm: %v", err)
+	}
+}

@@ -18,7 +18,13 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 chmod 755 "$tmp"  # apt-get download runs as _apt
 mkdir -p "$tmp/root"
-(cd "$tmp" && apt-get download -qq "${pkgs[@]}")
+# A fresh machine may have no package lists yet: update once and retry.
+if ! (cd "$tmp" && apt-get download -qq "${pkgs[@]}"); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  (cd "$tmp" && apt-get download -qq "${pkgs[@]}")
+fi
 for d in "$tmp"/*.deb; do dpkg -x "$d" "$tmp/root"; done
 mkdir -p "$(dirname "$dest")"
 rm -rf "$dest"

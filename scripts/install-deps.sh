@@ -7,13 +7,17 @@
 # needs cgo), a Samba AD DC (samba-ad-dc with its provisioning data) as the
 # Active Directory KDC, and Heimdal's KDC unpacked under a cache directory
 # (scripts/fetch-heimdal.sh; its packages conflict with MIT's); make and git
-# for the build.
+# for the build; and what scripts/openssh-regress.sh needs to fetch and build
+# OpenSSH's regress suite (dpkg-dev for apt-get source, autoconf, automake,
+# zlib and OpenSSL headers; gdb and sudo for agent-ptrace and
+# agent-getpeereid).
 # Debian/Ubuntu. Runs as root or as a user who may sudo: it asks for sudo
 # only when something is missing and it is not root. When another apt or
 # dpkg is running (an unattended upgrade on a fresh machine), it waits for it
 # (up to 10 minutes) instead of failing.
 set -euo pipefail
-pkgs=(krb5-kdc krb5-admin-server krb5-user openssh-server openssh-client kstart sssd-kcm keyutils samba-ad-dc samba-ad-provision dbus-daemon gnome-keyring procps make git gcc libc6-dev ca-certificates)
+pkgs=(krb5-kdc krb5-admin-server krb5-user openssh-server openssh-client kstart sssd-kcm keyutils samba-ad-dc samba-ad-provision dbus-daemon gnome-keyring procps make git gcc libc6-dev ca-certificates
+  dpkg-dev autoconf automake zlib1g-dev libssl-dev gdb sudo)
 
 # The Go toolchain: go.mod names the release it wants, and any go from 1.21
 # on fetches it through the module proxy. Install Debian's when it is new

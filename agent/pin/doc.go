@@ -42,7 +42,7 @@
 // Unbound connections (ssh-add -l, ssh-keygen -Y sign, clients without
 // session-bind) see every key and may sign anything, as with ssh-agent,
 // with one exception: when the peer process is an OpenSSH ssh of 8.9 or
-// later (OpenSSHBinds), which binds every agent connection of its own
+// later (agent.OpenSSHBinds), which binds every agent connection of its own
 // (is_forwarding on those it forwards), an unbound connection is a socket
 // it relays for the far side (ssh -R to the agent's socket), and pinned
 // keys do not sign there. Other peers cannot be told apart from local use;
@@ -65,11 +65,14 @@
 //     in OpenSSH, every earlier bind must be a forwarding one, the last
 //     must not be, and the key must be permitted at every hop: a key
 //     pinned only to the destination cannot be used through a forwarded
-//     agent on a hop it is not pinned to.
+//     agent on a hop it is not pinned to. Through a forwarded agent (more
+//     than one bind) a pinned key signs only a hostbound request, which
+//     names the server, as OpenSSH requires of destination-constrained keys.
 //   - Other data (an SSHSIG file signature) is signed on a bound
 //     connection only by keys without declared pins.
 //
-// The files are checked with a stat on each listing (and at most once a
-// second when signing), so `sesame pin` and hand edits take effect at once;
+// The files are checked with a stat on each listing, and the pins file on
+// each signature too (learned pins and known_hosts at most once a second
+// there), so `sesame pin` and hand edits take effect at once;
 // a pins file that fails to parse leaves the previous pins in force.
 package pin

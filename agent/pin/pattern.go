@@ -115,7 +115,7 @@ func ParsePatterns(s string) (Patterns, error) {
 		if part == "" {
 			return Patterns{}, fmt.Errorf("empty element in host pattern %q", s)
 		}
-		if strings.ContainsAny(part, " \t@!#\"'") {
+		if strings.ContainsAny(part, " \t@!#\"'") || hasControl(part) {
 			return Patterns{}, fmt.Errorf("bad character in host pattern %q", part)
 		}
 		host, port, err := splitHostPort(part)
@@ -209,4 +209,10 @@ func wildMatch(pattern, s string) bool {
 		p++
 	}
 	return p == len(pattern)
+}
+
+// hasControl reports a control character (a newline would start a new line
+// of the pins file; an escape sequence would reach the terminal).
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }

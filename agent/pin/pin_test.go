@@ -516,8 +516,21 @@ func TestPolicyForwardingChain(t *testing.T) {
 
 	viaJ := bound(hJ, hT)
 	sid := viaJ.Binds[1].SessionID
-	if err := w.p.CheckSign(viaJ, kT, userauth(sid, "u", kT)); err != nil {
+	if err := w.p.CheckSign(viaJ, kT, hostbound(sid, "u", kT, hT)); err != nil {
 		t.Errorf("kT via jump to target: %v", err)
+	}
+	// On a forwarded chain a pinned key signs only a hostbound request,
+	// which names the server it is for (OpenSSH's rule for
+	// destination-constrained keys); an unpinned key signs either.
+	if err := w.p.CheckSign(viaJ, kT, userauth(sid, "u", kT)); !errors.Is(err, ErrNotHostbound) {
+		t.Errorf("kT via jump, publickey without the host key: %v", err)
+	}
+	free := bound(newSigner(t).PublicKey(), newSigner(t).PublicKey())
+	if err := w.p.CheckSign(free, kFree, userauth(free.Binds[1].SessionID, "u", kFree)); err != nil {
+		t.Errorf("unpinned key via jump, publickey without the host key: %v", err)
+	}
+	if err := w.p.CheckSign(bound(hT), kT, userauth(bound(hT).Binds[0].SessionID, "u", kT)); err != nil {
+		t.Errorf("kT directly, publickey without the host key: %v", err)
 	}
 	if got := fps(w.p.Offer(viaJ, all)); got != "key0" {
 		t.Errorf("offer via jump: %s", got)
@@ -525,7 +538,7 @@ func TestPolicyForwardingChain(t *testing.T) {
 	// A compromised jump host uses the forwarded agent against secret: kS
 	// is pinned to secret, but not permitted on the jump hop.
 	toS := bound(hJ, hS)
-	if err := w.p.CheckSign(toS, kS, userauth(toS.Binds[1].SessionID, "u", kS)); err == nil || !strings.Contains(err.Error(), "hop 1") {
+	if err := w.p.CheckSign(toS, kS, hostbound(toS.Binds[1].SessionID, "u", kS, hS)); err == nil || !strings.Contains(err.Error(), "hop 1") {
 		t.Errorf("kS through jump: %v", err)
 	}
 	if got := fps(w.p.Offer(toS, all)); got != "" {
@@ -551,7 +564,7 @@ func TestPolicyForwardingChain(t *testing.T) {
 		t.Errorf("offer on a broken chain: %s", fps(got))
 	}
 	// An earlier bind's session id is not the destination.
-	if err := w.p.CheckSign(viaJ, kT, userauth(viaJ.Binds[0].SessionID, "u", kT)); !errors.Is(err, ErrSessionMismatch) {
+	if err := w.p.CheckSign(viaJ, kT, hostbound(viaJ.Binds[0].SessionID, "u", kT, hT)); !errors.Is(err, ErrSessionMismatch) {
 		t.Errorf("hop session id: %v", err)
 	}
 }
@@ -822,5 +835,26 @@ func TestPolicyPeerNamesWithHashedKnownHosts(t *testing.T) {
 	c.PID = 100
 	if got := fps(p.Offer(c, ids(k0, k1))); got != "key1" {
 		t.Errorf("confirmed name: %s", got)
+	}
+}
+
+// A hand edit of the pins file applies to the very next signature, even
+// with no listing in between.
+func TestPolicyPinsEditAppliesAtNextSignature(t *testing.T) {
+	hA := newSigner(t).PublicKey()
+	w := newWorld(t, authLine("", "a.example.org", hA))
+	k := newSigner(t).PublicKey()
+	c := bound(hA)
+	data := userauth(c.Binds[0].SessionID, "u", k)
+	if err := w.p.CheckSign(c, k, data); err != nil {
+		t.Fatal(err)
+	}
+	w.setPins("b.example.org " + fp(k) + "\n")
+	if err := w.p.CheckSign(c, k, data); err == nil {
+		t.Error("a pin to another host, added by hand, did not apply to the next signature")
+	}
+	w.setPins("a.example.org " + fp(k) + "\n")
+	if err := w.p.CheckSign(c, k, data); err != nil {
+		t.Errorf("after pinning the key here by hand: %v", err)
 	}
 }

@@ -6,11 +6,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/sesame-ssh/sesame/internal/atomicfile"
+	"github.com/sesame-ssh/sesame/internal/fileerr"
 	"github.com/sesame-ssh/sesame/internal/paths"
 )
 
@@ -149,7 +151,7 @@ func parsePinLine(line string) (Pin, bool, error) {
 		}
 		p.User, p.Hosts = user, pats
 	}
-	if p.User != "" && strings.ContainsAny(p.User, ",!@[]") {
+	if p.User != "" && (strings.ContainsAny(p.User, ",!@[]") || hasControl(p.User)) {
 		return p, false, fmt.Errorf("bad user %q", p.User)
 	}
 	if err := ValidFingerprint(f[1]); err != nil {
@@ -200,7 +202,7 @@ func ParseTarget(s string) (Pin, error) {
 		return p, err
 	}
 	p.Hosts = pats
-	if strings.ContainsAny(user, ",!@[] \t#") {
+	if strings.ContainsAny(user, ",!@[] \t#") || hasControl(user) {
 		return p, fmt.Errorf("bad user %q", user)
 	}
 	return p, nil
@@ -236,19 +238,26 @@ func parsePinsLenient(data []byte) []Pin {
 func readBounded(path string, max int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, fileerr.Describe("", path, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, fileerr.Describe("", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		// A FIFO or a device would block or never end.
+		return nil, &fileerr.Error{Path: path, Msg: "is not a regular file"}
 	}
 	if fi.Size() > max {
 		return nil, fmt.Errorf("%s: larger than %d bytes", path, max)
 	}
 	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(f); err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+	if _, err := buf.ReadFrom(io.LimitReader(f, max+1)); err != nil {
+		return nil, fileerr.Describe("", path, err)
+	}
+	if int64(buf.Len()) > max {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, max)
 	}
 	return buf.Bytes(), nil
 }

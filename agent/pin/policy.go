@@ -40,7 +40,7 @@ type Options struct {
 	PeerNames func(pid int) []Name
 	// PeerBinds tells whether the client process always binds its agent
 	// connections, so that an unbound one comes from the far side of a
-	// forwarding; default OpenSSHBinds.
+	// forwarding; default agent.OpenSSHBinds.
 	PeerBinds func(pid int) bool
 	Logger    *slog.Logger
 	Now       func() time.Time
@@ -115,7 +115,7 @@ func New(opt Options) *Policy {
 		opt.PeerNames = PeerNames
 	}
 	if opt.PeerBinds == nil {
-		opt.PeerBinds = OpenSSHBinds
+		opt.PeerBinds = agent.OpenSSHBinds
 	}
 	p := &Policy{opt: opt, log: opt.Logger, pins: newPinSet(nil), kh: ParseKnownHosts(nil, ""),
 		hosts: map[string]*hostInfo{}, fps: map[string]keyFP{}, peers: map[int]*peerEntry{},
@@ -163,6 +163,24 @@ func (p *Policy) Learned() []Learned {
 // unreliable. It costs a few microseconds.
 func (p *Policy) refreshLocked() {
 	p.lastRefresh = time.Now()
+	p.refreshPinsLocked()
+	p.refreshOthersLocked()
+}
+
+// refreshSignLocked is the check before a signature: the pins file, which
+// decides refusals, every time (a stat), so that an edit applies to the
+// next signature; learned pins and known_hosts, which ssh's listing just
+// before has checked, at most once a second.
+func (p *Policy) refreshSignLocked() {
+	p.refreshPinsLocked()
+	if time.Since(p.lastRefresh) > signRefreshAfter {
+		p.lastRefresh = time.Now()
+		p.refreshOthersLocked()
+	}
+}
+
+// refreshPinsLocked re-reads the declared pins when the file changed.
+func (p *Policy) refreshPinsLocked() {
 	if sig := statSig(p.opt.PinsFile); sig != p.pinsSig {
 		p.pinsSig = sig
 		data, pins, err := readPinsFile(p.opt.PinsFile)
@@ -183,6 +201,10 @@ func (p *Policy) refreshLocked() {
 			p.hosts = map[string]*hostInfo{}
 		}
 	}
+}
+
+// refreshOthersLocked re-reads learned pins and known_hosts when changed.
+func (p *Policy) refreshOthersLocked() {
 	if sig := statSig(p.opt.LearnedFile); sig != p.learnedSig {
 		p.learnedSig = sig
 		l, err := ReadLearned(p.opt.LearnedFile)
@@ -646,7 +668,8 @@ func chainForwards(c *agent.ConnInfo) bool {
 	return true
 }
 
-// signRefreshAfter is how old the last file check may be at a signature.
+// signRefreshAfter is how old the last check of the learned pins and
+// known_hosts may be at a signature.
 const signRefreshAfter = time.Second
 
 // Errors for sign requests that do not fit the connection's binds.
@@ -656,6 +679,7 @@ var (
 	ErrHostKeyMismatch = errors.New("sign refused: the hostbound userauth request names another host key than the bound one")
 	ErrForwardingHop   = errors.New("sign refused: userauth on a connection whose last bind forwards the agent")
 	ErrBrokenChain     = errors.New("sign refused: an earlier bind on this connection was for authentication, not forwarding")
+	ErrNotHostbound    = errors.New("sign refused: a pinned key signs through a forwarded agent only a hostbound userauth request (publickey-hostbound-v00@openssh.com)")
 	ErrUnidentified    = errors.New("sign refused: a pinned key signs only authentication requests on a bound connection")
 	ErrUnboundRelay    = errors.New("sign refused: a pinned key does not sign on an unbound connection of an ssh that binds its own (the request comes through a forwarded socket)")
 )
@@ -671,12 +695,7 @@ func (p *Policy) CheckSign(c *agent.ConnInfo, key ssh.PublicKey, data []byte) er
 	req, perr := ParseUserauthRequest(data)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	// ssh lists keys (Offer, which always checks the files) just before it
-	// asks for a signature; checking again right away would only add
-	// system calls to every signature.
-	if time.Since(p.lastRefresh) > signRefreshAfter {
-		p.refreshLocked()
-	}
+	p.refreshSignLocked()
 	k := p.keyLocked(key)
 	fp := k.fp
 	if perr != nil {
@@ -688,7 +707,7 @@ func (p *Policy) CheckSign(c *agent.ConnInfo, key ssh.PublicKey, data []byte) er
 		return nil
 	}
 	dest := &c.Binds[len(c.Binds)-1]
-	if !sameKey(req.Key, k.blob) {
+	if !req.NamesKey(k.blob) {
 		return ErrKeyMismatch
 	}
 	if subtle.ConstantTimeCompare(req.SessionID, dest.SessionID) != 1 {
@@ -702,6 +721,13 @@ func (p *Policy) CheckSign(c *agent.ConnInfo, key ssh.PublicKey, data []byte) er
 	}
 	if req.HostKey != nil && !bytes.Equal(req.HostKey, dest.HostKey.Marshal()) {
 		return ErrHostKeyMismatch
+	}
+	// Through a forwarded agent, the binds were made by the hops; only a
+	// hostbound request ties the signature to the bound server. OpenSSH
+	// refuses the others for destination-constrained keys; pinned keys
+	// are ours.
+	if req.HostKey == nil && len(c.Binds) > 1 && len(p.pins.byKey[fp]) > 0 {
+		return ErrNotHostbound
 	}
 	// Every hop of the chain must permit the key, as OpenSSH's
 	// destination constraints require; only the last hop knows the user.
@@ -733,9 +759,7 @@ func (p *Policy) checkUnbound(c *agent.ConnInfo, key ssh.PublicKey) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if time.Since(p.lastRefresh) > signRefreshAfter {
-		p.refreshLocked()
-	}
+	p.refreshSignLocked()
 	if len(p.pins.byKey[p.fpLocked(key)]) == 0 {
 		return nil
 	}
@@ -743,23 +767,6 @@ func (p *Policy) checkUnbound(c *agent.ConnInfo, key ssh.PublicKey) error {
 		return ErrUnboundRelay
 	}
 	return nil
-}
-
-// sameKey reports whether the key named in a userauth request is the
-// plain key keyBlob: the key itself, or a certificate of it. A client with
-// the certificate on disk (CertificateFile) and its key in the agent asks
-// the key to sign a request naming the certificate; OpenSSH's agent
-// compares the public parts the same way.
-func sameKey(named []byte, keyBlob []byte) bool {
-	if bytes.Equal(named, keyBlob) {
-		return true
-	}
-	pub, err := ssh.ParsePublicKey(named)
-	if err != nil {
-		return false
-	}
-	c, ok := pub.(*ssh.Certificate)
-	return ok && bytes.Equal(c.Key.Marshal(), keyBlob)
 }
 
 // Signed implements agent.Policy: a signed userauth request on a bound

@@ -42,10 +42,10 @@ func init() {
 // idle timer, the Kerberos holder, and the suspend and screen-lock
 // watchers where a bus offers them.
 //
-// Automatic locks need a lock passphrase to seal under. It is the one
-// given at the last lock (ssh-add -x, sesame lock); before that, the vault
-// passphrase when the agent was started with $SESAME_PASSPHRASE_FILE, or
-// the passphrase of the `sesame unlock` that loaded the vault.
+// Automatic locks need a lock passphrase to seal under: the vault
+// passphrase when the agent was started with $SESAME_PASSPHRASE_FILE or
+// the `sesame unlock` that loaded the vault, else the first local lock's
+// (ssh-add -x, sesame lock). No later lock replaces it.
 func newAgentLock(logger *slog.Logger) (agent.Locker, error) {
 	s := agentLockSettings
 	if s.lockAfter < 0 {

@@ -35,7 +35,7 @@ ssh's own view of HOST comes from "ssh -G" (with -F and -p as for ssh).`,
 			if cmd.Flags().Changed("port") && (port < 1 || port > 65535) {
 				return newUsageError(cmd, "bad value %d for -p/--port: want a port from 1 to 65535", port)
 			}
-			if sshConfig != "" {
+			if sshConfig != "" && sshConfig != "none" { // ssh -F none: no file at all
 				if err := checkReadableFile("ssh config", sshConfig); err != nil {
 					return err
 				}
@@ -172,6 +172,11 @@ func printDoctor(w io.Writer, r *doctor.Report) {
 			line("no keys listed (empty, or locked)")
 		default:
 			line("%d keys loaded; a server without pins is offered at most %d", len(a.Keys), a.MaxOffer)
+		}
+		for _, k := range a.Keys {
+			if len(k.Destinations) > 0 {
+				line("%s %s: only for %s (ssh-add -h), besides its pins", k.Fingerprint, k.Comment, strings.Join(k.Destinations, ", "))
+			}
 		}
 		if a.Error != "" {
 			line("%s", a.Error)

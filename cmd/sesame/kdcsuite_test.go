@@ -9,8 +9,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sesame-ssh/sesame/internal/testbed"
+	"github.com/sesame-ssh/sesame/krb"
 )
 
 // The Kerberos behaviour suite: the same scenarios against an MIT KDC, a
@@ -32,6 +34,8 @@ type kdcRow struct {
 	alias, canonical string
 	// enterprise lists NT-ENTERPRISE names of user (UPN, implicit UPN).
 	enterprise []string
+	// rc4Only is an account limited to RC4 (AD), or empty.
+	rc4Only string
 	// expired has an expired password; locked may get no tickets.
 	expired, locked string
 	// keytab returns a principal and a keytab holding its keys.
@@ -99,7 +103,7 @@ func adRow(t *testing.T) *kdcRow {
 	a := testbed.NewADDC(t)
 	r := &kdcRow{name: "ad", realm: a.Realm, conf: a.Conf, dir: a.Dir, user: testbed.ADUser, password: testbed.ADPassword,
 		alias: testbed.ADAlias, canonical: testbed.ADUser + "@" + a.Realm,
-		expired: testbed.ADMustChange, locked: testbed.ADLockUser}
+		expired: testbed.ADMustChange, locked: testbed.ADLockUser, rc4Only: testbed.ADRC4User}
 	r.enterprise = []string{testbed.ADUPN, testbed.ADUPNUser + "@" + testbed.ADDNSDomain}
 	r.keytab = func() (string, string) {
 		return testbed.ADUPNUser, a.Keytab(testbed.ADUPNUser + "@" + a.Realm)
@@ -323,6 +327,31 @@ func runSuite(t *testing.T, r *kdcRow) {
 			}
 		}
 	})
+	t.Run("renewal near the end", func(t *testing.T) {
+		if r.name != "ad" {
+			t.Skip("only Samba refuses a valid TGT near its end")
+		}
+		// Samba refuses to renew a TGT in its last ~120 s: MIT's kinit -R
+		// fails too; sesame says why.
+		for _, mit := range []bool{true, false} {
+			res := r.kinit(t, mit, "", r.password, "-l", "90s", "-r", "1h", r.user)
+			if !res.ok {
+				t.Fatalf("kinit: %s", res.out)
+			}
+			cmd := exec.Command(testbed.Path(t, "kinit"), "-R")
+			if !mit {
+				cmd = exec.Command(sesameBin(t), "kinit", "-R")
+			}
+			cmd.Env = res.env
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("kinit -R (mit %v) renewed a TGT 90 s before its end; Samba no longer refuses", mit)
+			}
+			if !mit && !strings.Contains(string(out), "too close to its end") {
+				t.Errorf("sesame's message: %s", out)
+			}
+		}
+	})
 	t.Run("alias", func(t *testing.T) {
 		if r.alias == "" {
 			t.Skip("this KDC keeps no client aliases (MIT 1.20 DB2)")
@@ -357,9 +386,11 @@ func runSuite(t *testing.T, r *kdcRow) {
 		for _, name := range r.enterprise {
 			mit := r.kinit(t, true, "", r.password, "-E", name)
 			ses := r.kinit(t, false, "", r.password, "-E", name)
-			// MIT keeps the enterprise name where the KDC returns it;
-			// sesame stores the canonical name the KDC returns.
+			// MIT's -E alone keeps the enterprise name AD returns
+			// (carol.smith\@corp.example@SAMBA.TEST); sesame asks for
+			// canonicalization too and stores what MIT's -E -C stores.
 			same(t, "-E "+name, mit, ses, true)
+			same(t, "-E -C "+name, r.kinit(t, true, "", r.password, "-E", "-C", name), ses, false)
 		}
 	})
 	t.Run("enctypes", func(t *testing.T) {
@@ -375,6 +406,10 @@ func runSuite(t *testing.T, r *kdcRow) {
 				t.Fatalf("control (%s): %s", et, mit.out)
 			}
 			same(t, et, mit, ses, false)
+			if r.rc4Only != "" && et == "rc4-hmac" {
+				// An account limited to RC4 by msDS-SupportedEncryptionTypes.
+				same(t, "rc4-only account", r.kinit(t, true, conf, r.password, r.rc4Only), r.kinit(t, false, conf, r.password, r.rc4Only), false)
+			}
 			skey := regexp.MustCompile(`Etype \(skey, tkt\): (\S+),`)
 			m1, m2 := skey.FindStringSubmatch(mit.klistF), skey.FindStringSubmatch(ses.klistF)
 			want := map[string]string{"rc4-hmac": "arcfour-hmac"}[et]
@@ -431,4 +466,31 @@ func runSuite(t *testing.T, r *kdcRow) {
 		}
 		delegated("after renewal")
 	})
+}
+
+// The renewer keeps a short AD ticket alive and forwardable. Samba refuses
+// to renew a TGT about 120 s before it expires, so a 4-minute ticket must
+// be renewed earlier than at half its life (krb.KDCRefusalMargin).
+func TestRenewerOnSambaAD(t *testing.T) {
+	t.Parallel() // it waits about 90 s for the renewal
+	a := testbed.NewADDC(t)
+	r := &kdcRow{conf: a.Conf}
+	res := r.kinit(t, false, "", testbed.ADPassword, "-f", "-l", "4m", "-r", "1h", testbed.ADUser)
+	if !res.ok {
+		t.Fatalf("kinit: %s", res.out)
+	}
+	e := &krbEnv{t: t, cache: res.cache, env: res.env, bin: sesameBin(t)}
+	first := e.tgt()
+	stop, _ := e.startRenewer()
+	for time.Now().Before(first.EndTime) && !e.tgt().EndTime.After(first.EndTime) {
+		time.Sleep(2 * time.Second)
+	}
+	out, _ := stop()
+	tgt := e.tgt()
+	if !tgt.EndTime.After(first.EndTime) {
+		t.Fatalf("the ticket was not renewed before it expired at %v; renewer said:\n%s", first.EndTime, out)
+	}
+	if tgt.Flags&krb.TktFlagForwardable == 0 {
+		t.Errorf("renewed ticket is not forwardable (flags %#x)", tgt.Flags)
+	}
 }

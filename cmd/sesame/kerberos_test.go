@@ -586,6 +586,7 @@ func TestKerberosSIGTERMEndsCommands(t *testing.T) {
 	for _, args := range [][]string{
 		{"kinit", "--password-stdin", "sigrid"},
 		{"kinit", "-R"},
+		{"renew"},
 	} {
 		cmd := exec.Command(e.bin, args...)
 		cmd.Env = e.env

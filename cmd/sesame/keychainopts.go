@@ -176,7 +176,7 @@ type agentError struct{ err error }
 func (e *agentError) Error() string { return e.err.Error() }
 func (e *agentError) Unwrap() error { return e.err }
 func (e *agentError) ExitCode() int { return 2 }
-func (e *agentError) Hint() string  { return `start one with eval "$(sesame agent -s)"` }
+func (e *agentError) Hint() string  { return `start one with eval "$(sesame agent --shared -s)"` }
 
 // parseKeyLifetime reads ssh-add's -t argument: plain seconds, or a
 // duration such as 90m, 10h or 7d.

@@ -205,6 +205,10 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 	// The KDC has just accepted this secret: a rejection recorded for it
 	// (it was changed back, or the account was unlocked) no longer holds.
 	forgetRejection(cc.DefaultPrincipal, opt)
+	krb.ClearDamagedRejection(target.String(), cc.DefaultPrincipal.String())
+	if name.String() != target.String() {
+		krb.ClearDamagedRejection(name.String(), cc.DefaultPrincipal.String())
+	}
 	if p.verbose {
 		fmt.Fprintln(os.Stdout, "Authenticated to Kerberos v5")
 	}
@@ -429,17 +433,7 @@ func loadKeytab(cfg *krb.Config, name string, client bool) (*keytab.Keytab, erro
 			return nil, fmt.Errorf("keytab %s: only FILE keytabs are supported", name)
 		}
 	}
-	if err := checkReadableFile("keytab", path); err != nil {
-		return nil, err
-	}
-	kt, err := keytab.Load(path)
-	if err != nil {
-		// gokrb5's parse errors read "invalid keytab data. First byte
-		// does not equal 5": say it in the user's terms.
-		return nil, &hintedError{fmt.Errorf("keytab %s is not a keytab file (or is damaged)", path),
-			"create one with ktutil or kadmin ktadd, or name another with -t"}
-	}
-	return kt, nil
+	return readKeytab(path)
 }
 
 // maxPassword bounds what --password-stdin reads; no real password comes

@@ -265,14 +265,16 @@ func klistKeytab(w io.Writer, p klistParams) error {
 	if _, err := fmt.Fprintf(w, "Keytab name: %s\n", full); err != nil {
 		return err
 	}
-	if err := checkReadableFile("keytab", path); err != nil {
+	kt, err := readKeytab(path)
+	if err != nil {
 		return err
 	}
-	kt, err := keytab.Load(path)
-	if err != nil {
-		return &hintedError{fmt.Errorf("keytab %s is not a keytab file (or is damaged)", path),
-			"name another keytab as the argument of klist -k"}
-	}
+	_, err = io.WriteString(w, keytabListing(kt, p))
+	return err
+}
+
+// keytabListing renders the keytab as MIT klist -k does.
+func keytabListing(kt *keytab.Keytab, p klistParams) string {
 	var b strings.Builder
 	width := len(klistTime)
 	if p.times {
@@ -297,8 +299,7 @@ func klistKeytab(w io.Writer, p klistParams) error {
 		}
 		b.WriteByte('\n')
 	}
-	_, err = io.WriteString(w, b.String())
-	return err
+	return b.String()
 }
 
 // loadCache loads krb5.conf and resolves the cache named by flag (-c), or

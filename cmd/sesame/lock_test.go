@@ -46,6 +46,9 @@ func newLockEnv(t *testing.T) *lockEnv {
 	testbed.Need(t, "ssh-keygen", "ssh-add")
 	dir := t.TempDir()
 	e := &lockEnv{t: t, bin: sesameBin(t), dir: dir, home: filepath.Join(dir, "home")}
+	if err := os.Mkdir(e.home, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 
@@ -85,14 +86,18 @@ func run(args []string, stderr io.Writer) int {
 	if errors.As(err, &ee) {
 		return ee.code
 	}
-	// cobra finds unknown commands before any check of ours runs.
+	// cobra finds unknown commands and checks flag groups before any
+	// check of ours runs.
 	if cmd == rootCmd && strings.HasPrefix(err.Error(), "unknown command ") && len(args) > 0 {
 		err = newUsageError(rootCmd, "unknown command %q", firstCommandWord(args))
 	}
-	fmt.Fprintf(stderr, "sesame: %v\n", err)
+	if m := exclusiveFlags.FindStringSubmatch(err.Error()); m != nil {
+		err = newUsageError(cmd, "--%s exclude each other", strings.Join(strings.Fields(m[1]), " and --"))
+	}
+	fmt.Fprintf(stderr, "sesame: %s\n", oneLine(err.Error()))
 	var h hinter
 	if errors.As(err, &h) && h.Hint() != "" {
-		fmt.Fprintf(stderr, "sesame: hint: %s\n", h.Hint())
+		fmt.Fprintf(stderr, "sesame: hint: %s\n", oneLine(h.Hint()))
 	}
 	var ec exitCoder
 	if errors.As(err, &ec) {
@@ -102,6 +107,34 @@ func run(args []string, stderr io.Writer) int {
 }
 
 var wireOnce sync.Once
+
+// exclusiveFlags matches cobra's error for mutually exclusive flags.
+var exclusiveFlags = regexp.MustCompile(`^if any flags in the group \[[^\]]*\] are set none of the others can be; \[([^\]]*)\] were all set$`)
+
+// oneLine keeps an error on one line and the terminal safe from what a
+// hostile name may carry: control characters (a newline, an escape
+// sequence) are shown escaped, as \n or \x1b.
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, isControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case isControl(r):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 }
 
 // firstCommandWord is the first argument that is not a flag: the unknown command.
 func firstCommandWord(args []string) string {

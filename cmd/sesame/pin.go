@@ -4,10 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/sesame-ssh/sesame/agent/pin"
 )
@@ -38,7 +41,10 @@ the agent or in ~/.ssh/*.pub. The running agent picks the change up at once.`,
 			if pinsJSON {
 				return runPinsJSON(cmd.OutOrStdout(), pin.DefaultFiles())
 			}
-			return runPins(cmd.OutOrStdout(), pin.DefaultFiles())
+			if err := runPins(cmd.OutOrStdout(), pin.DefaultFiles()); err != nil {
+				return err
+			}
+			return printAgentDestinations(cmd.OutOrStdout())
 		},
 	}
 	jsonFlag(pinsCmd.Flags(), &pinsJSON)
@@ -172,4 +178,36 @@ func runUnpin(out io.Writer, files pin.Files, src pin.KeySource, target, keyArg 
 		fmt.Fprintf(out, "forgot learned %s for %s@%s\n", l.Key, l.User, joinNames(l.Names))
 	}
 	return nil
+}
+
+// printAgentDestinations lists the destination constraints (ssh-add -h) of
+// the keys in the agent at SSH_AUTH_SOCK, which apply besides the pins.
+func printAgentDestinations(out io.Writer) error {
+	ag, closer, err := dialAgent()
+	if err != nil || ag == nil {
+		return nil // no agent: the pins files are all there is
+	}
+	defer closer.Close()
+	st, err := agentStatus(ag)
+	if err != nil || len(st.Destinations) == 0 {
+		return nil
+	}
+	keys, _ := ag.List()
+	comment := map[string]string{}
+	for _, k := range keys {
+		if pub, err := ssh.ParsePublicKey(k.Blob); err == nil {
+			comment[ssh.FingerprintSHA256(pub)] = k.Comment
+		}
+	}
+	fps := make([]string, 0, len(st.Destinations))
+	for fp := range st.Destinations {
+		fps = append(fps, fp)
+	}
+	sort.Strings(fps)
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "destination constraints in the agent (ssh-add -h; they apply besides the pins):")
+	for _, fp := range fps {
+		fmt.Fprintf(tw, "  %s\t%s\tonly %s\n", fp, comment[fp], strings.Join(st.Destinations[fp], ", "))
+	}
+	return tw.Flush()
 }

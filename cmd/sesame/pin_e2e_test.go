@@ -45,7 +45,7 @@ func newE2EWorld(t *testing.T) *e2eWorld {
 	w := &e2eWorld{t: t, bin: sesameBin(t), home: home,
 		knownHosts: filepath.Join(home, ".ssh", "known_hosts"), keys: map[string]string{}}
 	w.env = append(os.Environ(), "HOME="+home, "SESAME_HOME="+filepath.Join(home, "sesame"),
-		"SSH_AUTH_SOCK=", "SESAME_AGENT_PID=", "SSH_AGENT_PID=", "SHELL=/bin/sh")
+		"SSH_AUTH_SOCK=", "SSH_AGENT_PID=", "SHELL=/bin/sh")
 	return w
 }
 
@@ -679,8 +679,8 @@ func TestE2EBadPinsLine(t *testing.T) {
 	if vars["SSH_AUTH_SOCK"] != sock || !strings.Contains(stderr.String(), "line 2") {
 		t.Errorf("background start:\nstdout %s\nstderr %s", stdout.String(), stderr.String())
 	}
-	if pid := vars["SESAME_AGENT_PID"]; pid != "" {
-		t.Cleanup(func() { w.run([]string{"SESAME_AGENT_PID=" + pid}, "sesame", "agent", "-k") })
+	if pid := vars["SSH_AGENT_PID"]; pid != "" {
+		t.Cleanup(func() { w.run([]string{"SSH_AGENT_PID=" + pid}, "sesame", "agent", "-k") })
 	}
 	bg := &e2eAgent{sock: sock, env: []string{"SSH_AUTH_SOCK=" + sock}, stderr: &testbed.SyncBuffer{}}
 	for _, k := range names {

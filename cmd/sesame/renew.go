@@ -72,10 +72,18 @@ func runRenew(ctx context.Context, p renewParams, command []string, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	// Fail now, not in the background, when there is nothing to keep.
+	// Fail now, not in the background, when there is nothing to keep or
+	// the renewed ticket could not be written.
 	cc, err := name.Read()
 	if err != nil {
 		return err
+	}
+	// (A file's directory or mode can forbid it; KCM and KEYRING caches
+	// are written through the daemon or the kernel.)
+	if path := name.Path(); len(command) == 0 && path != "" {
+		if err := krb.CheckReplaceable(path); err != nil {
+			return err
+		}
 	}
 	if _, ok := cc.TGT(); !ok {
 		return fmt.Errorf("%s holds no ticket-granting ticket; get one with sesame kinit", name)

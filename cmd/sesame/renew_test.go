@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -309,6 +310,13 @@ func TestRenewRejectedPasswordStaysRejectedAcrossProcesses(t *testing.T) {
 			t.Fatalf("renewer %d does not say why it did not try:\n%s", i, out)
 		}
 	}
+	// A plain kinit with the new password does not change the stored
+	// one: the renewer still does not send it.
+	e.must(e.sesame("Another-pw-2\n", "kinit", "--password-stdin", "-l", "20s", "rita"), "kinit, new password")
+	c0 := e.kdc.FailedAttempts("rita") // a success may reset the count
+	if out, code := e.renewUntilExit(90 * time.Second); code != exitRenewStopped || e.kdc.FailedAttempts("rita") != c0 {
+		t.Fatalf("renewer after a plain kinit: exit %d, failures %d (was %d):\n%s", code, e.kdc.FailedAttempts("rita"), c0, out)
+	}
 	// A new kinit --remember with the new password: the renewer
 	// re-acquires with it again.
 	e.must(e.sesame("Another-pw-2\n", "kinit", "--password-stdin", "--remember", "-l", "20s", "rita"), "kinit --remember, new password")
@@ -468,5 +476,109 @@ func TestRenewUnderConcurrentWriters(t *testing.T) {
 	}
 	if out, code := stop(); code != 0 {
 		t.Fatalf("renewer exit %d:\n%s", code, out)
+	}
+}
+
+// mountTmpfs mounts a small tmpfs of size (e.g. "256k") on a new temp dir
+// and unmounts it when the test ends.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	testbed.NeedRoot(t)
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
+		testbed.Missing(t, fmt.Sprintf("mount tmpfs: %v %s", err, out))
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	return dir
+}
+
+// Issue 16: a renewer that could not write the cache says so at start, in
+// one line, and exits non-zero: a symbolic link at the cache's name, a
+// read-only file system.
+func TestRenewRefusesCacheItCannotReplace(t *testing.T) {
+	t.Parallel()
+	e := newKrbEnv(t, "uma")
+	e.must(e.sesame(krbTestPassword+"\n", "kinit", "--password-stdin", "uma"), "kinit")
+	real := e.cache + ".real"
+	os.Rename(e.cache, real)
+	os.Symlink(real, e.cache)
+	r := e.sesame("", "renew")
+	if r.code == 0 || !strings.Contains(r.err, "symbolic link") || strings.Count(strings.TrimSpace(r.err), "\n") > 1 {
+		t.Fatalf("renew on a symlinked cache: exit %d, %q", r.code, r.err)
+	}
+
+	dir := mountTmpfs(t, "1m")
+	cache := filepath.Join(dir, "krb5cc")
+	env := append(e.env, "KRB5CCNAME=FILE:"+cache)
+	ro := *e
+	ro.env = env
+	ro.must(ro.sesame(krbTestPassword+"\n", "kinit", "--password-stdin", "uma"), "kinit on tmpfs")
+	if out, err := exec.Command("mount", "-o", "remount,ro", dir).CombinedOutput(); err != nil {
+		t.Fatalf("remount ro: %v %s", err, out)
+	}
+	r = ro.sesame("", "renew")
+	if r.code == 0 || !strings.Contains(r.err, "read-only") {
+		t.Fatalf("renew on a read-only cache: exit %d, %q", r.code, r.err)
+	}
+}
+
+// Issue 16: a full disk. A new kinit fails with a clear error and leaves
+// the old cache as it was; the renewer keeps the ticket alive (its write
+// goes into the space the cache already has) and works on once space
+// returns.
+func TestRenewOnFullDisk(t *testing.T) {
+	t.Parallel()
+	e := newKrbEnv(t, "vera")
+	dir := mountTmpfs(t, "64k")
+	e.cache = filepath.Join(dir, "krb5cc")
+	e.env = append(e.env, "KRB5CCNAME=FILE:"+e.cache)
+	e.must(e.sesame(krbTestPassword+"\n", "kinit", "--password-stdin", "-l", "20s", "-r", "10m", "vera"), "kinit")
+	before, _ := os.ReadFile(e.cache)
+	first := e.tgt()
+	// Fill the file system.
+	filler, _ := os.Create(filepath.Join(dir, "filler"))
+	buf := make([]byte, 4096)
+	for {
+		if _, err := filler.Write(buf); err != nil {
+			break
+		}
+	}
+	filler.Close()
+	r := e.sesame(krbTestPassword+"\n", "kinit", "--password-stdin", "-l", "20s", "-r", "10m", "vera")
+	if r.code == 0 || !strings.Contains(r.err, "no space left") {
+		t.Fatalf("kinit on a full disk: exit %d, %q", r.code, r.err)
+	}
+	if now, _ := os.ReadFile(e.cache); !bytes.Equal(now, before) {
+		t.Fatal("a failed kinit changed the cache")
+	}
+	stop, _ := e.startRenewer()
+	sleepUntil(first.EndTime.Add(3 * time.Second))
+	if got := e.tgt(); !got.EndTime.After(first.EndTime) {
+		out, _ := stop()
+		t.Fatalf("ticket not renewed on a full disk:\n%s", out)
+	}
+	os.Remove(filepath.Join(dir, "filler"))
+	e.must(e.sesame(krbTestPassword+"\n", "kinit", "--password-stdin", "-l", "20s", "-r", "10m", "vera"), "kinit once space is back")
+	if out, code := stop(); code != 0 {
+		t.Fatalf("renewer exit %d:\n%s", code, out)
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, en := range ents {
+		if strings.Contains(en.Name(), ".tmp-") {
+			t.Errorf("temporary file %s left behind", en.Name())
+		}
+	}
+}
+
+// The shipped unit must not restart into a final stop: its
+// RestartPreventExitStatus names the status sesame renew exits with then.
+func TestRenewUnitDoesNotRestartAfterFinalStop(t *testing.T) {
+	b, err := os.ReadFile("../../contrib/systemd/sesame-renew.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("RestartPreventExitStatus=%d", exitRenewStopped)
+	if !strings.Contains(string(b), "\n"+want+"\n") {
+		t.Fatalf("sesame-renew.service lacks %s", want)
 	}
 }

@@ -39,7 +39,7 @@ type usageError struct {
 
 func (e *usageError) Error() string { return e.msg }
 
-// Hint shows the command's usage line and where the full help is.
+// Hint shows the command's usage line.
 func (e *usageError) Hint() string {
 	if e.cmd == nil || e.cmd == rootCmd {
 		return "sesame --help lists the commands"
@@ -132,6 +132,10 @@ func wantOf(f *pflag.Flag, cause error) string {
 		return "want true or false"
 	case "duration":
 		return "want a duration such as 90s, 15m or 10h"
+	}
+	if cause != nil {
+		// A flag of our own type says itself what is wrong.
+		return cause.Error()
 	}
 	return "not valid here"
 }

@@ -193,7 +193,7 @@ func run(t testbed.T, out io.Writer, sesame string, color bool) {
 		"SESAME_HOME="+filepath.Join(d.work, "sesame"),
 		"SESAME_BACKEND=vault",
 		"SESAME_PASSPHRASE_FILE="+passFile,
-		"SSH_AUTH_SOCK=", "SSH_AGENT_PID=", "SESAME_AGENT_PID=",
+		"SSH_AUTH_SOCK=", "SSH_AGENT_PID=",
 	)
 	sshTo := func(port int, host string, opts []string, remote ...string) (string, []string) {
 		args := sshd.SSHArgs(opts...)
@@ -252,7 +252,7 @@ func run(t testbed.T, out io.Writer, sesame string, color bool) {
 	ssock := filepath.Join(d.work, "sesame-agent.sock")
 	senv := append(append([]string{}, d.env...), "SSH_AUTH_SOCK="+ssock)
 	d.startAgent(senv, ssock, d.sesame, "agent", "-D", "-a", ssock)
-	d.say("sesame agent -D -a sesame-agent.sock   # usually: eval \"$(sesame agent -s)\"")
+	d.say("sesame agent -D -a sesame-agent.sock   # usually: eval \"$(sesame agent --shared -s)\"")
 	d.must(senv, "", "", d.sesame, append([]string{"add"}, keys...)...)
 	d.must(senv, "", "", d.sesame, "pin", "localhost", keys[5]+".pub")
 	before = sshd.FailedPublickey()

@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -126,6 +127,9 @@ type Key struct {
 	Fingerprint string `json:"fingerprint"`
 	Type        string `json:"type"`
 	Comment     string `json:"comment"`
+	// Destinations are the key's destination constraints in the agent
+	// (ssh-add -h), as -h spells them.
+	Destinations []string `json:"destinations,omitempty"`
 }
 
 // Pins summarises the pin files.
@@ -419,7 +423,7 @@ func checkAgent(ctx context.Context, r *Report, opt Options) []agent.Identity {
 	}()
 	if a.Socket == "" {
 		a.Error = "SSH_AUTH_SOCK is not set"
-		r.suggest(`start sesame's agent: eval "$(sesame agent -s)"`)
+		r.suggest(`start sesame's agent: eval "$(sesame agent --shared -s)"`)
 		return nil
 	}
 	var d net.Dialer
@@ -428,7 +432,7 @@ func checkAgent(ctx context.Context, r *Report, opt Options) []agent.Identity {
 	conn, err := d.DialContext(dctx, "unix", a.Socket)
 	if err != nil {
 		a.Error = err.Error()
-		r.suggest(`nothing answers at SSH_AUTH_SOCK=%s: start the agent with eval "$(sesame agent -s)"`, a.Socket)
+		r.suggest(`nothing answers at SSH_AUTH_SOCK=%s: start the agent with eval "$(sesame agent --shared -s)"`, a.Socket)
 		return nil
 	}
 	defer conn.Close()
@@ -468,8 +472,15 @@ func checkAgent(ctx context.Context, r *Report, opt Options) []agent.Identity {
 		ids = append(ids, agent.Identity{Key: pub, Comment: k.Comment})
 		a.Keys = append(a.Keys, Key{Fingerprint: agent.KeyFingerprint(pub), Type: pub.Type(), Comment: k.Comment})
 	}
+	if a.Sesame {
+		if dest := agentDestinations(client); len(dest) > 0 {
+			for i := range a.Keys {
+				a.Keys[i].Destinations = dest[a.Keys[i].Fingerprint]
+			}
+		}
+	}
 	if !a.Sesame {
-		r.suggest(`SSH_AUTH_SOCK is another agent (%s), which offers every key to every server: use sesame's with eval "$(sesame agent -s)"`, programName(a.Program))
+		r.suggest(`SSH_AUTH_SOCK is another agent (%s), which offers every key to every server: use sesame's with eval "$(sesame agent --shared -s)"`, programName(a.Program))
 	}
 	if len(ids) == 0 {
 		a.MaybeLocked = true
@@ -485,13 +496,31 @@ func programName(p string) string {
 	return filepath.Base(p)
 }
 
-// parseQuery reads the reply to the query extension: the success code,
+// agentDestinations asks sesame's agent for the destination constraints
+// of its keys (by fingerprint), from its status.
+func agentDestinations(client xagent.ExtendedAgent) map[string][]string {
+	reply, err := client.Extension(agent.ExtStatus, nil)
+	if err != nil || len(reply) < 1 {
+		return nil
+	}
+	var st agent.Status
+	if json.Unmarshal(reply[1:], &st) != nil {
+		return nil
+	}
+	return st.Destinations
+}
+
+// parseQuery reads the reply to the query extension: the reply code, then
+// (SSH_AGENT_EXTENSION_RESPONSE, as OpenSSH answers) the string "query",
 // then the names of the supported extensions.
 func parseQuery(reply []byte) []string {
 	if len(reply) == 0 {
 		return nil
 	}
 	rest := reply[1:]
+	if reply[0] == 29 && len(rest) >= 4+len(agent.ExtQuery) && string(rest[4:4+len(agent.ExtQuery)]) == agent.ExtQuery {
+		rest = rest[4+len(agent.ExtQuery):]
+	}
 	var out []string
 	for len(rest) >= 4 {
 		n := int(uint32(rest[0])<<24 | uint32(rest[1])<<16 | uint32(rest[2])<<8 | uint32(rest[3]))

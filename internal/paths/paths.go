@@ -61,15 +61,9 @@ func EnsureDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
-	fi, err := os.Lstat(dir)
+	fi, err := ownDir(dir)
 	if err != nil {
 		return err
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory", dir)
-	}
-	if uid, ok := ownerUID(fi); ok && uid != os.Getuid() {
-		return fmt.Errorf("%s is owned by uid %d, not by us (uid %d)", dir, uid, os.Getuid())
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
 		if err := os.Chmod(dir, 0o700); err != nil {
@@ -78,3 +72,48 @@ func EnsureDir(dir string) error {
 	}
 	return nil
 }
+
+// PrivateDir makes sure dir exists as a private directory of ours: it
+// creates dir itself (mode 0700) when missing, but never its parents, and
+// an existing dir must be a directory we own that nobody else can enter.
+// Nothing that exists is changed: a wider mode is an error to fix by hand,
+// not something to tighten behind the user's back.
+func PrivateDir(dir string) error {
+	parent := filepath.Dir(dir)
+	if fi, err := os.Stat(parent); err != nil {
+		return fmt.Errorf("%s does not exist (it is not created for you)", parent)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", parent)
+	}
+	if err := os.Mkdir(dir, 0o700); err == nil {
+		return nil
+	} else if !os.IsExist(err) {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	fi, err := ownDir(dir)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("%s has mode %04o; it must be private (chmod 0700 %s)", dir, fi.Mode().Perm(), dir)
+	}
+	return nil
+}
+
+// ownDir checks that dir is a directory (not a link to one) that we own.
+func ownDir(dir string) (os.FileInfo, error) {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory", dir)
+	}
+	if uid, ok := ownerUID(fi); ok && uid != os.Getuid() {
+		return nil, fmt.Errorf("%s is owned by uid %d, not by us (uid %d)", dir, uid, os.Getuid())
+	}
+	return fi, nil
+}
+
+// OwnerUID returns the uid that owns the file, where the system says.
+func OwnerUID(fi os.FileInfo) (int, bool) { return ownerUID(fi) }

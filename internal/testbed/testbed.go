@@ -1,4 +1,5 @@
-// Package testbed starts real servers for the tests: an MIT KDC and an
+// Package testbed starts real servers for the tests: an MIT KDC, a Heimdal
+// KDC (run from its unpacked packages), a Samba Active Directory DC and an
 // OpenSSH sshd, on 127.0.0.1 with free ports, in temporary directories,
 // without touching /etc. Every Kerberos and SSH feature of sesame is tested
 // against them.
