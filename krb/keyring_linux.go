@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -93,10 +94,10 @@ func krErr(what string, err error) error {
 	return fmt.Errorf("KEYRING: %s: %w", what, err)
 }
 
-// ResolveKeyring resolves the residual of a KEYRING: name the way MIT
+// resolveKeyring is ResolveKeyring on the locked thread: it resolves the residual of a KEYRING: name the way MIT
 // does, finding or creating the collection keyring and, for a collection
 // name, reading (or initialising) its primary cache name.
-func ResolveKeyring(residual string) (*KeyringCache, error) {
+func resolveKeyring(residual string) (*KeyringCache, error) {
 	c := &KeyringCache{}
 	parts := strings.SplitN(residual, ":", 3)
 	switch len(parts) {
@@ -319,10 +320,10 @@ func (c *KeyringCache) cacheID() (int, error) {
 	return id, nil
 }
 
-// Read loads the cache. A cache without a principal key gives an error
+// read is Read on the locked thread. A cache without a principal key gives an error
 // matching ErrNoCache; a key with garbage in it a *CCacheFormatError
 // naming the key.
-func (c *KeyringCache) Read() (*CCache, error) {
+func (c *KeyringCache) read() (*CCache, error) {
 	id, err := c.cacheID()
 	if err != nil {
 		return nil, err
@@ -402,14 +403,14 @@ func (c *KeyringCache) writable() error {
 	return nil
 }
 
-// Replace makes the cache hold exactly cc. It builds a complete new cache
+// replace makes the cache hold exactly cc. It builds a complete new cache
 // keyring and then links it into the collection, which the kernel does in
 // one step, displacing the old keyring of the same name: readers see the
 // old cache or the new one, never a half-written or empty one. Only when
 // the user's key quota has no room for both does it update the keys of
 // the existing keyring one by one (each update is atomic; the principal
 // and the TGT are never missing).
-func (c *KeyringCache) Replace(cc *CCache) error {
+func (c *KeyringCache) replace(cc *CCache) error {
 	if err := c.writable(); err != nil {
 		return err
 	}
@@ -535,8 +536,8 @@ func (c *KeyringCache) updateInPlace(ring int, cc *CCache) error {
 	return nil
 }
 
-// Destroy empties the cache keyring and unlinks it from its collection.
-func (c *KeyringCache) Destroy() error {
+// destroy empties the cache keyring and unlinks it from its collection.
+func (c *KeyringCache) destroy() error {
 	id, err := c.cacheID()
 	if err != nil {
 		return err
@@ -556,17 +557,17 @@ func (c *KeyringCache) Destroy() error {
 	return nil
 }
 
-// SetPrimary makes this cache the primary one of its collection.
-func (c *KeyringCache) SetPrimary() error {
+// setPrimary makes this cache the primary one of its collection.
+func (c *KeyringCache) setPrimary() error {
 	if err := c.writable(); err != nil {
 		return err
 	}
 	return krSetPrimary(c.collection, c.Subsidiary)
 }
 
-// NewSubsidiary reserves a new uniquely named cache keyring
+// newSubsidiary reserves a new uniquely named cache keyring
 // (krb_ccache_XXXXXXXX) in the collection, as MIT's gen_new does.
-func (c *KeyringCache) NewSubsidiary() (*KeyringCache, error) {
+func (c *KeyringCache) newSubsidiary() (*KeyringCache, error) {
 	if err := c.writable(); err != nil {
 		return nil, err
 	}
@@ -589,10 +590,10 @@ func (c *KeyringCache) NewSubsidiary() (*KeyringCache, error) {
 	return nil, fmt.Errorf("KEYRING: no free cache name in collection %s", c.Collection)
 }
 
-// List returns the initialised caches of the collection, the primary
+// list returns the initialised caches of the collection, the primary
 // first. For a name that gave one cache (anchor:collection:subsidiary)
 // it is only that cache, as in MIT.
-func (c *KeyringCache) List() ([]*KeyringCache, error) {
+func (c *KeyringCache) list() ([]*KeyringCache, error) {
 	with := func(sub string) *KeyringCache {
 		return &KeyringCache{Anchor: c.Anchor, Collection: c.Collection, Subsidiary: sub, Single: true, collection: c.collection}
 	}
@@ -632,4 +633,65 @@ func (c *KeyringCache) List() ([]*KeyringCache, error) {
 		}
 	}
 	return out, nil
+}
+
+// Possession of a key (without which its payload cannot be read) comes
+// from a link in one of the caller's keyrings; the collection is linked
+// into the process keyring for that, as MIT does. Linux keeps the process
+// keyring in each thread's credentials, and Go moves goroutines between
+// threads: so every operation runs on one locked thread and first links
+// the collection into that thread's process keyring again.
+
+// onThread runs f on a locked OS thread after re-linking the collection.
+func (c *KeyringCache) onThread(f func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	id, err := krCollection(c.Anchor, c.Collection)
+	if err != nil {
+		return err
+	}
+	c.collection = id
+	return f()
+}
+
+// ResolveKeyring resolves the residual of a KEYRING: name the way MIT
+// does, finding or creating the collection keyring and, for a collection
+// name, reading (or initialising) its primary cache name.
+func ResolveKeyring(residual string) (*KeyringCache, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return resolveKeyring(residual)
+}
+
+// Read loads the cache. A cache without a principal key gives an error
+// matching ErrNoCache; a key with garbage in it a *CCacheFormatError
+// naming the key.
+func (c *KeyringCache) Read() (cc *CCache, err error) {
+	err = c.onThread(func() error { cc, err = c.read(); return err })
+	return cc, err
+}
+
+// Replace makes the cache hold exactly cc (see replace).
+func (c *KeyringCache) Replace(cc *CCache) error {
+	return c.onThread(func() error { return c.replace(cc) })
+}
+
+// Destroy empties the cache keyring and unlinks it from its collection.
+func (c *KeyringCache) Destroy() error { return c.onThread(c.destroy) }
+
+// SetPrimary makes this cache the primary one of its collection.
+func (c *KeyringCache) SetPrimary() error { return c.onThread(c.setPrimary) }
+
+// NewSubsidiary reserves a new uniquely named cache keyring in the
+// collection, as MIT's gen_new does.
+func (c *KeyringCache) NewSubsidiary() (n *KeyringCache, err error) {
+	err = c.onThread(func() error { n, err = c.newSubsidiary(); return err })
+	return n, err
+}
+
+// List returns the initialised caches of the collection, the primary
+// first; for a name that gave one cache, only that cache.
+func (c *KeyringCache) List() (l []*KeyringCache, err error) {
+	err = c.onThread(func() error { l, err = c.list(); return err })
+	return l, err
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -186,6 +187,10 @@ func TestKeyringPersistentWithMIT(t *testing.T) {
 // primary that names a cache that is gone reads as "no cache"; writes to
 // process keyrings are refused with a reason.
 func TestKeyringBadInput(t *testing.T) {
+	// cacheID and krSetPrimary below are the unexported, same-thread
+	// calls: keep this goroutine on one thread.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	coll := krTestCollection(t)
 	c, err := ResolveKeyring(coll)
 	if err != nil {
