@@ -179,7 +179,7 @@ func TestQueryExtension(t *testing.T) {
 		names = append(names, s.S)
 		rest = s.Rest
 	}
-	if len(names) != 4 || names[0] != ExtQuery || names[1] != ExtQuery || names[2] != ExtSessionBind || names[3] != ExtStatus {
+	if len(names) != 5 || names[0] != ExtQuery || names[1] != ExtQuery || names[2] != ExtSessionBind || names[3] != ExtStatus || names[4] != ExtPins {
 		t.Errorf("query lists %q", names)
 	}
 }

@@ -23,7 +23,7 @@ import (
 const ExtQuery = "query"
 
 // supportedExtensions answers the query extension.
-var supportedExtensions = []string{ExtQuery, ExtSessionBind, ExtStatus}
+var supportedExtensions = []string{ExtQuery, ExtSessionBind, ExtStatus, ExtPins}
 
 // Reply codes from the agent protocol that extensions answer with directly.
 const (
@@ -45,6 +45,13 @@ type conn struct {
 }
 
 var _ xagent.ExtendedAgent = (*conn)(nil)
+
+// closed tells the policy that the connection ended.
+func (c *conn) closed() {
+	if o, ok := c.s.opts.Policy.(ConnObserver); ok {
+		o.ConnClosed(&c.info)
+	}
+}
 
 // List answers REQUEST_IDENTITIES: every live key, filtered by the policy.
 func (c *conn) List() ([]*xagent.Key, error) {
@@ -277,6 +284,16 @@ func (c *conn) Extension(name string, contents []byte) ([]byte, error) {
 	switch name {
 	case ExtStatus:
 		return c.s.statusReply()
+	case ExtPins:
+		r, ok := c.s.opts.Policy.(Reporter)
+		if !ok {
+			return nil, xagent.ErrExtensionUnsupported
+		}
+		b, err := r.Report()
+		if err != nil {
+			return nil, err
+		}
+		return append([]byte{replySuccess}, b...), nil
 	case ExtQuery:
 		reply := append([]byte{replyExtensionResponse}, ssh.Marshal(struct{ S string }{ExtQuery})...)
 		for _, n := range supportedExtensions {

@@ -79,3 +79,22 @@ type Policy interface {
 type AllWhenUnbound interface {
 	OffersAllWhenUnbound() bool
 }
+
+// ConnObserver is implemented by a Policy that keeps state per connection.
+// ConnClosed is called once when a connection ends: ssh closes its agent
+// connection when user authentication is over, so a bound connection
+// that ends without a signature is a login no listed key got through.
+type ConnObserver interface {
+	ConnClosed(c *ConnInfo)
+}
+
+// Reporter is implemented by a Policy that can describe what it knows
+// now; the agent answers ExtPins with Report's JSON.
+type Reporter interface {
+	Report() ([]byte, error)
+}
+
+// ExtPins is sesame's private extension that returns the policy's report
+// (`sesame pins` asks the running agent). Like ExtStatus it goes only to
+// the agent's own user and root.
+const ExtPins = "pins@sesame"

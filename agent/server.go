@@ -406,6 +406,7 @@ func (s *Server) serveConn(c net.Conn) {
 
 	ca := &conn{s: s, info: ConnInfo{UID: uid, PID: pid}, log: s.log.With("pid", pid), slot: sl}
 	ca.log.Debug("connection")
+	defer ca.closed()
 	fc := newFrameConn(c, s.opts.MessageTimeout)
 	fc.quick = ca.quickAnswer
 	err = serveFrames(ca, fc)
@@ -583,6 +584,7 @@ func (s *Server) release(c net.Conn) {
 // given peer, without the socket checks. Fuzzing and tests use it.
 func (s *Server) ServeConn(rw io.ReadWriter, info ConnInfo) error {
 	ca := &conn{s: s, info: info, log: s.log}
+	defer ca.closed()
 	if fc, ok := rw.(*frameConn); ok {
 		if fc.quick == nil {
 			fc.quick = ca.quickAnswer

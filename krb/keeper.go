@@ -379,23 +379,22 @@ func (k *Keeper) Run(ctx context.Context) error {
 				continue
 			case ActRenew:
 				got, err = k.Renew(ctx, cc)
-			case ActAcquire:
-				what, fp, rej := k.secretRejected(cc.DefaultPrincipal)
-				if rej != nil {
-					when := ""
-					if !rej.When.IsZero() {
-						when = " on " + rej.When.Local().Format("01/02/06 15:04:05")
+				// A renewal the KDC refuses for good (Samba refuses a
+				// TGT in its last two minutes; a KDC policy may end
+				// renewal early) is not the end while a keytab or a
+				// stored password can get a fresh ticket.
+				if err != nil && Rejected(err) && k.Acquire != nil && ctx.Err() == nil {
+					log.Debug("keeper: renewal refused, getting a fresh ticket", "cache", k.Cache, "err", err)
+					act = ActAcquire
+					var stop error
+					if got, err, stop = k.acquire(ctx, cc.DefaultPrincipal, log); stop != nil {
+						return stop
 					}
-					return k.stopErr(fmt.Sprintf("the %s for %s was rejected by the KDC%s (%s); it is not sent again until it changes",
-						what, rej.Principal, when, rej.Reason), ErrRejected)
 				}
-				got, err = k.Acquire(ctx, cc.DefaultPrincipal)
-				if err != nil && Rejected(err) && fp != "" && ctx.Err() == nil {
-					r := Rejection{Cache: k.secretScope(), Principal: cc.DefaultPrincipal.String(), Secret: what,
-						Fingerprint: fp, When: k.now(), Reason: err.Error()}
-					if rerr := RecordRejection(r); rerr != nil {
-						log.Warn("cannot record the rejected secret", "err", rerr)
-					}
+			case ActAcquire:
+				var stop error
+				if got, err, stop = k.acquire(ctx, cc.DefaultPrincipal, log); stop != nil {
+					return stop
 				}
 			}
 			if err == nil {
@@ -466,6 +465,31 @@ func (k *Keeper) Run(ctx context.Context) error {
 		k.state.LastRenew = k.now()
 		k.report()
 	}
+}
+
+// acquire gets a fresh TGT for p through Acquire, unless the secret it
+// would send was rejected before (then stop is the keeper's final error and
+// nothing is sent). A rejection of the secret now is recorded, so that no
+// sesame process sends it again until it changes.
+func (k *Keeper) acquire(ctx context.Context, p Principal, log *slog.Logger) (got *CCache, err, stop error) {
+	what, fp, rej := k.secretRejected(p)
+	if rej != nil {
+		when := ""
+		if !rej.When.IsZero() {
+			when = " on " + rej.When.Local().Format("01/02/06 15:04:05")
+		}
+		return nil, nil, k.stopErr(fmt.Sprintf("the %s for %s was rejected by the KDC%s (%s); it is not sent again until it changes",
+			what, rej.Principal, when, rej.Reason), ErrRejected)
+	}
+	got, err = k.Acquire(ctx, p)
+	if err != nil && Rejected(err) && fp != "" && ctx.Err() == nil {
+		r := Rejection{Cache: k.secretScope(), Principal: p.String(), Secret: what,
+			Fingerprint: fp, When: k.now(), Reason: err.Error()}
+		if rerr := RecordRejection(r); rerr != nil {
+			log.Warn("cannot record the rejected secret", "err", rerr)
+		}
+	}
+	return got, err, nil
 }
 
 // write stores fresh (from the KDC reply got) in the cache, provided the

@@ -230,3 +230,45 @@ func TestKeeperKeepsRenewedTicketUntilDiskTakesIt(t *testing.T) {
 		t.Fatalf("the write failure is not named: %q", reasons)
 	}
 }
+
+// A renewal the KDC refuses for good while the ticket is still valid
+// (Samba refuses a TGT in its last two minutes) falls back to one fresh
+// acquisition when a keytab or stored password is there, instead of
+// stopping and letting the ticket lapse.
+func TestKeeperAcquiresWhenRenewalRefused(t *testing.T) {
+	now := t0.Add(6 * time.Hour)
+	old := tgtCred(t0, t0.Add(10*time.Hour), t0.Add(7*24*time.Hour), true)
+	mc := &memCache{cc: &CCache{DefaultPrincipal: old.Client, Credentials: []Credential{*old}}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	renewals, acquisitions := 0, 0
+	k := &Keeper{
+		Cache: "MEM:test", Load: mc.load, Store: mc.store,
+		Renew: func(context.Context, *CCache) (*CCache, error) {
+			renewals++
+			return nil, errors.Join(ErrRejected, errors.New("ticket expired"))
+		},
+		Acquire: func(context.Context, Principal) (*CCache, error) {
+			acquisitions++
+			fresh := tgtCred(now, now.Add(10*time.Hour), now.Add(7*24*time.Hour), true)
+			fresh.Ticket = []byte("fresh ticket")
+			return &CCache{DefaultPrincipal: fresh.Client, Credentials: []Credential{*fresh}}, nil
+		},
+		Report: func(s KeeperState) {
+			if !s.NextCheck.IsZero() && !s.LastRenew.IsZero() {
+				cancel() // written, and waiting for the next renewal
+			}
+		},
+		Now: func() time.Time { return now },
+	}
+	if err := k.Run(ctx); err != nil {
+		t.Fatalf("keeper stopped: %v", err)
+	}
+	if renewals != 1 || acquisitions != 1 {
+		t.Fatalf("renewals %d, acquisitions %d; want 1 and 1", renewals, acquisitions)
+	}
+	cc, _ := mc.load()
+	if tgt, _ := cc.TGT(); string(tgt.Ticket) != "fresh ticket" {
+		t.Fatalf("cache holds %q, want the freshly acquired ticket", tgt.Ticket)
+	}
+}

@@ -10,7 +10,7 @@
 # registry with a temporary deb-src list (nothing else from the network). It
 # is built once per version in a cache directory outside the repository
 # (regress binaries and the sk-dummy FIDO provider included), so a second run
-# takes seconds.
+# only runs the tests (a few minutes; the build takes a few more once).
 #
 # The tests run as an unprivileged user: as root, agent-getpeereid and
 # agent-ptrace would skip. Run as root (CI, a fresh machine), the script
@@ -20,12 +20,12 @@
 # `sudo -n` works without a password.
 #
 # Usage: scripts/openssh-regress.sh [--baseline] [--refresh] [--source DIR]
-#                                   [--sesame BIN] [--keep] [TEST…]
+#          [--sesame BIN] [--keep] [--agent-flags FLAGS] [--with-sk] [TEST…]
 #   --baseline   test the stock ssh-agent instead of sesame
 #   --refresh    fetch the newest source package even if one is built
 #   --source DIR an OpenSSH source tree (e.g. an openssh-portable checkout)
 #                instead of Debian's package; built in the cache by its
-#                git commit or directory name
+#                OpenSSH version and git commit (or a digest of its files)
 #   --sesame BIN the sesame binary (default: bin/sesame, built by make)
 #   --keep       keep each test's logs and SESAME_HOME (path printed)
 #   --agent-flags FLAGS  extra flags for sesame agent (e.g. --no-pins, to
@@ -118,6 +118,16 @@ mkdir -p "$cache"
 say() { printf '%s\n' "$*"; }
 die() { printf 'openssh-regress: %s\n' "$*" >&2; exit 1; }
 
+# One run at a time per user, whatever the cache: runs share test-exec.sh's
+# sshd port (4242), and those with one cache its build trees. Tests get
+# the lock's descriptor closed, so an agent a test leaves behind cannot
+# hold it.
+exec 9>"${TMPDIR:-/tmp}/sesame-openssh-regress-$(id -u).lock"
+if ! flock -n 9; then
+  say "waiting for another openssh-regress run to finish"
+  flock 9
+fi
+
 # fetch_debian_source puts the newest bookworm openssh source package into
 # $cache/dl and prints its version.
 fetch_debian_source() {
@@ -175,6 +185,9 @@ if [ -n "$source_dir" ]; then
   if [ ! -f "$tree/.built" ] || [ "$refresh" = 1 ]; then
     rm -rf "$tree"; mkdir -p "$tree"
     cp -a "$source_dir" "$tree/src"
+    # test-exec.sh warns about group-writable directories (a git checkout
+    # may have them).
+    chmod -R go-w "$tree/src"
     (cd "$tree/src" && autoreconf -i >/dev/null 2>&1)
     build_tree "$tree/src"
     touch "$tree/.built"
@@ -298,8 +311,14 @@ for t in "${tests[@]}"; do
       TEST_SSH_PLINK=plink TEST_SSH_PUTTYGEN=puttygen TEST_SSH_CONCH=conch \
       TEST_SSH_IPV6=no TEST_SSH_UTF8=yes TEST_SHELL=sh \
       sh "$src/regress/test-exec.sh" "$obj" "$src/regress/$t.sh"
-  ) >"$log" 2>&1 </dev/null
+  ) >"$log" 2>&1 </dev/null 9>&-
   rc=$?
+  # A test that stops early (fatal) leaves its agent running, with
+  # ssh-agent as with sesame: stop the background agents of this test's
+  # SESAME_HOME by the pids they recorded.
+  for pf in "$home"/run/*.pid; do
+    [ -f "$pf" ] && kill "$(cat "$pf")" 2>/dev/null || true
+  done
   set -e
   secs=$(( $(date +%s) - start ))
   # Each failing step, "step<TAB>message": the last trace line before its
@@ -319,7 +338,7 @@ for t in "${tests[@]}"; do
   if [ $rc -ne 0 ] && [ -s "$steps" ] && [ -n "$sk_note" ] && [ -n "${sk_steps[$t]:-}" ]; then
     tab=$'\t'
     re="^(${sk_steps[$t]})[^$tab]*$tab"
-    n=$(grep -E "$re" "$steps" | cut -f1 | sort -u | wc -l)
+    n=$( (grep -E "$re" "$steps" || true) | cut -f1 | sort -u | wc -l)
     if [ "$n" -gt 0 ] && ! grep -q -v -E "$re" "$steps"; then
       rc=0
       note="; $n steps skipped: security-key types"

@@ -51,14 +51,53 @@
 // forwarded to it, so do not forward the agent with such clients. On a
 // bound connection:
 //
-//   - A host with declared pins is offered only its pinned keys; a key with
-//     declared pins is offered and signs only for hosts it is pinned to.
-//   - A host with learned pins is offered only its learned keys (when
-//     loaded). Learned pins never refuse a signature: one key for many
-//     servers is common.
-//   - Any other host is offered at most MaxOffer keys (DefaultMaxOffer),
-//     keys without pins first, then keys that worked elsewhere, most
-//     recently successful first.
+//   - When the client is ssh and ssh will use only the keys it names
+//     (IdentitiesOnly with IdentityFile or CertificateFile, on its command
+//     line or in its config), those keys are listed, and nothing else: the
+//     client's explicit choice wins, and ssh limits its attempts itself.
+//     Keys it names without IdentitiesOnly are listed first.
+//   - A host with declared pins for the user is offered only its pinned
+//     keys; a key with declared pins is offered and signs only for the
+//     hosts (and users) it is pinned to.
+//   - A host with learned pins for the user is offered only its learned
+//     keys (when loaded). Learned pins never refuse a signature: one key
+//     for many servers is common.
+//   - Any other host is offered at most MaxOffer keys (DefaultMaxOffer):
+//     keys that worked elsewhere, most recently successful first, then the
+//     others in the agent's order, and last the keys other accounts use on
+//     this server, skipping the keys the rotation says this server already
+//     refused (below).
+//
+// Pins are per account: the user is known at listing time when the client
+// is ssh (below); otherwise every user's pins of the host apply, as the
+// user appears only in the sign request.
+//
+// # The client process
+//
+// The agent knows the pid of its peer (SO_PEERCRED). When that is ssh and
+// the connection is bound for its own authentication, the policy reads its
+// command line and runs `ssh -G` with the same arguments, once per ssh
+// process and with a short deadline, to learn the remote user and the
+// effective IdentityFile, CertificateFile and IdentitiesOnly (ProbePeer
+// says how nothing the peer asks for is executed). What it learns decides
+// only which keys are listed; the signature's user and key always come
+// from the signed request. Without it the policy behaves as if the user
+// were unknown.
+//
+// # Finding the right key
+//
+// An unpinned server that ends a connection without any signature
+// accepted none of the keys it was offered. The policy remembers them per
+// (host key, user), in memory and in a state file (RotationFileName): the
+// next login offers the next keys not yet tried, still at most MaxOffer,
+// so n keys find the right one within ⌈n / MaxOffer⌉ logins and no login
+// costs more than MaxOffer failures. A key accepted is learned and ends
+// the rotation. A server that accepted none after a full round (one that
+// takes passwords or one-time codes only) is offered no key until the
+// state expires (RotationTTL) or `sesame unpin` clears it. ssh lists keys
+// before it tries any method: when it tries Kerberos first, the keys count
+// as tried only if ssh exits within a moment of closing the connection (a
+// failed login), not when it goes on (logged in with a ticket).
 //   - A signature must be for a publickey userauth request (RFC 4252 §7)
 //     whose session id is the last bind's, for the key asked, and (for
 //     publickey-hostbound-v00@openssh.com) naming the bound host key. As

@@ -23,14 +23,18 @@ type HostReport struct {
 	Unpinned  bool             // no pins apply: at most MaxOffer keys are tried
 	MaxOffer  int
 	NotListed bool // the name is not in known_hosts at all (HostKey nil)
+	// Rotation is the search for the key an unpinned server accepts,
+	// when one is under way (or over: Exhausted).
+	Rotation *Rotation
 }
 
 // Explain reports, for each host key known_hosts lists for name ("host",
 // "[host]:port" or "host:port"), which of ids the agent would offer and
 // why. A name that known_hosts does not list gets one report with
 // NotListed set: pins by name cannot apply before ssh has recorded the
-// host key.
-func (p *Policy) Explain(name string, ids []agent.Identity) ([]HostReport, error) {
+// host key. user is the remote user ("" when not known): pins and the
+// rotation are per account.
+func (p *Policy) Explain(name, user string, ids []agent.Identity) ([]HostReport, error) {
 	n, err := ParseName(name)
 	if err != nil {
 		return nil, err
@@ -66,14 +70,22 @@ func (p *Policy) Explain(name string, ids []agent.Identity) ([]HostReport, error
 		p.hostLocked(e.key, []Name{n}) // the name may be hashed: make it known first
 		p.mu.Unlock()
 		c := &agent.ConnInfo{Binds: []agent.Bind{{HostKey: e.key}}}
-		r.Offered = p.Offer(c, ids)
+		r.Offered = p.OfferAs(c, user, ids)
 		p.mu.Lock()
 		h := p.hostLocked(e.key, nil)
+		if rot := p.rotationLocked(rotKey{h.fp, user}); rot != nil {
+			r.Rotation = p.describeRotationLocked(rot, h, user, ids)
+		}
 		r.Revoked, r.Names = h.revoked, h.names
 		for _, i := range h.declared {
-			r.Declared = append(r.Declared, p.pins.pins[i])
+			if p.pins.pins[i].matchUser(user) {
+				r.Declared = append(r.Declared, p.pins.pins[i])
+			}
 		}
 		for _, i := range p.lidx.byHost[h.fp] {
+			if user != "" && p.learned[i].User != user {
+				continue
+			}
 			r.Learned = append(r.Learned, p.learned[i])
 		}
 		p.mu.Unlock()
@@ -84,6 +96,12 @@ func (p *Policy) Explain(name string, ids []agent.Identity) ([]HostReport, error
 			r.Reason = "declared pins apply: only their keys are offered"
 		case len(r.Learned) > 0 && len(r.Offered) > 0:
 			r.Reason = "learned pins apply: only keys this host accepted before are offered"
+		case r.Rotation != nil && r.Rotation.Exhausted:
+			r.Unpinned = true
+			r.Reason = fmt.Sprintf("no pins apply, and the server accepted none of the %d keys it was offered: no key is offered any more (it may take only passwords or one-time codes)", len(r.Rotation.Tried))
+		case r.Rotation != nil:
+			r.Unpinned = true
+			r.Reason = fmt.Sprintf("no pins apply; the server accepted none of the %d keys offered so far: the next login offers the next %d keys not yet tried, most recently successful elsewhere first", len(r.Rotation.Tried), p.opt.MaxOffer)
 		default:
 			r.Unpinned = true
 			r.Reason = fmt.Sprintf("no pins apply: at most %d keys not pinned elsewhere are offered, most recently successful first", p.opt.MaxOffer)
@@ -101,4 +119,55 @@ func (p *Policy) Explain(name string, ids []agent.Identity) ([]HostReport, error
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// OfferAs is Offer for a connection whose client logs in as user.
+func (p *Policy) OfferAs(c *agent.ConnInfo, user string, ids []agent.Identity) []agent.Identity {
+	if len(c.Binds) == 0 || !chainForwards(c) {
+		return p.Offer(c, ids)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refreshLocked()
+	st := &connState{probed: true}
+	if user != "" {
+		st.peer = &PeerConfig{User: user}
+	}
+	return p.offerLocked(c, st, ids)
+}
+
+// describeRotationLocked fills in what the next login would be offered.
+func (p *Policy) describeRotationLocked(rot *Rotation, h *hostInfo, user string, ids []agent.Identity) *Rotation {
+	c := *rot
+	c.Tried = append([]string(nil), rot.Tried...)
+	st := &connState{probed: true}
+	cs := []cand{}
+	for _, id := range ids {
+		if fp := p.fpLocked(id.Key); p.permitsLocked(h, user, fp) == permitted {
+			cs = append(cs, cand{id, fp})
+		}
+	}
+	c.Loaded = len(cs)
+	_ = p.chooseLocked(st, h, user, cs, nil)
+	c.Next = append([]string(nil), st.offered...)
+	return &c
+}
+
+// TwoFactor reports whether a 2fa pin covers name ("host", "[host]:port"
+// or "host:port") for user ("" matches every pin).
+func (p *Policy) TwoFactor(name, user string) bool {
+	n, err := ParseName(name)
+	if err != nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refreshLocked()
+	for i := range p.pins.pins {
+		q := &p.pins.pins[i]
+		if q.TwoFactor && q.HostKey == "" && q.matchUser(user) && q.Hosts.Match(n) {
+			return true
+		}
+	}
+	return false
 }

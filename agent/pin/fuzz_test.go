@@ -15,6 +15,7 @@ func FuzzPinsFile(f *testing.F) {
 	f.Add([]byte("[h]:2222 " + fpA + "\n\n# only comment\n"))
 	f.Add([]byte("!x " + fpA))
 	f.Add([]byte("a@@b " + fpA))
+	f.Add([]byte("login.example.org " + fpA + " 2fa\nbob@gw.example.org 2fa # otp\n2fa 2fa\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		pins, err := ParsePins(data, "pins")
 		if err != nil {
@@ -26,7 +27,7 @@ func FuzzPinsFile(f *testing.F) {
 		// Every accepted pin formats to a line that parses to the same pin.
 		for _, p := range pins {
 			q, ok, err := parsePinLine(p.String())
-			if err != nil || !ok || q.Target() != p.Target() || q.Key != p.Key {
+			if err != nil || !ok || q.Target() != p.Target() || q.Key != p.Key || q.TwoFactor != p.TwoFactor {
 				t.Fatalf("round trip %q: %+v %v", p.String(), q, err)
 			}
 			p.Hosts.Match(Name{Host: "a.b", Port: 22})
@@ -81,5 +82,41 @@ func FuzzKnownHosts(f *testing.F) {
 			}
 		}
 		kh.Check(Name{Host: "a.example.org", Port: 22}, k)
+	})
+}
+
+// An ssh command line taken apart and put together for the probe: never a
+// panic, the destination kept, and none of the dropped options passed on.
+func FuzzSSHCommand(f *testing.F) {
+	f.Add([]byte("ssh\x00-i\x00k.pub\x00-oIdentitiesOnly=yes\x00host\x00ls"))
+	f.Add([]byte("ssh\x00-vE\x00log\x00-y\x00--\x00-h\x00-O\x00exit"))
+	f.Add([]byte("/usr/bin/ssh\x00host\x00-p\x0022\x00-M"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		argv := strings.Split(string(data), "\x00")
+		c, ok := ParseSSHCommand(argv)
+		if !ok {
+			return
+		}
+		args := c.ProbeArgs()
+		again, ok := ParseSSHCommand(append([]string{"ssh"}, args...))
+		if !ok || again.Dest != c.Dest || args[0] != "-G" {
+			t.Fatalf("%q: probe args %q parse to %+v", argv, args, again)
+		}
+		for _, o := range again.Options {
+			if strings.Contains(sshOptsDropped, o[0]) {
+				t.Fatalf("%q: -%s passed to the probe: %q", argv, o[0], args)
+			}
+		}
+		SSHDestination(argv)
+	})
+}
+
+// ssh -G output: never a panic, and nothing read outside the files named.
+func FuzzParseProbe(f *testing.F) {
+	f.Add([]byte("user bob\nhostname h\nport 22\nidentitiesonly yes\nidentityfile ~/.ssh/id_ed25519\ncertificatefile %d/c-%r@%h:%p\n"))
+	f.Add([]byte("user x\nidentityfile ${NOPE}/k\nidentityfile %C\n"))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		parseProbe(data, dir)
 	})
 }

@@ -81,25 +81,57 @@ func marshalLearned(pins []Learned) []byte {
 // ReadLearned reads the learned pins file; a missing file has none, and
 // so has a damaged one, which is set aside with a warning.
 func ReadLearned(path string) ([]Learned, error) {
-	data, err := readBounded(path, maxLearnedFile)
+	return readStateFile(path, maxLearnedFile, "learned pins file", ParseLearned)
+}
+
+// formatError is a state file that does not parse. Learned pins are
+// relearned on the next logins and a search for a key starts over: such a
+// file is set aside (kept for a look) and the state goes on empty, rather
+// than stop every command and the agent until someone edits it.
+type formatError interface {
+	error
+	formatReason() string
+}
+
+func (e *LearnedFormatError) formatReason() string { return e.Reason }
+
+// readStateFile reads and parses one of the JSON state files (what names
+// it in the warning); a missing or damaged file has no entries.
+func readStateFile[T any](path string, max int64, what string, parse func([]byte, string) ([]T, error)) ([]T, error) {
+	data, err := readBounded(path, max)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	pins, err := ParseLearned(data, path)
-	var fe *LearnedFormatError
+	v, err := parse(data, path)
+	var fe formatError
 	if errors.As(err, &fe) {
-		// Learned pins are relearned on the next logins: set the file
-		// aside (kept for a look) and go on with none, rather than stop
-		// every command and the agent's learning until someone edits it.
-		if _, err := statefile.SetAside(path, "learned pins file", fe.Reason); err != nil {
+		if _, err := statefile.SetAside(path, what, fe.formatReason()); err != nil {
 			return nil, err
 		}
 		return nil, nil
 	}
-	return pins, err
+	return v, err
+}
+
+// updateStateFile changes a JSON state file under its lock file, so that
+// the agent's writer and a command never lose each other's change.
+func updateStateFile[T any](path string, read func(string) ([]T, error), marshal func([]T) []byte, change func([]T) []T) error {
+	if err := paths.EnsureDir(filepath.Dir(path)); err != nil {
+		return err
+	}
+	unlock, err := lockFile(path + ".lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	cur, err := read(path)
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(path, marshal(change(cur)), 0o600)
 }
 
 // learnEvent is one successful signature to fold into the learned pins.
@@ -131,19 +163,7 @@ func (ev learnEvent) apply(pins []Learned) []Learned {
 // UpdateLearned changes the learned pins file under its lock, so that the
 // agent's background writer and a command never lose each other's change.
 func UpdateLearned(path string, change func([]Learned) []Learned) error {
-	if err := paths.EnsureDir(filepath.Dir(path)); err != nil {
-		return err
-	}
-	unlock, err := lockFile(path + ".lock")
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	pins, err := ReadLearned(path)
-	if err != nil {
-		return err
-	}
-	return atomicfile.Write(path, marshalLearned(change(pins)), 0o600)
+	return updateStateFile(path, ReadLearned, marshalLearned, change)
 }
 
 // lockFile takes an exclusive flock on path (created 0600).

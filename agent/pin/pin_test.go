@@ -586,8 +586,9 @@ func TestPolicyLearning(t *testing.T) {
 	if got := fps(w.p.Offer(bound(hA), all)); got != "key1" {
 		t.Errorf("after learning: %s", got)
 	}
-	// Another host: keys nobody has claimed first.
-	if got := fps(w.p.Offer(bound(hB), all)); got != "key0,key2" {
+	// Another host: keys that worked elsewhere first, most recently
+	// successful first, then the others.
+	if got := fps(w.p.Offer(bound(hB), all)); got != "key1,key0" {
 		t.Errorf("other host after learning: %s", got)
 	}
 	// A learned key still signs elsewhere (the same key on many hosts is
@@ -763,15 +764,15 @@ func TestExplain(t *testing.T) {
 	w := newWorld(t, authLine("", "a.example.org", hA)+authLine("@cert-authority", "*.c.example.org", ca.PublicKey()))
 	k0, k1 := newSigner(t).PublicKey(), newSigner(t).PublicKey()
 	w.setPins("a.example.org " + fp(k1) + "\nn.c.example.org " + fp(k0) + "\n")
-	r, err := w.p.Explain("a.example.org", ids(k0, k1))
+	r, err := w.p.Explain("a.example.org", "", ids(k0, k1))
 	if err != nil || len(r) != 1 || len(r[0].Declared) != 1 || fps(r[0].Offered) != "key1" || r[0].Unpinned {
 		t.Fatalf("%+v %v", r, err)
 	}
-	r, _ = w.p.Explain("n.c.example.org", ids(k0, k1))
+	r, _ = w.p.Explain("n.c.example.org", "", ids(k0, k1))
 	if len(r) != 1 || !r[0].CA || len(r[0].Declared) != 1 {
 		t.Errorf("ca: %+v", r)
 	}
-	r, _ = w.p.Explain("new.example.org:2222", ids(k0, k1))
+	r, _ = w.p.Explain("new.example.org:2222", "", ids(k0, k1))
 	if len(r) != 1 || !r[0].NotListed || !strings.Contains(r[0].Reason, "[new.example.org]:2222 is not in known_hosts") {
 		t.Errorf("unknown: %+v", r)
 	}

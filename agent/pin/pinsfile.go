@@ -28,16 +28,26 @@ const maxPinsFile = 16 << 20
 
 // Pin is one declared pin: a line of the pins file.
 //
-//	[user@]PATTERNS  SHA256:keyfp  [# comment]
-//	hostkey [user@]SHA256:hostkeyfp  SHA256:keyfp  [# comment]
+//	[user@]PATTERNS  SHA256:keyfp  [2fa]  [# comment]
+//	[user@]PATTERNS  2fa  [# comment]
+//	hostkey [user@]SHA256:hostkeyfp  SHA256:keyfp  [2fa]  [# comment]
+//
+// The 2fa flag marks a server that asks for a one-time code on every
+// connection: `sesame ssh-config` gives it a shared connection
+// (ControlMaster), so one code serves many logins. A 2fa line without a
+// key pins no key.
 type Pin struct {
-	User    string   // user pattern; empty matches every user
-	Hosts   Patterns // host patterns; empty for a host key pin
-	HostKey string   // SHA256 fingerprint of the server's host key, for a host key pin
-	Key     string   // SHA256 fingerprint of the pinned client key
-	Comment string
-	Line    int // line number in the file, from 1
+	User      string   // user pattern; empty matches every user
+	Hosts     Patterns // host patterns; empty for a host key pin
+	HostKey   string   // SHA256 fingerprint of the server's host key, for a host key pin
+	Key       string   // SHA256 fingerprint of the pinned client key; empty on a 2fa-only line
+	TwoFactor bool     // the 2fa flag
+	Comment   string
+	Line      int // line number in the file, from 1
 }
+
+// flag2FA is the pins file word for TwoFactor.
+const flag2FA = "2fa"
 
 // Target is the host part as written: "[user@]PATTERNS" or
 // "hostkey [user@]SHA256:…".
@@ -54,7 +64,13 @@ func (p *Pin) Target() string {
 
 // String formats the pin as a pins file line.
 func (p *Pin) String() string {
-	s := p.Target() + "  " + p.Key
+	s := p.Target()
+	if p.Key != "" {
+		s += "  " + p.Key
+	}
+	if p.TwoFactor {
+		s += "  " + flag2FA
+	}
 	if p.Comment != "" {
 		s += "  # " + p.Comment
 	}
@@ -130,6 +146,13 @@ func parsePinLine(line string) (Pin, bool, error) {
 	if len(f) == 0 {
 		return p, false, nil
 	}
+	if n := len(f); n >= 2 && f[n-1] == flag2FA {
+		p.TwoFactor = true
+		f = f[:n-1]
+		if f[0] != "hostkey" && len(f) == 1 {
+			f = append(f, "") // [user@]PATTERNS 2fa: no key
+		}
+	}
 	if f[0] == "hostkey" {
 		if len(f) != 3 {
 			return p, false, errors.New(`expected "hostkey [user@]SHA256:HOSTKEY SHA256:KEY"`)
@@ -153,6 +176,9 @@ func parsePinLine(line string) (Pin, bool, error) {
 	}
 	if p.User != "" && (strings.ContainsAny(p.User, ",!@[]") || hasControl(p.User)) {
 		return p, false, fmt.Errorf("bad user %q", p.User)
+	}
+	if f[1] == "" && p.TwoFactor {
+		return p, true, nil
 	}
 	if err := ValidFingerprint(f[1]); err != nil {
 		return p, false, err
@@ -273,7 +299,17 @@ func AddPin(path string, p Pin) (bool, error) {
 	}
 	for _, q := range pins {
 		if q.Target() == p.Target() && q.Key == p.Key {
-			return false, nil
+			if !p.TwoFactor || q.TwoFactor {
+				return false, nil
+			}
+			// The same pin, now with the 2fa flag: the line is replaced.
+			if _, err := RemovePins(path, q, q.Key); err != nil {
+				return false, err
+			}
+			if data, _, err = readPinsFile(path); err != nil {
+				return false, err
+			}
+			break
 		}
 	}
 	line := p.String()
@@ -284,7 +320,7 @@ func AddPin(path string, p Pin) (bool, error) {
 		data = append(data, '\n')
 	}
 	if len(data) == 0 {
-		data = []byte("# sesame pins: [user@]HOST-PATTERNS KEY-FINGERPRINT, or hostkey [user@]HOSTKEY-FINGERPRINT KEY-FINGERPRINT\n")
+		data = []byte("# sesame pins: [user@]HOST-PATTERNS KEY-FINGERPRINT [2fa], or hostkey [user@]HOSTKEY-FINGERPRINT KEY-FINGERPRINT [2fa]\n")
 	}
 	data = append(data, line...)
 	data = append(data, '\n')

@@ -6,10 +6,16 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +44,16 @@ type Options struct {
 	// command line from /proc. Candidates count only when known_hosts
 	// confirms them.
 	PeerNames func(pid int) []Name
+	// Probe inspects the client process of a connection bound for
+	// authentication (ConnInfo.PID), at most once per process; default
+	// ProbeSSH. Return nil when nothing is known.
+	Probe func(pid int) *PeerConfig
+	// RotationFile keeps the keys unpinned servers were offered without
+	// success; default RotationFileName next to LearnedFile.
+	RotationFile string
+	// Notify, when set, is told when a login ended without any key being
+	// accepted while the agent kept keys back (a desktop notification).
+	Notify func(summary, body string)
 	// PeerBinds tells whether the client process always binds its agent
 	// connections, so that an unbound one comes from the far side of a
 	// forwarding; default agent.OpenSSHBinds.
@@ -80,6 +96,28 @@ type Policy struct {
 
 	lastRefresh time.Time // when the files were last checked
 	peers       map[int]*peerEntry
+
+	conns      map[*agent.ConnInfo]*connState
+	rot        map[rotKey]*Rotation
+	rotSig     fileSig
+	rotWriteMu sync.Mutex
+	notified   map[rotKey]time.Time
+
+	procMu sync.Mutex // guards procs
+	procs  map[procKey]*procEntry
+}
+
+// connState is what the policy remembers about one connection.
+type connState struct {
+	probed bool
+	peer   *PeerConfig
+	// A listing from the rotation: the server and user, and the keys
+	// offered; recorded as tried when the connection ends unsigned.
+	rk       rotKey
+	names    []string
+	offered  []string
+	withheld int // keys the server may be offered that were kept back
+	signed   bool
 }
 
 // keyFP caches a key's wire form and fingerprint.
@@ -91,6 +129,8 @@ type keyFP struct {
 var (
 	_ agent.Policy         = (*Policy)(nil)
 	_ agent.AllWhenUnbound = (*Policy)(nil)
+	_ agent.ConnObserver   = (*Policy)(nil)
+	_ agent.Reporter       = (*Policy)(nil)
 )
 
 // New returns a policy reading the files in opt. A bad pins file is not an
@@ -114,12 +154,19 @@ func New(opt Options) *Policy {
 	if opt.PeerNames == nil {
 		opt.PeerNames = PeerNames
 	}
+	if opt.Probe == nil {
+		opt.Probe = ProbeSSH
+	}
+	if opt.RotationFile == "" {
+		opt.RotationFile = filepath.Join(filepath.Dir(opt.LearnedFile), RotationFileName)
+	}
 	if opt.PeerBinds == nil {
 		opt.PeerBinds = agent.OpenSSHBinds
 	}
 	p := &Policy{opt: opt, log: opt.Logger, pins: newPinSet(nil), kh: ParseKnownHosts(nil, ""),
 		hosts: map[string]*hostInfo{}, fps: map[string]keyFP{}, peers: map[int]*peerEntry{},
-		wake: make(chan struct{}, 1)}
+		wake: make(chan struct{}, 1), conns: map[*agent.ConnInfo]*connState{}, rot: map[rotKey]*Rotation{},
+		notified: map[rotKey]time.Time{}, procs: map[procKey]*procEntry{}}
 	if p.log == nil {
 		p.log = slog.Default()
 	}
@@ -220,6 +267,10 @@ func (p *Policy) refreshOthersLocked() {
 			p.lidx = indexLearned(l)
 		}
 	}
+	if sig := statSig(p.opt.RotationFile); sig != p.rotSig {
+		p.rotSig = sig
+		p.loadRotationLocked()
+	}
 	changed := false
 	for i, f := range p.opt.KnownHostsFiles {
 		if sig := statSig(f); sig != p.khSigs[i] {
@@ -253,6 +304,9 @@ func newPinSet(pins []Pin) *pinSet {
 	seen := map[Name]bool{}
 	for i := range pins {
 		p := &pins[i]
+		if p.Key == "" {
+			continue // a 2fa line pins no key
+		}
 		s.byKey[p.Key] = append(s.byKey[p.Key], i)
 		if p.HostKey != "" {
 			s.byHostKey[p.HostKey] = append(s.byHostKey[p.HostKey], i)
@@ -556,12 +610,57 @@ func (p *Policy) Offer(c *agent.ConnInfo, ids []agent.Identity) []agent.Identity
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	st := p.connLocked(c)
+	if st != nil && !st.probed {
+		// ssh's configuration for this connection, learned once per
+		// process and never under the lock: the probe may take a while.
+		p.mu.Unlock()
+		peer := p.probe(c.PID)
+		p.mu.Lock()
+		st.probed, st.peer = true, peer
+	}
 	p.refreshLocked()
+	return p.offerLocked(c, st, ids)
+}
 
+// connLocked returns the state of a bound connection, creating it. Only a
+// client's own authentication (one bind, not forwarding, a known pid) has
+// a process worth inspecting: a forwarded agent's client is elsewhere.
+func (p *Policy) connLocked(c *agent.ConnInfo) *connState {
+	st := p.conns[c]
+	if st == nil {
+		if len(p.conns) >= maxCache {
+			p.conns = map[*agent.ConnInfo]*connState{}
+		}
+		st = &connState{}
+		p.conns[c] = st
+		if len(c.Binds) != 1 || c.Binds[0].Forwarding || c.PID <= 0 {
+			st.probed = true
+		}
+	}
+	return st
+}
+
+type cand struct {
+	id agent.Identity
+	fp string
+}
+
+func pick(cs []cand) []agent.Identity {
+	out := make([]agent.Identity, len(cs))
+	for i, k := range cs {
+		out[i] = k.id
+	}
+	return out
+}
+
+func (p *Policy) offerLocked(c *agent.ConnInfo, st *connState, ids []agent.Identity) []agent.Identity {
 	hops := p.hopsLocked(c)
-	type cand struct {
-		id agent.Identity
-		fp string
+	user := ""
+	var peer *PeerConfig
+	if st != nil && st.peer != nil {
+		peer = st.peer
+		user = peer.User
 	}
 	// Only keys every hop of the chain permits: anything else would be
 	// refused at signing and only cost the user an attempt.
@@ -569,8 +668,12 @@ func (p *Policy) Offer(c *agent.ConnInfo, ids []agent.Identity) []agent.Identity
 	for _, id := range ids {
 		fp := p.fpLocked(id.Key)
 		allowed := true
-		for _, h := range hops {
-			if p.permitsLocked(h, "", fp) != permitted {
+		for i, h := range hops {
+			u := ""
+			if i == len(hops)-1 {
+				u = user
+			}
+			if p.permitsLocked(h, u, fp) != permitted {
 				allowed = false
 				break
 			}
@@ -583,32 +686,65 @@ func (p *Policy) Offer(c *agent.ConnInfo, ids []agent.Identity) []agent.Identity
 	if dest.Forwarding {
 		// Listing on a host the agent was forwarded to: not an
 		// authentication, so no cap, in the agent's order.
-		out := make([]agent.Identity, len(ok))
-		for i, k := range ok {
-			out[i] = k.id
-		}
-		return out
+		return pick(ok)
 	}
 	h := hops[len(hops)-1]
+
+	// The client's explicit choice: with IdentitiesOnly ssh tries only
+	// its identity files' keys, so those are listed (ssh itself limits
+	// the attempts); identity files named without it come first.
+	var named []cand
+	if peer != nil && (peer.IdentitiesOnly || peer.Explicit) {
+		want := map[string]bool{}
+		for _, k := range peer.Keys {
+			want[k] = true
+		}
+		for _, k := range ok {
+			if want[k.fp] {
+				named = append(named, k)
+			}
+		}
+		if peer.IdentitiesOnly {
+			return pick(named)
+		}
+	}
+	rest := p.chooseLocked(st, h, user, ok, named)
+	if len(named) == 0 {
+		return rest
+	}
+	return append(pick(named), rest...)
+}
+
+// chooseLocked picks the keys for a server by its pins, or from the
+// rotation for an unpinned one; keys in skip are already listed.
+func (p *Policy) chooseLocked(st *connState, h *hostInfo, user string, ok, skip []cand) []agent.Identity {
+	if len(skip) > 0 {
+		drop := map[string]bool{}
+		for _, k := range skip {
+			drop[k.fp] = true
+		}
+		var left []cand
+		for _, k := range ok {
+			if !drop[k.fp] {
+				left = append(left, k)
+			}
+		}
+		ok = left
+	}
 	byRecency := func(cs []cand, last func(string) time.Time) {
 		sort.SliceStable(cs, func(i, j int) bool { return last(cs[i].fp).After(last(cs[j].fp)) })
 	}
 	globalLast := func(fp string) time.Time { return p.lidx.lastUse[fp] }
-	pick := func(cs []cand) []agent.Identity {
-		out := make([]agent.Identity, len(cs))
-		for i, k := range cs {
-			out[i] = k.id
-		}
-		return out
-	}
 
-	if len(h.declared) > 0 {
-		// Pinned host: its pinned keys (all users; the user is not known
-		// before the sign request).
-		pinned := map[string]bool{}
-		for _, i := range h.declared {
-			pinned[p.pins.pins[i].Key] = true
+	// Declared pins for this user (every user's when the user is not
+	// known before the sign request).
+	pinned := map[string]bool{}
+	for _, i := range h.declared {
+		if pin := &p.pins.pins[i]; pin.matchUser(user) {
+			pinned[pin.Key] = true
 		}
+	}
+	if len(pinned) > 0 {
 		var cs []cand
 		for _, k := range ok {
 			if pinned[k.fp] {
@@ -622,6 +758,9 @@ func (p *Policy) Offer(c *agent.ConnInfo, ids []agent.Identity) []agent.Identity
 		here := map[string]time.Time{}
 		for _, i := range idx {
 			l := &p.learned[i]
+			if user != "" && l.User != user {
+				continue // another account's key
+			}
 			if l.LastUsed.After(here[l.Key]) || here[l.Key].IsZero() {
 				here[l.Key] = l.LastUsed
 			}
@@ -637,23 +776,71 @@ func (p *Policy) Offer(c *agent.ConnInfo, ids []agent.Identity) []agent.Identity
 			return pick(cs)
 		}
 	}
-	// Unpinned host: keys no other host has claimed first, then keys that
-	// worked elsewhere, most recently successful first, at most MaxOffer.
-	var fresh, used []cand
+	// Unpinned host (or a new account on it): keys that worked elsewhere,
+	// most recently successful first, then the others in the agent's
+	// order, and last the keys of other accounts on this server (a second
+	// account seldom shares the first one's key); keys this server was
+	// offered before without success are skipped; at most MaxOffer.
+	otherAccount := map[string]bool{}
+	for _, i := range p.lidx.byHost[h.fp] {
+		otherAccount[p.learned[i].Key] = true
+	}
+	var used, fresh, others []cand
 	for _, k := range ok {
-		if _, found := p.lidx.lastUse[k.fp]; found {
+		if _, found := p.lidx.lastUse[k.fp]; otherAccount[k.fp] {
+			others = append(others, k)
+		} else if found {
 			used = append(used, k)
 		} else {
 			fresh = append(fresh, k)
 		}
 	}
-	byRecency(fresh, globalLast)
 	byRecency(used, globalLast)
-	all := append(fresh, used...)
-	if len(all) > p.opt.MaxOffer {
-		all = all[:p.opt.MaxOffer]
+	all := append(append(used, fresh...), others...)
+	rk := rotKey{h.fp, user}
+	if r := p.rotationLocked(rk); r != nil {
+		tried := map[string]bool{}
+		for _, k := range r.Tried {
+			tried[k] = true
+		}
+		var untried []cand
+		for _, k := range all {
+			if !tried[k.fp] {
+				untried = append(untried, k)
+			}
+		}
+		if len(untried) == 0 && len(all) > 0 && !r.Exhausted {
+			r.Exhausted = true
+			p.saveRotationAsyncLocked()
+		}
+		all = untried
 	}
-	return pick(all)
+	limit := p.opt.MaxOffer - len(skip)
+	if limit < 0 {
+		limit = 0
+	}
+	out := all
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	if st != nil && len(skip) == 0 {
+		st.rk = rk
+		st.names = namesStrings(h.names)
+		st.offered = st.offered[:0]
+		for _, k := range out {
+			st.offered = append(st.offered, k.fp)
+		}
+		st.withheld = len(all) - len(out)
+	}
+	return pick(out)
+}
+
+func namesStrings(ns []Name) []string {
+	out := make([]string, len(ns))
+	for i, n := range ns {
+		out[i] = n.String()
+	}
+	return out
 }
 
 // chainForwards checks that every bind before the last one forwards the
@@ -786,10 +973,24 @@ func (p *Policy) Signed(c *agent.ConnInfo, key ssh.PublicKey, data []byte) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if st := p.conns[c]; st != nil {
+		st.signed = true
+	}
 	hops := p.hopsLocked(c)
 	h := hops[len(hops)-1]
 	if h.revoked {
 		return
+	}
+	// The server accepted a key: its rotation is over.
+	dropped := false
+	for _, u := range []string{req.User, ""} {
+		if _, found := p.rot[rotKey{h.fp, u}]; found {
+			delete(p.rot, rotKey{h.fp, u})
+			dropped = true
+		}
+	}
+	if dropped {
+		p.saveRotationAsyncLocked()
 	}
 	names := make([]string, len(h.names))
 	for i, n := range h.names {
@@ -895,4 +1096,211 @@ func (p *Policy) Close() error {
 	p.closed = true
 	p.mu.Unlock()
 	return p.Flush()
+}
+
+// saveRotationAsyncLocked writes the rotation state in the background.
+func (p *Policy) saveRotationAsyncLocked() {
+	if p.closed || p.opt.NoLearn {
+		return
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.saveRotation()
+	}()
+}
+
+// ConnClosed implements agent.ConnObserver: a connection that listed keys
+// from an unpinned server's rotation and ends without a signature means
+// the server accepted none of them, so they count as tried and the next
+// login offers the next ones.
+func (p *Policy) ConnClosed(c *agent.ConnInfo) {
+	p.mu.Lock()
+	st := p.conns[c]
+	delete(p.conns, c)
+	if st == nil || st.signed || len(st.offered) == 0 || p.opt.NoLearn || p.closed {
+		p.mu.Unlock()
+		return
+	}
+	if st.peer != nil && st.peer.GSSAPIFirst && c.PID > 0 {
+		// ssh lists keys before it tries anything; with Kerberos first,
+		// a login may have succeeded without offering any key. A failed
+		// ssh exits at once; one still running a moment later logged in
+		// some other way, and its keys were not necessarily tried.
+		start, ok := procStart(c.PID)
+		p.wg.Add(1)
+		p.mu.Unlock()
+		time.AfterFunc(gssapiGrace, func() {
+			defer p.wg.Done()
+			if now, alive := procStart(c.PID); ok && alive && now == start {
+				return
+			}
+			p.mu.Lock()
+			p.recordTriedLocked(st)
+		})
+		return
+	}
+	p.recordTriedLocked(st)
+}
+
+// gssapiGrace is how long ssh has to exit after a failed login before the
+// keys it was offered count as tried (when it tries Kerberos first).
+const gssapiGrace = 2 * time.Second
+
+// recordTriedLocked adds the keys a connection listed to its server's
+// rotation and writes the state; it unlocks p.mu.
+func (p *Policy) recordTriedLocked(st *connState) {
+	r := p.rotationLocked(st.rk)
+	if r == nil {
+		r = &Rotation{HostKey: st.rk.hostKey, User: st.rk.user}
+		p.rot[st.rk] = r
+	}
+	for _, k := range st.offered {
+		if !slices.Contains(r.Tried, k) {
+			r.Tried = append(r.Tried, k)
+		}
+	}
+	if len(st.names) > 0 {
+		r.Names = st.names
+	}
+	r.Updated = p.opt.Now().UTC()
+	var note string
+	if st.withheld > 0 && p.opt.Notify != nil && time.Since(p.notified[st.rk]) > notifyEvery {
+		p.notified[st.rk] = time.Now()
+		note = fmt.Sprintf("%s accepted none of the %d keys offered; %d more were kept back to stay under the server's limit, and the next login offers them. To end this: sesame pin %s KEY",
+			r.Target(), len(st.offered), st.withheld, ShellWord(r.Target()))
+	}
+	p.wg.Add(1)
+	p.mu.Unlock()
+	p.saveRotation()
+	p.wg.Done()
+	if note != "" {
+		p.opt.Notify("sesame: login without a key", note)
+	}
+}
+
+// notifyEvery limits desktop notifications to one per server and user.
+const notifyEvery = 10 * time.Minute
+
+// ShellWord quotes s for a shell when it needs it (host names in
+// brackets, patterns), so that a command printed for the user can be
+// pasted as it is.
+func ShellWord(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t\n'\"\\$`*?[]{}()<>|&;!#~") {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// procKey names a process for good: a pid and its start time.
+type procKey struct {
+	pid   int
+	start uint64
+}
+
+type procEntry struct {
+	done chan struct{}
+	cfg  *PeerConfig
+	at   time.Time
+}
+
+// probe returns what Options.Probe learns about process pid, running it
+// at most once per process; it waits at most ProbeTimeout (and a little)
+// for the answer, and nil means nothing is known.
+func (p *Policy) probe(pid int) *PeerConfig {
+	start, ok := procStart(pid)
+	if !ok {
+		return nil
+	}
+	k := procKey{pid, start}
+	p.procMu.Lock()
+	e := p.procs[k]
+	if e == nil {
+		if len(p.procs) >= maxCache {
+			for k, old := range p.procs {
+				if time.Since(old.at) > time.Minute {
+					delete(p.procs, k)
+				}
+			}
+			if len(p.procs) >= maxCache {
+				p.procs = map[procKey]*procEntry{}
+			}
+		}
+		e = &procEntry{done: make(chan struct{}), at: time.Now()}
+		p.procs[k] = e
+		go func() {
+			e.cfg = p.opt.Probe(pid)
+			close(e.done)
+		}()
+	}
+	p.procMu.Unlock()
+	t := time.NewTimer(ProbeTimeout + 500*time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-e.done:
+		return e.cfg
+	case <-t.C:
+		return nil
+	}
+}
+
+// procStart reads the start time of process pid (field 22 of
+// /proc/PID/stat, after the command name in parentheses).
+func procStart(pid int) (uint64, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(f[19], 10, 64)
+	return v, err == nil
+}
+
+// Report is what the policy knows now, for `sesame pins`.
+type Report struct {
+	Learned  []Learned  `json:"learned"`
+	Rotation []Rotation `json:"rotation"`
+	MaxOffer int        `json:"max_offer"`
+	Error    string     `json:"error,omitempty"`
+}
+
+// Report implements agent.Reporter: the learned pins including those not
+// yet written, and the rotation state.
+func (p *Policy) Report() ([]byte, error) {
+	p.mu.Lock()
+	p.refreshLocked()
+	r := Report{Learned: append([]Learned{}, p.learned...), Rotation: p.rotationsLocked(), MaxOffer: p.opt.MaxOffer}
+	if err := errors.Join(p.pinsErr, p.learnedErr); err != nil {
+		r.Error = err.Error()
+	}
+	p.mu.Unlock()
+	return json.Marshal(r)
+}
+
+// Rotations returns the live rotation states, newest first.
+func (p *Policy) Rotations() []Rotation {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refreshLocked()
+	return p.rotationsLocked()
+}
+
+func (p *Policy) rotationsLocked() []Rotation {
+	out := []Rotation{}
+	for k := range p.rot {
+		if r := p.rotationLocked(k); r != nil {
+			c := *r
+			c.Tried = append([]string(nil), r.Tried...)
+			out = append(out, c)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Updated.After(out[j].Updated) })
+	return out
 }

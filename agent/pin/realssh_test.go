@@ -282,7 +282,7 @@ func TestRealSSHConfigBlocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := PinKey(files, fmt.Sprintf("[localhost]:%d", sshd.Port), k); err != nil {
+	if _, _, err := PinKey(files, fmt.Sprintf("[localhost]:%d", sshd.Port), k, false); err != nil {
 		t.Fatal(err)
 	}
 	conf, err := SSHConfig(files, src, SSHConfigOptions{GSSAPI: func(p []string) bool { return p[0] == "localhost" }})

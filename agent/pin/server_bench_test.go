@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,7 +38,9 @@ type serverBench struct {
 	policy *Policy
 }
 
-func newServerBench(b *testing.B, withPolicy bool) *serverBench {
+// newServerBench starts the agent; probe, when given, stands in for the
+// ssh -G inspection of the client (which is the benchmark itself).
+func newServerBench(b *testing.B, withPolicy bool, probe ...func(int) *PeerConfig) *serverBench {
 	b.Helper()
 	w := &serverBench{sock: filepath.Join(b.TempDir(), "agent.sock")}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -71,6 +74,9 @@ func newServerBench(b *testing.B, withPolicy bool) *serverBench {
 	if withPolicy {
 		w.policy = New(Options{PinsFile: filepath.Join(dir, "pins"), LearnedFile: filepath.Join(dir, "learned"),
 			KnownHostsFiles: []string{filepath.Join(dir, "kh")}, Logger: quiet})
+		if len(probe) > 0 {
+			w.policy.opt.Probe = probe[0]
+		}
 		if err := w.policy.Err(); err != nil {
 			b.Fatal(err)
 		}
@@ -170,6 +176,33 @@ func BenchmarkServerListBound(b *testing.B) {
 			}
 		})
 	})
+	// The client is ssh (its inspection cached for the connection): the
+	// user selects the account's pins, or IdentitiesOnly lists its keys.
+	for _, c := range []struct {
+		name string
+		peer func(w *serverBench) *PeerConfig
+	}{
+		{"pinned-host-ssh-peer", func(*serverBench) *PeerConfig { return &PeerConfig{User: "user3"} }},
+		{"identities-only-ssh-peer", func(w *serverBench) *PeerConfig {
+			return &PeerConfig{User: "user4", IdentitiesOnly: true, Explicit: true, Keys: []string{fp(w.pubs[950])}}
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			var probes atomic.Int32
+			var w *serverBench
+			w = newServerBench(b, true, func(int) *PeerConfig { probes.Add(1); return c.peer(w) })
+			ag, _ := w.boundClient(b, w.hosts[1235])
+			timed(b, func() {
+				keys, err := ag.List()
+				if err != nil || len(keys) != 1 {
+					b.Fatalf("list: %d keys, %v", len(keys), err)
+				}
+			})
+			if n := probes.Load(); n != 1 {
+				b.Errorf("the client was inspected %d times", n)
+			}
+		})
+	}
 	b.Run("no-policy", func(b *testing.B) {
 		w := newServerBench(b, false)
 		ag, _ := w.boundClient(b, w.hosts[1235])

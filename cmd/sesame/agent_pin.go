@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -37,7 +40,7 @@ func init() {
 		if f.maxOffer < 1 {
 			return nil, fmt.Errorf("--max-offer %d: must be at least 1", f.maxOffer)
 		}
-		p := pin.New(pin.Options{MaxOffer: f.maxOffer, NoLearn: f.noLearn, Logger: slog.Default()})
+		p := pin.New(pin.Options{MaxOffer: f.maxOffer, NoLearn: f.noLearn, Logger: slog.Default(), Notify: desktopNotifier()})
 		agentPins = p
 		return p, nil
 	}
@@ -97,5 +100,27 @@ func warnPinsFile(cmd *cobra.Command) {
 	}
 	if _, err := pin.ParsePins(data, path); err != nil {
 		fmt.Fprintf(cmd.ErrOrStderr(), "sesame: warning: %v; the agent uses the other lines\n", err)
+	}
+}
+
+// desktopNotifier returns a function that shows a desktop notification
+// through notify-send, or nil where there is no desktop (no display, or no
+// notify-send): there the user finds the same in sesame pins and doctor.
+func desktopNotifier() func(summary, body string) {
+	if os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" {
+		return nil
+	}
+	path, err := exec.LookPath("notify-send")
+	if err != nil {
+		return nil
+	}
+	return func(summary, body string) {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := exec.CommandContext(ctx, path, "--app-name=sesame", "--", summary, body).Run(); err != nil {
+				slog.Debug("notify-send", "err", err)
+			}
+		}()
 	}
 }

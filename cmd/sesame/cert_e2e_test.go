@@ -129,3 +129,28 @@ func TestE2ECertificateFileWithKeyInAgent(t *testing.T) {
 		}
 	}
 }
+
+// The client's explicit choice with a certificate on disk: three plain
+// keys in the agent, which offers an unpinned server one (max-offer 1),
+// and ssh with IdentitiesOnly, IdentityFile k3 (its private half only in
+// the agent) and CertificateFile k3-cert.pub: the agent lists k3 for it,
+// and the login with the certificate works on the first try.
+func TestE2ECertificateFileIdentitiesOnly(t *testing.T) {
+	w := newE2EWorld(t)
+	ca := w.userCA()
+	s := w.caServer(ca)
+	for _, n := range []string{"k1", "k2", "k3"} {
+		w.key(n)
+	}
+	a := w.sesameAgent([]string{"k1", "k2", "k3"}, "--max-offer=1")
+	w.certify(ca, "k3", s.User)
+	os.Remove(w.keys["k3"]) // only k3.pub on disk: ssh must use the agent
+	out, err := w.ssh(a, s, []string{"IdentitiesOnly=yes", "IdentityFile=" + w.keys["k3"],
+		"CertificateFile=" + w.keys["k3"] + "-cert.pub"}, "echo", "cert-login")
+	if err != nil || !strings.Contains(out, "cert-login") {
+		t.Fatalf("ssh with CertificateFile and IdentitiesOnly: %v\n%s\nagent:\n%s", err, out, a.stderr)
+	}
+	if n := s.FailedPublickey(); n != 0 {
+		t.Errorf("%d rejected keys", n)
+	}
+}

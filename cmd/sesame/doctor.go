@@ -101,6 +101,9 @@ func printDoctor(w io.Writer, r *doctor.Report) {
 				gss = "GSSAPIAuthentication no: Kerberos is not tried"
 			}
 			line("%s", gss)
+			if len(s.ServerMethods) > 0 {
+				line("the server offers %s", strings.Join(s.ServerMethods, ", "))
+			}
 		}
 	}
 
@@ -229,6 +232,9 @@ func printDoctor(w io.Writer, r *doctor.Report) {
 				line("  learned pin: %s", l)
 			}
 			line("  %s", o.Reason)
+			if o.Rotation != nil {
+				printRotation(w, "    ", *o.Rotation)
+			}
 			if len(o.Offered) == 0 && !o.CA {
 				line("  => no key is offered")
 			}

@@ -141,7 +141,10 @@ var errorWalk = []struct {
 	{args: "agent --bogus", stderr: `sesame: agent: unknown flag --bogus`, code: 1},
 	{args: "agent --max-offer x", stderr: `sesame: agent: bad value "x" for --max-offer: want a whole number`, code: 1},
 	{args: "agent --lock-after x", stderr: `sesame: agent: bad value "x" for --lock-after: want a duration such as 90s, 15m or 10h`, code: 1},
-	{args: "agent -D -a $D/junk", stderr: `sesame: $D/junk exists and is not a socket`, code: 1},
+	{args: "agent -D -a $D/junk", stderr: `sesame: cannot listen on $D/junk: it exists and is not a socket`, code: 1},
+	{args: "agent -D -a $D/nodir/s.sock", stderr: `sesame: cannot listen on $D/nodir/s.sock: directory $D/nodir does not exist`, code: 1},
+	{args: "agent -D -O bogus", stderr: `sesame: unknown -O option "bogus"`, code: 1},
+	{args: "agent -D -E sha3", stderr: `sesame: invalid hash algorithm "sha3"`, code: 1},
 }
 
 // TestErrorWalk runs the built binary on every row of errorWalk.

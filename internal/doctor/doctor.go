@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -81,7 +82,11 @@ type SSHClient struct {
 	GSSAPI        bool   `json:"gssapi_authentication"`
 	Pubkey        bool   `json:"pubkey_authentication"`
 	IdentityAgent string `json:"identity_agent,omitempty"`
-	Error         string `json:"error,omitempty"`
+	// ServerMethods are the authentication methods the server offers,
+	// from a connection that sends only the "none" request; empty when
+	// not reached.
+	ServerMethods []string `json:"server_methods,omitempty"`
+	Error         string   `json:"error,omitempty"`
 }
 
 // Kerberos is the state of the default credentials cache and, for a
@@ -161,6 +166,8 @@ type HostOffer struct {
 	Learned  []string `json:"learned,omitempty"`  // "user key" lines
 	Offered  []Key    `json:"offered"`
 	Reason   string   `json:"reason"`
+	// Rotation is the agent's search for the key this server accepts.
+	Rotation *pin.Rotation `json:"rotation,omitempty"`
 }
 
 func (r *Report) suggest(format string, args ...any) {
@@ -221,7 +228,18 @@ func Check(ctx context.Context, opt Options) (*Report, error) {
 	ids := checkAgent(ctx, r, opt)
 	policy := checkPins(r, opt)
 	if policy != nil && opt.Host != "" {
-		checkOffer(r, policy, dest, ids)
+		if r.SSH != nil && r.SSH.User != "" {
+			user = r.SSH.User
+		}
+		checkOffer(r, policy, dest, user, ids)
+		if r.SSH != nil && slices.Contains(r.SSH.ServerMethods, "keyboard-interactive") && !policy.TwoFactor(dest.String(), user) {
+			target := dest.String()
+			if user != "" {
+				target = user + "@" + target
+			}
+			r.suggest("%s offers keyboard-interactive (a password or one-time code at every login): if it asks for a code, sesame pin --2fa %s, then add the output of sesame ssh-config to ~/.ssh/config, so that one code serves a day's connections",
+				dest, pin.ShellWord(target))
+		}
 	}
 	if !opt.SkipKeychain {
 		checkKeychain(r)
@@ -297,7 +315,34 @@ func sshClient(ctx context.Context, host string, port int, user, config string) 
 		// known_hosts, and so the pins by name, use the alias.
 		c.Hostname = alias
 	}
+	c.ServerMethods = serverMethods(ctx, path, args[1:len(args)-2], host)
 	return c
+}
+
+// serverMethods connects with ssh and sends only the "none" userauth
+// request, which every client sends first and sshd does not count against
+// MaxAuthTries: its answer lists the methods the server offers. The host
+// key must already be known (StrictHostKeyChecking yes) and nothing is
+// prompted (BatchMode); no key is offered and no agent is asked.
+func serverMethods(ctx context.Context, sshPath string, opts []string, host string) []string {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	args := append([]string{"-v", "-T", "-o", "BatchMode=yes", "-o", "PreferredAuthentications=none",
+		"-o", "StrictHostKeyChecking=yes", "-o", "ControlMaster=no", "-o", "ControlPath=none",
+		"-o", "IdentityAgent=none", "-o", "ConnectTimeout=10"}, opts...)
+	args = append(args, "--", host, "true")
+	cmd := exec.CommandContext(ctx, sshPath, args...)
+	cmd.Stdin = nil
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Run() // fails: no method is allowed to succeed
+	const marker = "Authentications that can continue: "
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		if _, list, ok := strings.Cut(line, marker); ok {
+			return strings.Split(strings.TrimSpace(list), ",")
+		}
+	}
+	return nil
 }
 
 func firstLine(s string) string {
@@ -565,8 +610,10 @@ func checkPins(r *Report, opt Options) *pin.Policy {
 	policy := pin.New(pin.Options{
 		PinsFile: opt.Files.Pins, LearnedFile: opt.Files.Learned, KnownHostsFiles: opt.KnownHosts,
 		MaxOffer: maxOffer, NoLearn: true,
-		PeerNames: func(int) []pin.Name { return nil },
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		PeerNames:    func(int) []pin.Name { return nil },
+		Probe:        func(int) *pin.PeerConfig { return nil },
+		RotationFile: opt.Files.RotationFile(),
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err := policy.Err(); err != nil {
 		p.Error = err.Error()
@@ -581,8 +628,8 @@ func keyOf(id agent.Identity) Key {
 	return Key{Fingerprint: agent.KeyFingerprint(id.Key), Type: id.Key.Type(), Comment: id.Comment}
 }
 
-func checkOffer(r *Report, policy *pin.Policy, dest pin.Name, ids []agent.Identity) {
-	reports, err := policy.Explain(dest.String(), ids)
+func checkOffer(r *Report, policy *pin.Policy, dest pin.Name, user string, ids []agent.Identity) {
+	reports, err := policy.Explain(dest.String(), user, ids)
 	if err != nil {
 		r.suggest("cannot explain %s: %v", dest, err)
 		return
@@ -607,6 +654,15 @@ func checkOffer(r *Report, policy *pin.Policy, dest pin.Name, ids []agent.Identi
 		}
 		for _, l := range h.Learned {
 			o.Learned = append(o.Learned, fmt.Sprintf("%s %s (%d×, last %s)", l.User, l.Key, l.Count, l.LastUsed.Local().Format(time.DateTime)))
+		}
+		if h.Rotation != nil {
+			o.Rotation = h.Rotation
+			target := h.Rotation.Target()
+			if h.Rotation.Exhausted {
+				r.suggest("%s accepted none of the %d keys sesame offered and is offered none any more: if it takes a key, sesame pin %s KEY; to try them all again, sesame unpin %s", target, len(h.Rotation.Tried), pin.ShellWord(target), pin.ShellWord(target))
+			} else {
+				r.suggest("sesame is still looking for the key %s accepts (%d tried): end it with sesame pin %s KEY", target, len(h.Rotation.Tried), pin.ShellWord(target))
+			}
 		}
 		offered := h.Offered
 		if h.NotListed {

@@ -34,6 +34,13 @@ type SSHDOptions struct {
 	KrbEnv       []string
 	MaxAuthTries int    // default 6
 	Extra        string // appended to sshd_config
+	// PerUserKeys also reads AuthorizedKeys+"."+user for each user (see
+	// AuthorizeUser), through an AuthorizedKeysCommand run as root, so
+	// that other accounts need no access to the test's directory.
+	PerUserKeys bool
+	// KbdInteractive offers keyboard-interactive, as login nodes asking
+	// for a one-time code do (without PAM it cannot succeed).
+	KbdInteractive bool
 }
 
 // NewSSHD starts sshd and stops it when the test ends.
@@ -76,6 +83,14 @@ func NewSSHD(t T, opt SSHDOptions) *SSHD {
 		gss = "GSSAPIAuthentication yes\nGSSAPIStrictAcceptorCheck no\nGSSAPICleanupCredentials yes"
 		env = append(append([]string(nil), opt.KrbEnv...), "KRB5_KTNAME=FILE:"+opt.Keytab)
 	}
+	kbd := "no"
+	if opt.KbdInteractive {
+		kbd = "yes"
+	}
+	extra := opt.Extra
+	if opt.PerUserKeys {
+		extra = fmt.Sprintf("AuthorizedKeysCommand %s %s.%%u\nAuthorizedKeysCommandUser root\n", Path(t, "cat"), s.AuthorizedKeys) + extra
+	}
 	cfg := fmt.Sprintf(`Port %d
 ListenAddress 127.0.0.1
 HostKey %s
@@ -84,7 +99,7 @@ UsePAM no
 StrictModes no
 PermitRootLogin yes
 PasswordAuthentication no
-KbdInteractiveAuthentication no
+KbdInteractiveAuthentication %s
 PubkeyAuthentication yes
 AuthorizedKeysFile %s
 MaxAuthTries %d
@@ -92,7 +107,7 @@ LogLevel VERBOSE
 AllowAgentForwarding yes
 %s
 %s
-`, s.Port, s.HostKey, s.AuthorizedKeys, opt.MaxAuthTries, gss, opt.Extra)
+`, s.Port, s.HostKey, kbd, s.AuthorizedKeys, opt.MaxAuthTries, gss, extra)
 	if err := os.WriteFile(s.Config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -140,6 +155,23 @@ func (s *SSHD) Authorize(pubLine string) {
 	}
 	defer f.Close()
 	fmt.Fprintln(f, strings.TrimSpace(pubLine))
+}
+
+// AuthorizeUser appends a public key line for one user only (the server
+// must have been started with PerUserKeys).
+func (s *SSHD) AuthorizeUser(user, pubLine string) {
+	s.t.Helper()
+	f, err := os.OpenFile(s.AuthorizedKeys+"."+user, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer f.Close()
+	fmt.Fprintln(f, strings.TrimSpace(pubLine))
+}
+
+// Accepted counts the logins of user the server accepted.
+func (s *SSHD) Accepted(user string) int {
+	return CountLines(s.t, s.Log, "Accepted publickey for "+user+" ")
 }
 
 // FailedPublickey counts "Failed publickey" lines in the log: each is a key
