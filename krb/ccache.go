@@ -1,19 +1,12 @@
 package krb
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
-	"os"
 	"sort"
-	"strings"
 	"time"
-
-	"github.com/sesame-ssh/sesame/internal/atomicfile"
-	"github.com/sesame-ssh/sesame/internal/fileerr"
 )
 
 // The MIT FILE credentials cache format (versions 3 and 4), as described
@@ -520,38 +513,43 @@ func (cc *CCache) Marshal() []byte {
 	}
 	w.principal(cc.DefaultPrincipal)
 	for i := range cc.Credentials {
-		c := &cc.Credentials[i]
-		w.principal(c.Client)
-		w.principal(c.Server)
-		w.u16(uint16(int16(c.Key.EncType)))
-		if version == 3 {
-			w.u16(uint16(int16(c.Key.EncType)))
-		}
-		w.data(c.Key.Value)
-		w.u32(ccTimeValue(c.AuthTime))
-		w.u32(ccTimeValue(c.StartTime))
-		w.u32(ccTimeValue(c.EndTime))
-		w.u32(ccTimeValue(c.RenewTill))
-		if c.IsSKey {
-			w.u8(1)
-		} else {
-			w.u8(0)
-		}
-		w.u32(c.Flags)
-		w.u32(uint32(len(c.Addresses)))
-		for _, a := range c.Addresses {
-			w.u16(uint16(a.Type))
-			w.data(a.Data)
-		}
-		w.u32(uint32(len(c.AuthData)))
-		for _, a := range c.AuthData {
-			w.u16(uint16(a.Type))
-			w.data(a.Data)
-		}
-		w.data(c.Ticket)
-		w.data(c.SecondTicket)
+		w.credential(&cc.Credentials[i], version)
 	}
 	return w.b
+}
+
+// credential appends one credential entry in the given format version
+// (3 or 4); KCM and KEYRING caches carry entries in the version 4 form.
+func (w *ccWriter) credential(c *Credential, version int) {
+	w.principal(c.Client)
+	w.principal(c.Server)
+	w.u16(uint16(int16(c.Key.EncType)))
+	if version == 3 {
+		w.u16(uint16(int16(c.Key.EncType)))
+	}
+	w.data(c.Key.Value)
+	w.u32(ccTimeValue(c.AuthTime))
+	w.u32(ccTimeValue(c.StartTime))
+	w.u32(ccTimeValue(c.EndTime))
+	w.u32(ccTimeValue(c.RenewTill))
+	if c.IsSKey {
+		w.u8(1)
+	} else {
+		w.u8(0)
+	}
+	w.u32(c.Flags)
+	w.u32(uint32(len(c.Addresses)))
+	for _, a := range c.Addresses {
+		w.u16(uint16(a.Type))
+		w.data(a.Data)
+	}
+	w.u32(uint32(len(c.AuthData)))
+	for _, a := range c.AuthData {
+		w.u16(uint16(a.Type))
+		w.data(a.Data)
+	}
+	w.data(c.Ticket)
+	w.data(c.SecondTicket)
 }
 
 // offsetParts splits KDCOffset into MIT's seconds and microseconds. MIT
@@ -570,248 +568,6 @@ func (cc *CCache) offsetParts() (int32, int32) {
 func (cc *CCache) SetKDCOffset(d time.Duration) {
 	cc.KDCOffset = d
 	cc.HasKDCOffset = true
-}
-
-// ---- files ----
-
-// ReadCCache reads and parses the cache file at path. A missing file gives
-// a *NoCacheError (errors.Is ErrNoCache); a damaged one a
-// *CCacheFormatError naming the file.
-func ReadCCache(path string) (*CCache, error) {
-	f, _, err := openCCacheFile(path, false)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	// MIT reads under a shared lock, so a writer's change is seen whole.
-	// A lock held longer than this is not waited for: reading must not
-	// hang (a file written in place is still checked by the parser).
-	ctx, cancel := context.WithTimeout(context.Background(), ccReadLockWait)
-	lockCCacheFile(ctx, f, false)
-	cancel()
-	return readCCacheFile(f, path)
-}
-
-// ccReadLockWait bounds how long a reader waits for a writer's lock.
-const ccReadLockWait = 2 * time.Second
-
-// ccErrFromPath drops the *fs.PathError wrapper (the caller names the path).
-func ccErrFromPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
-}
-
-// WriteCCache replaces the cache file at path with cc, atomically (a
-// temporary file in the same directory renamed over the target, not
-// synced: MIT does not sync either, and a lost cache costs one kinit),
-// with mode 0600. If anything fails the old cache is left untouched. A
-// symbolic link at path is refused: the default location in /tmp is
-// predictable, and following a planted link would let another user choose
-// where our tickets go.
-func WriteCCache(path string, cc *CCache) error {
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			return fmt.Errorf("refusing to write credentials cache %s: it is a symbolic link", path)
-		}
-		if !fi.Mode().IsRegular() {
-			return &NotAFileError{Path: path, IsDir: fi.IsDir()}
-		}
-	}
-	if err := atomicfile.WriteUnsynced(path, cc.Marshal(), 0o600); err != nil {
-		var fe *fileerr.Error
-		if errors.As(err, &fe) {
-			fe.What = "credentials cache"
-			return fe
-		}
-		return fmt.Errorf("cannot store credentials: %w", err)
-	}
-	removeStaleTemps(path, false)
-	return nil
-}
-
-// DestroyCCache removes the cache file at path the way MIT kdestroy does:
-// it overwrites the contents with zeros, syncs, and unlinks, so that the
-// keys do not linger on disk. A symbolic link is removed without writing
-// through it. A missing file gives a *NoCacheError.
-func DestroyCCache(path string) error {
-	// Stale temporary files of ours hold credentials too.
-	defer removeStaleTemps(path, true)
-	fi, err := os.Lstat(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return &NoCacheError{Path: path, Err: err}
-		}
-		return fmt.Errorf("destroy credentials cache %s: %w", path, ccErrFromPath(err))
-	}
-	if fi.Mode().IsRegular() {
-		// Wait (briefly) for a writer holding the lock, so that the
-		// zeros do not land in the middle of its write.
-		if f, _, err := openCCacheFile(path, true); err == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), ccDestroyLockWait)
-			lockCCacheFile(ctx, f, true)
-			cancel()
-			defer f.Close()
-		}
-		if err := atomicfile.Zero(path); err != nil {
-			return fmt.Errorf("destroy credentials cache %s: %w", path, ccErrFromPath(err))
-		}
-	} else if fi.Mode()&fs.ModeSymlink == 0 {
-		return &NotAFileError{Path: path, IsDir: fi.IsDir()}
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("destroy credentials cache %s: %w", path, ccErrFromPath(err))
-	}
-	return nil
-}
-
-// ---- principals ----
-
-// String renders the principal as MIT's krb5_unparse_name does:
-// components joined by "/", then "@" and the realm, with "/", "@", "\"
-// and control characters escaped.
-func (p Principal) String() string {
-	var b strings.Builder
-	for i, c := range p.Components {
-		if i > 0 {
-			b.WriteByte('/')
-		}
-		ccEscape(&b, c, "/@")
-	}
-	b.WriteByte('@')
-	ccEscape(&b, p.Realm, "@")
-	return b.String()
-}
-
-// NameString is the principal without its realm ("host/example.org").
-func (p Principal) NameString() string {
-	var b strings.Builder
-	for i, c := range p.Components {
-		if i > 0 {
-			b.WriteByte('/')
-		}
-		ccEscape(&b, c, "/@")
-	}
-	return b.String()
-}
-
-func ccEscape(b *strings.Builder, s, special string) {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '\\' || strings.IndexByte(special, c) >= 0:
-			b.WriteByte('\\')
-			b.WriteByte(c)
-		case c == '\n':
-			b.WriteString(`\n`)
-		case c == '\t':
-			b.WriteString(`\t`)
-		case c == '\b':
-			b.WriteString(`\b`)
-		case c == 0:
-			b.WriteString(`\0`)
-		default:
-			b.WriteByte(c)
-		}
-	}
-}
-
-// ParsePrincipal parses "name/inst@REALM" with MIT's escapes (\/ \@ \\ \n
-// \t \b \0). Without "@" the realm is defaultRealm. The name type is
-// KRB5_NT_PRINCIPAL, or KRB5_NT_SRV_INST for krbtgt/….
-func ParsePrincipal(s, defaultRealm string) (Principal, error) {
-	var p Principal
-	var cur strings.Builder
-	inRealm := false
-	hasRealm := false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '\\' {
-			if i+1 == len(s) {
-				return Principal{}, fmt.Errorf("principal %q ends with a lone backslash", s)
-			}
-			i++
-			switch s[i] {
-			case 'n':
-				c = '\n'
-			case 't':
-				c = '\t'
-			case 'b':
-				c = '\b'
-			case '0':
-				c = 0
-			default:
-				c = s[i]
-			}
-			cur.WriteByte(c)
-			continue
-		}
-		switch {
-		case c == '/' && !inRealm:
-			p.Components = append(p.Components, cur.String())
-			cur.Reset()
-		case c == '@' && !inRealm:
-			p.Components = append(p.Components, cur.String())
-			cur.Reset()
-			inRealm, hasRealm = true, true
-		case c == '@':
-			return Principal{}, fmt.Errorf("principal %q has more than one unescaped @", s)
-		default:
-			cur.WriteByte(c)
-		}
-	}
-	if inRealm {
-		p.Realm = cur.String()
-	} else {
-		p.Components = append(p.Components, cur.String())
-		p.Realm = defaultRealm
-	}
-	for _, c := range p.Components {
-		if c == "" {
-			return Principal{}, fmt.Errorf("principal %q has an empty name component", s)
-		}
-	}
-	if hasRealm && p.Realm == "" {
-		return Principal{}, fmt.Errorf("principal %q has an empty realm", s)
-	}
-	if p.Realm == "" {
-		return Principal{}, fmt.Errorf("principal %q has no realm and no default_realm is configured", s)
-	}
-	p.NameType = ccNameTypePrincipal
-	if len(p.Components) == 2 && p.Components[0] == "krbtgt" {
-		p.NameType = ccNameTypeSrvInst
-	}
-	return p, nil
-}
-
-// Equal compares two principals the way sesame matches cache entries: the
-// name components exactly, the realm without regard to case (Active
-// Directory realms arrive in either case). The name type is not
-// significant (RFC 4120 section 6.2).
-func (p Principal) Equal(o Principal) bool {
-	if len(p.Components) != len(o.Components) || !strings.EqualFold(p.Realm, o.Realm) {
-		return false
-	}
-	for i := range p.Components {
-		if p.Components[i] != o.Components[i] {
-			return false
-		}
-	}
-	return true
-}
-
-// TGTPrincipal is krbtgt/REALM@REALM.
-func TGTPrincipal(realm string) Principal {
-	return Principal{NameType: ccNameTypeSrvInst, Realm: realm, Components: []string{"krbtgt", realm}}
-}
-
-// IsTGT reports whether the principal is the local TGS of realm
-// (krbtgt/REALM@REALM, realm compared without regard to case).
-func (p Principal) IsTGT(realm string) bool {
-	return len(p.Components) == 2 && p.Components[0] == "krbtgt" &&
-		strings.EqualFold(p.Components[1], realm) && strings.EqualFold(p.Realm, realm)
 }
 
 // ---- cache contents ----

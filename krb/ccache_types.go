@@ -7,13 +7,6 @@ import "time"
 // (CCache.Marshal) in ccache.go convert between them and bytes; the AS and
 // TGS exchanges produce Credentials to store in them.
 
-// Principal is a Kerberos principal name as stored in a ccache.
-type Principal struct {
-	NameType   int32
-	Realm      string
-	Components []string
-}
-
 // Address is a host address attached to a ticket.
 type Address struct {
 	Type int16

@@ -48,15 +48,30 @@ type Kerberos struct {
 	// Mode is what to do on lock.
 	Mode KerberosMode
 	// Path of the FILE: cache, with or without the "FILE:" prefix,
-	// resolved by the caller from -c / KRB5CCNAME / krb5.conf. Other cache
-	// types (DIR:, KCM:, KEYRING:) are not handled here.
+	// resolved by the caller from -c / KRB5CCNAME / krb5.conf.
 	Path string
+	// Cache, when set, is used instead of Path: a cache that is not one
+	// plain file (a DIR member, KCM, KEYRING), reached by the caller.
+	Cache CacheStore
 	// Valid reports whether a ticket cache (its raw bytes) still holds a
 	// usable TGT; the cache is written back only when it does. Nil writes
 	// it back unconditionally. Wire it to the krb package's ccache
 	// parser; renewing the TGT after unlock is the caller's business
 	// (an OnUnlock hook).
 	Valid func(ccache []byte) bool
+}
+
+// CacheStore moves a ticket cache of any type in and out of the stash,
+// as bytes in the FILE format.
+type CacheStore interface {
+	// Take calls put with the cache's contents and, once put returned
+	// nil, removes the cache. No cache: put is not called, nil returned.
+	Take(put func([]byte) error) error
+	// Restore writes data back, unless a cache with a principal exists
+	// (a ticket obtained while locked is newer than the stash).
+	Restore(data []byte) error
+	// Destroy removes the cache; a missing one is not an error.
+	Destroy() error
 }
 
 const stashID = "ccache"
@@ -67,8 +82,18 @@ func (k *Kerberos) Seal(v *Vault) error {
 	case KerberosKeep, "":
 		return nil
 	case KerberosDestroy:
+		if k.Cache != nil {
+			return k.Cache.Destroy()
+		}
 		return Destroy(k.file())
 	case KerberosStash:
+		if k.Cache != nil {
+			err := k.Cache.Take(func(data []byte) error { return v.Put(stashID, data) })
+			if err != nil {
+				return fmt.Errorf("stash ticket cache: %w", err)
+			}
+			return nil
+		}
 		return StashCCache(v, k.file())
 	}
 	return fmt.Errorf("unknown kerberos lock mode %q", k.Mode)
@@ -77,6 +102,19 @@ func (k *Kerberos) Seal(v *Vault) error {
 // Unseal implements Holder.
 func (k *Kerberos) Unseal(m map[string][]byte) error {
 	if k.Mode != KerberosStash {
+		return nil
+	}
+	if k.Cache != nil {
+		data, ok := m[stashID]
+		if !ok {
+			return nil
+		}
+		if k.Valid != nil && !k.Valid(data) {
+			return ErrStashExpired
+		}
+		if err := k.Cache.Restore(data); err != nil {
+			return fmt.Errorf("restore ticket cache: %w", err)
+		}
 		return nil
 	}
 	return RestoreCCache(m, k.file(), k.Valid)

@@ -12,13 +12,14 @@
 # zlib and OpenSSL headers; gdb and sudo for agent-ptrace and
 # agent-getpeereid); SoftHSM2 as the PKCS#11 token of the agent's
 # ssh-add -s tests and of OpenSSH's agent-pkcs11 regress tests (openssl
-# makes the key it holds).
+# makes the key it holds); sssd-kcm and keyutils for the KCM and KEYRING
+# credentials caches.
 # Debian/Ubuntu. Runs as root or as a user who may sudo: it asks for sudo
 # only when something is missing and it is not root. When another apt or
 # dpkg is running (an unattended upgrade on a fresh machine), it waits for it
 # (up to 10 minutes) instead of failing.
 set -euo pipefail
-pkgs=(krb5-kdc krb5-admin-server krb5-user openssh-server openssh-client kstart samba-ad-dc samba-ad-provision dbus-daemon gnome-keyring procps make git gcc libc6-dev ca-certificates
+pkgs=(krb5-kdc krb5-admin-server krb5-user openssh-server openssh-client kstart sssd-kcm keyutils samba-ad-dc samba-ad-provision dbus-daemon gnome-keyring procps make git gcc libc6-dev ca-certificates
   dpkg-dev autoconf automake zlib1g-dev libssl-dev gdb sudo softhsm2 openssl)
 
 # The Go toolchain: go.mod names the release it wants, and any go from 1.21

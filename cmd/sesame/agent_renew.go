@@ -79,7 +79,7 @@ func keepOnce(ctx context.Context, stoppedOn *[]byte) bool {
 		slog.Debug("ticket keeper: no usable krb5.conf or default cache", "err", err)
 		return false
 	}
-	cc, err := krb.ReadCCache(name.Path())
+	cc, err := name.Read()
 	if err != nil {
 		return false
 	}
@@ -94,7 +94,7 @@ func keepOnce(ctx context.Context, stoppedOn *[]byte) bool {
 			kt = nil
 		}
 	}
-	k := newKeeper(cfg, name.String(), name.Path(), kt)
+	k := newKeeper(cfg, name, kt)
 	if agentKeeperMayWrite != nil {
 		store := k.Store
 		k.Store = func(cc *krb.CCache) error {
@@ -116,7 +116,7 @@ func keepOnce(ctx context.Context, stoppedOn *[]byte) bool {
 		return false
 	} else if err != nil {
 		slog.Warn("ticket keeper", "cache", name.String(), "err", err)
-		if cc, err := krb.ReadCCache(name.Path()); err == nil {
+		if cc, err := name.Read(); err == nil {
 			if t, ok := cc.TGT(); ok {
 				*stoppedOn = append([]byte(nil), t.Ticket...)
 			}

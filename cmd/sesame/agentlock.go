@@ -64,14 +64,16 @@ func newAgentLock(logger *slog.Logger) (agent.Locker, error) {
 		if err != nil {
 			return nil, err
 		}
-		if name.Type != "FILE" {
-			return nil, &hintedError{fmt.Errorf("--kerberos-on-lock %s: the ticket cache %s is not a FILE: cache", mode, name),
-				"set KRB5CCNAME=FILE:/path before starting the agent, or use --kerberos-on-lock keep"}
+		h := &lock.Kerberos{Mode: mode, Valid: ccacheValid}
+		if name.Type == "FILE" {
+			h.Path = name.Path()
+		} else {
+			h.Cache = cacheStash{name}
 		}
-		if err := l.AddHolder(&lock.Kerberos{Mode: mode, Path: name.Path(), Valid: ccacheValid}); err != nil {
+		if err := l.AddHolder(h); err != nil {
 			return nil, err
 		}
-		logger.Debug("kerberos on lock", "mode", mode, "cache", name.Path())
+		logger.Debug("kerberos on lock", "mode", mode, "cache", name.String())
 		agentKeeperMayWrite = func() bool { return !l.Locked() }
 	}
 	// A stashed ticket is back after an unlock: keep it alive again.
@@ -92,6 +94,42 @@ func newAgentLock(logger *slog.Logger) (agent.Locker, error) {
 		}
 	}
 	return agent.NewSealingLocker(ctx, l), nil
+}
+
+// cacheStash moves a DIR, KCM or KEYRING cache in and out of the lock's
+// stash, through the krb package's cache types.
+type cacheStash struct{ name krb.CacheName }
+
+func (c cacheStash) Take(put func([]byte) error) error {
+	cc, err := c.name.Read()
+	if errors.Is(err, krb.ErrNoCache) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := put(cc.Marshal()); err != nil {
+		return err
+	}
+	return c.Destroy()
+}
+
+func (c cacheStash) Restore(data []byte) error {
+	if cur, err := c.name.Read(); err == nil && len(cur.DefaultPrincipal.Components) > 0 {
+		return nil
+	}
+	cc, err := krb.ParseCCache(data)
+	if err != nil {
+		return err
+	}
+	return c.name.Replace(cc)
+}
+
+func (c cacheStash) Destroy() error {
+	if err := c.name.Destroy(); err != nil && !errors.Is(err, krb.ErrNoCache) {
+		return err
+	}
+	return nil
 }
 
 // ccacheValid tells whether a stashed ticket cache still holds a usable

@@ -33,7 +33,7 @@ func init() {
 	}
 	f := cmd.Flags()
 	cacheFlag(f, &p.ccache)
-	f.BoolVarP(&p.all, "all", "A", false, "destroy every cache of the DIR collection")
+	f.BoolVarP(&p.all, "all", "A", false, "destroy every cache of the collection")
 	f.BoolVarP(&p.quiet, "quiet", "q", false, "quiet (MIT's -q: no other-caches warning)")
 	f.StringVarP(&p.principal, "principal", "p", "", "destroy the cache of the collection whose default principal is `PRINCIPAL`")
 	rootCmd.AddCommand(cmd)
@@ -54,12 +54,16 @@ func runKdestroy(stderr io.Writer, p kdestroyParams) error {
 		}
 	}
 	if !p.all {
-		err := krb.DestroyCCache(name.Path())
+		err := name.Destroy()
 		if errors.Is(err, krb.ErrNoCache) {
-			fmt.Fprintf(stderr, "sesame: no credentials cache found while destroying cache (filename: %s)\n", name.Path())
+			if name.Path() != "" {
+				fmt.Fprintf(stderr, "sesame: no credentials cache found while destroying cache (filename: %s)\n", name.Path())
+			} else {
+				fmt.Fprintf(stderr, "sesame: no credentials cache found while destroying cache %s\n", name)
+			}
 			return nil
 		}
-		if err == nil && !p.quiet && p.principal == "" && name.Type == "DIR" {
+		if err == nil && !p.quiet && p.principal == "" && name.Type != "FILE" {
 			if others, _ := name.Collection(); len(others) > 0 {
 				fmt.Fprintln(stderr, "Other credential caches present, use -A to destroy all")
 			}
@@ -72,7 +76,7 @@ func runKdestroy(stderr io.Writer, p kdestroyParams) error {
 	}
 	var first error
 	for _, m := range members {
-		if err := krb.DestroyCCache(m.Path()); err != nil && !errors.Is(err, krb.ErrNoCache) && first == nil {
+		if err := m.Destroy(); err != nil && !errors.Is(err, krb.ErrNoCache) && first == nil {
 			first = err
 		}
 	}
@@ -95,7 +99,7 @@ func cacheOfPrincipal(coll krb.CacheName, princ string) (krb.CacheName, error) {
 		return krb.CacheName{}, err
 	}
 	for _, m := range members {
-		cc, err := krb.ReadCCache(m.Path())
+		cc, err := m.Read()
 		if err != nil {
 			continue
 		}

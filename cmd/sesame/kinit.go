@@ -189,9 +189,9 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 			return err
 		}
 	}
-	if err := krb.WriteCCache(target.Path(), cc); err != nil {
+	if err := target.Replace(cc); err != nil {
 		if fresh {
-			os.Remove(target.Path())
+			target.Destroy()
 		}
 		return err
 	}
@@ -218,7 +218,7 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 			return fmt.Errorf("ticket obtained, but the password was not stored: %w", err)
 		}
 	}
-	if target.Type == "DIR" && (fresh || target.Path() != name.Path()) {
+	if fresh || target.String() != name.String() {
 		return target.SetPrimary()
 	}
 	return nil
@@ -261,7 +261,7 @@ func rememberPassword(principal string, password []byte) error {
 // tickets, else the primary cache if it is empty, else a new cache (fresh)
 // that becomes the primary. Anything else writes to name itself.
 func collectionTarget(name krb.CacheName, p kinitParams, cfg *krb.Config, princ string) (krb.CacheName, bool, error) {
-	if name.Type != "DIR" || strings.HasPrefix(name.Residual, ":") || p.principal == "" || p.ccache != "" {
+	if !name.IsCollection() || p.principal == "" || p.ccache != "" {
 		return name, false, nil
 	}
 	want, err := krb.ParseLoginPrincipal(princ, cfg.DefaultRealm, p.enterprise)
@@ -273,11 +273,11 @@ func collectionTarget(name krb.CacheName, p kinitParams, cfg *krb.Config, princ 
 		return name, false, err
 	}
 	for _, m := range members {
-		if cc, err := krb.ReadCCache(m.Path()); err == nil && cc.DefaultPrincipal.Equal(want) {
+		if cc, err := m.Read(); err == nil && cc.DefaultPrincipal.Equal(want) {
 			return m, false, nil
 		}
 	}
-	if cc, err := krb.ReadCCache(name.Path()); err != nil || len(cc.DefaultPrincipal.Components) == 0 {
+	if cc, err := name.Read(); err != nil || len(cc.DefaultPrincipal.Components) == 0 {
 		return name, false, nil
 	}
 	return name, true, nil
@@ -288,7 +288,7 @@ func collectionTarget(name krb.CacheName, p kinitParams, cfg *krb.Config, princ 
 func loginOptions(cfg *krb.Config, name krb.CacheName, p kinitParams) (krb.LoginOptions, *krb.Client, error) {
 	princ := p.principal
 	var existing *krb.CCache
-	if old, err := krb.ReadCCache(name.Path()); err == nil {
+	if old, err := name.Read(); err == nil {
 		existing = old
 	}
 	if princ == "" {
@@ -364,7 +364,7 @@ func parseLife(flag, s string) (time.Duration, error) {
 // renewCache is kinit -R: a TGS RENEW of the cached TGT, keeping the
 // other entries of the cache.
 func renewCache(ctx context.Context, cfg *krb.Config, name krb.CacheName, princ string) error {
-	cc, err := krb.ReadCCache(name.Path())
+	cc, err := name.Read()
 	if err != nil {
 		return err
 	}
@@ -389,7 +389,7 @@ func renewCache(ctx context.Context, cfg *krb.Config, name krb.CacheName, princ 
 	}
 	// Under the cache's lock, and only if it still holds the ticket that
 	// was renewed: a kinit or kdestroy meanwhile wins.
-	err = krb.UpdateCCache(ctx, name.Path(), func(cur *krb.CCache) (*krb.CCache, error) {
+	err = name.Update(ctx, func(cur *krb.CCache) (*krb.CCache, error) {
 		t, ok := cur.TGT()
 		if !ok || !cur.DefaultPrincipal.Equal(cc.DefaultPrincipal) || !bytes.Equal(t.Ticket, old.Ticket) {
 			return nil, krb.ErrCacheChanged

@@ -144,7 +144,7 @@ func runKlist(w io.Writer, p klistParams, now time.Time) error {
 		if err != nil {
 			return exitError{1}
 		}
-		cc, err := krb.ReadCCache(name.Path())
+		cc, err := name.Read()
 		if err != nil || !hasCurrentTicket(cc, now) {
 			return exitError{1}
 		}
@@ -153,7 +153,7 @@ func runKlist(w io.Writer, p klistParams, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	cc, err := krb.ReadCCache(name.Path())
+	cc, err := name.Read()
 	if err != nil {
 		return err
 	}
@@ -179,7 +179,7 @@ func klistCollection(w io.Writer, name krb.CacheName, p klistParams, now time.Ti
 	ok := false
 	first := true
 	for _, m := range collectionOrder(name, members) {
-		cc, err := krb.ReadCCache(m.Path())
+		cc, err := m.Read()
 		if err != nil || len(cc.DefaultPrincipal.Components) == 0 {
 			continue // MIT skips caches it cannot read (uninitialized)
 		}
@@ -223,12 +223,12 @@ func klistCollection(w io.Writer, name krb.CacheName, p klistParams, now time.Ti
 func collectionOrder(name krb.CacheName, members []krb.CacheName) []krb.CacheName {
 	out := make([]krb.CacheName, 0, len(members))
 	for _, m := range members {
-		if m.Path() == name.Path() {
+		if m.String() == name.String() {
 			out = append(out, m)
 		}
 	}
 	for _, m := range members {
-		if m.Path() != name.Path() {
+		if m.String() != name.String() {
 			out = append(out, m)
 		}
 	}

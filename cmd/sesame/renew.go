@@ -74,12 +74,14 @@ func runRenew(ctx context.Context, p renewParams, command []string, stderr io.Wr
 	}
 	// Fail now, not in the background, when there is nothing to keep or
 	// the renewed ticket could not be written.
-	cc, err := krb.ReadCCache(name.Path())
+	cc, err := name.Read()
 	if err != nil {
 		return err
 	}
-	if len(command) == 0 {
-		if err := krb.CheckReplaceable(name.Path()); err != nil {
+	// (A file's directory or mode can forbid it; KCM and KEYRING caches
+	// are written through the daemon or the kernel.)
+	if path := name.Path(); len(command) == 0 && path != "" {
+		if err := krb.CheckReplaceable(path); err != nil {
 			return err
 		}
 	}
@@ -104,7 +106,7 @@ func runRenew(ctx context.Context, p renewParams, command []string, stderr io.Wr
 	}
 	ctx, stop := signalContext(ctx)
 	defer stop()
-	k := newKeeper(cfg, name.String(), name.Path(), kt)
+	k := newKeeper(cfg, name, kt)
 	return renewExit(k.Run(ctx), stderr)
 }
 
@@ -139,9 +141,13 @@ func renewAround(ctx context.Context, cfg *krb.Config, scope string, cc *krb.CCa
 	}
 	defer krb.DestroyCCache(path)
 
+	private, err := krb.ParseCacheName("FILE:"+path, krb.SourceFlag)
+	if err != nil {
+		return err
+	}
 	kctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	k := newKeeper(cfg, "FILE:"+path, path, kt)
+	k := newKeeper(cfg, private, kt)
 	k.SecretScope = scope
 	go func() { done <- k.Run(kctx) }()
 
@@ -181,15 +187,13 @@ func renewAround(ctx context.Context, cfg *krb.Config, scope string, cc *krb.CCa
 // newKeeper builds the keeper for one cache: renewal through the KDC, and
 // re-acquisition from the keytab when given, else from a password stored
 // in the keychain for the principal (sesame kinit --remember), if any.
-func newKeeper(cfg *krb.Config, display, path string, kt *keytab.Keytab) *krb.Keeper {
+func newKeeper(cfg *krb.Config, name krb.CacheName, kt *keytab.Keytab) *krb.Keeper {
 	client := func(realm string) *krb.Client { return krb.NewClient(cfg.Gokrb5(realm)) }
 	k := &krb.Keeper{
-		Cache: display,
-		Load:  func() (*krb.CCache, error) { return krb.ReadCCache(path) },
-		Store: func(cc *krb.CCache) error { return krb.WriteCCache(path, cc) },
-		Update: func(ctx context.Context, modify func(*krb.CCache) (*krb.CCache, error)) error {
-			return krb.UpdateCCache(ctx, path, modify)
-		},
+		Cache:  name.String(),
+		Load:   name.Read,
+		Store:  name.Replace,
+		Update: name.Update,
 		Renew: func(ctx context.Context, cc *krb.CCache) (*krb.CCache, error) {
 			return client(cc.DefaultPrincipal.Realm).Renew(ctx, cc)
 		},
@@ -201,7 +205,7 @@ func newKeeper(cfg *krb.Config, display, path string, kt *keytab.Keytab) *krb.Ke
 		opt.Principal = princ.String()
 		// Ask for what the expiring ticket had, so a keytab or stored
 		// password gives the same kind of ticket kinit did.
-		if old, err := krb.ReadCCache(path); err == nil {
+		if old, err := name.Read(); err == nil {
 			if t, ok := old.TGT(); ok {
 				start := t.StartTime
 				if start.IsZero() {

@@ -261,7 +261,7 @@ func subcommand(name string) *cobra.Command {
 
 // cacheFlag is -c/--cache, the same for every Kerberos command.
 func cacheFlag(f *pflag.FlagSet, p *string) {
-	f.StringVarP(p, "cache", "c", "", "credentials cache: FILE:path, DIR:dir or a path (default: KRB5CCNAME, else default_ccache_name)")
+	f.StringVarP(p, "cache", "c", "", "credentials cache: FILE:path, DIR:dir, KCM:[NAME], KEYRING:… or a path (default: KRB5CCNAME, else default_ccache_name)")
 }
 
 // jsonFlag is --json, the same for every command that prints for scripts.

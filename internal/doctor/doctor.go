@@ -370,18 +370,25 @@ func checkKerberos(r *Report, opt Options, dest pin.Name) {
 	}
 	name, err := krb.ResolveCacheName("", cfg)
 	var cc *krb.CCache
-	var unsupported *krb.UnsupportedCacheError
-	if errors.As(err, &unsupported) {
+	// A cache type sesame cannot use, or one whose daemon or kernel
+	// support is missing (no sssd-kcm, keyrings disabled), comes with a
+	// hint naming the way out.
+	var unusable interface{ Hint() string }
+	if err != nil {
 		k.CacheError = err.Error()
-		r.suggest("%s", unsupported.Hint())
-	} else if err != nil {
-		k.CacheError = err.Error()
+		if errors.As(err, &unusable) && unusable.Hint() != "" {
+			r.suggest("%s", unusable.Hint())
+		} else {
+			unusable = nil
+		}
 	} else {
 		k.Cache = name.String()
-		cc, err = krb.ReadCCache(name.Path())
+		cc, err = name.Read()
 		if err != nil {
 			k.CacheError = err.Error()
-			if !errors.Is(err, krb.ErrNoCache) {
+			if errors.As(err, &unusable) && unusable.Hint() != "" && !errors.Is(err, krb.ErrNoCache) {
+				r.suggest("%s", unusable.Hint())
+			} else if unusable = nil; !errors.Is(err, krb.ErrNoCache) {
 				r.suggest("the credentials cache is unreadable: sesame kdestroy, then sesame kinit")
 			}
 		}
@@ -407,7 +414,7 @@ func checkKerberos(r *Report, opt Options, dest pin.Name) {
 	switch {
 	case cc == nil && (cfg == nil || len(cfg.Files) == 0):
 		// No Kerberos here at all: nothing to suggest.
-	case unsupported != nil:
+	case unusable != nil:
 	case cc == nil || tgt == nil:
 		r.suggest("get a Kerberos ticket: sesame kinit")
 	case !k.TGTValid && now.Before(k.RenewUntil) && now.Before(k.TGTExpires):
@@ -773,7 +780,7 @@ func GSSAPICovers() func(patterns []string) bool {
 	if err != nil {
 		return no
 	}
-	cc, err := krb.ReadCCache(name.Path())
+	cc, err := name.Read()
 	if err != nil {
 		return no
 	}

@@ -1,10 +1,16 @@
 package doctor
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/sesame-ssh/sesame/agent/pin"
 )
 
 func TestParseQuery(t *testing.T) {
@@ -36,5 +42,25 @@ func TestGSSAPICoversWithoutTicket(t *testing.T) {
 	t.Setenv("KRB5CCNAME", "FILE:"+t.TempDir()+"/none")
 	if GSSAPICovers()([]string{"login.example.org"}) {
 		t.Error("GSSAPI without a ticket")
+	}
+}
+
+// A krb5.conf naming KCM: with no daemon on its socket: doctor says what
+// is missing and how to start it, and does not suggest a kinit that
+// could not store its ticket.
+func TestKerberosKCMUnavailable(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "krb5.conf")
+	os.WriteFile(conf, []byte("[libdefaults]\n default_realm = X\n default_ccache_name = KCM:\n kcm_socket = "+filepath.Join(dir, "none")+"\n"), 0o600)
+	t.Setenv("KRB5_CONFIG", conf)
+	t.Setenv("KRB5CCNAME", "")
+	r := &Report{Suggestions: []string{}}
+	checkKerberos(r, Options{Now: time.Now}, pin.Name{})
+	if !strings.Contains(r.Kerberos.CacheError, "sssd-kcm") {
+		t.Errorf("cache error %q", r.Kerberos.CacheError)
+	}
+	joined := strings.Join(r.Suggestions, "\n")
+	if !strings.Contains(joined, "systemctl start sssd-kcm.socket") || strings.Contains(joined, "sesame kinit") {
+		t.Errorf("suggestions:\n%s", joined)
 	}
 }
