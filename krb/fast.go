@@ -16,6 +16,7 @@ import (
 	"github.com/jcmturner/gofork/encoding/asn1"
 	"github.com/jcmturner/gokrb5/v8/crypto"
 	"github.com/jcmturner/gokrb5/v8/iana"
+	"github.com/jcmturner/gokrb5/v8/iana/errorcode"
 	"github.com/jcmturner/gokrb5/v8/iana/etypeID"
 	"github.com/jcmturner/gokrb5/v8/iana/keyusage"
 	"github.com/jcmturner/gokrb5/v8/iana/msgtype"
@@ -396,10 +397,14 @@ func (fa *fastArmor) unwrapError(ke *KDCError, nonce int) (*KDCError, types.PADa
 	}
 	if !ok {
 		switch {
+		case ke.Code == errorcode.KRB_AP_ERR_SKEW:
+			// The armor's authenticator was too far off the KDC's
+			// clock: the login's one skew correction applies.
+			return ke, nil, nil
 		case ke.Code >= 31 && ke.Code <= 52: // KRB_AP_ERR_*: the armor's AP-REQ
 			return nil, nil, &Error{Kind: ErrArmor, Err: ke, Msg: fmt.Sprintf("kdc %s rejected the armor ticket: %s", ke.KDC, kdcErrorText(ke.Code)),
 				hint: "recreate the armor cache with a keytab login (kinit -k) against this realm's KDC"}
-		case ke.Code == 14 || ke.Code == 25: // ETYPE_NOSUPP, PREAUTH_REQUIRED
+		case ke.Code == errorcode.KDC_ERR_ETYPE_NOSUPP || ke.Code == errorcode.KDC_ERR_PREAUTH_REQUIRED:
 			return nil, nil, &Error{Kind: ErrArmor, Err: ke, Msg: fmt.Sprintf("kdc %s answered without FAST protection (%s)", ke.KDC, kdcErrorText(ke.Code)),
 				hint: "the KDC may not support FAST; drop -T to log in without armor"}
 		}
