@@ -376,13 +376,13 @@ func armorTGT(cc *CCache, realm string, now time.Time) (Credential, error) {
 		if cr.Server.IsTGT(realm) && cr.Server.Realm == realm {
 			if !cr.EndTime.IsZero() && !now.Before(cr.EndTime) {
 				return cr, &Error{Kind: ErrArmor, Msg: fmt.Sprintf("the armor cache's ticket for %s has expired", realm),
-					hint: "renew the armor cache (e.g. kinit -k host/...) and run kinit -T again"}
+					hint: "renew it with a keytab login (sesame kinit -k -c ARMOR_CACHE host/...) and run kinit -T again"}
 			}
 			return cr, nil
 		}
 	}
 	return Credential{}, &Error{Kind: ErrArmor, Msg: fmt.Sprintf("the armor cache holds no ticket-granting ticket for realm %s", realm),
-		hint: "create it with a keytab login, e.g. kinit -k -c ARMOR_CACHE host/$(hostname -f)"}
+		hint: "create it with a keytab login, e.g. sesame kinit -k -c ARMOR_CACHE host/$(hostname -f)"}
 }
 
 // unwrapError opens a KRB-ERROR answering an armored request: the real

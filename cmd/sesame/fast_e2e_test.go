@@ -106,15 +106,22 @@ func TestFASTArmorMIT(t *testing.T) {
 			"missing": filepath.Join(dir, "nothing"),
 			"garbage": garbage,
 			"empty":   svcOnly,
+			"dir":     "DIR:" + filepath.Join(dir, "nodir"),
+			"member":  "DIR::" + filepath.Join(dir, "nodir", "tkt"),
 		} {
 			before := kdc.LogCount("AS_REQ")
 			ses := r.kinit(t, false, "", krbTestPassword, "-T", cache, "alice")
+			t.Logf("%s armor cache:\n%s", name, ses.out)
 			if ses.ok || !strings.HasPrefix(ses.out, "sesame: ") || msgLines(ses.out) > 2 || !strings.Contains(ses.out, "armor") {
 				t.Errorf("%s armor cache: ok=%v\n%s", name, ses.ok, ses.out)
 			}
 			if n := kdc.LogCount("AS_REQ"); n != before {
 				t.Errorf("%s armor cache: %d requests reached the kdc", name, n-before)
 			}
+		}
+		// Reading an armor cache creates nothing.
+		if _, err := os.Stat(filepath.Join(dir, "nodir")); err == nil {
+			t.Error("a DIR: armor name created its directory")
 		}
 	})
 

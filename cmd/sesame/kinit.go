@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -543,14 +544,25 @@ func readNoEcho(tty *os.File, prompt string) ([]byte, error) {
 // readArmor reads the FAST armor cache named by -T (FILE: or DIR::
 // names, as for -c).
 func readArmor(flag string) (*krb.CCache, error) {
+	hint := "create it with a keytab login, e.g. sesame kinit -k -c ARMOR_CACHE host/$(hostname -f)"
+	// Resolving a DIR: name creates the directory and its primary file
+	// when missing, as for -c; reading an armor cache must create nothing.
+	if typ, res, ok := strings.Cut(flag, ":"); ok && strings.EqualFold(typ, "DIR") {
+		must := filepath.Join(res, "primary")
+		if rest, member := strings.CutPrefix(res, ":"); member {
+			must = filepath.Dir(rest)
+		}
+		if _, err := os.Stat(must); err != nil {
+			return nil, &hintedError{fmt.Errorf("armor cache %s: %s does not exist", flag, must), hint}
+		}
+	}
 	n, err := krb.ParseCacheName(flag, "-T")
 	if err != nil {
 		return nil, err
 	}
 	cc, err := krb.ReadCCache(n.Path())
 	if err != nil {
-		return nil, &hintedError{fmt.Errorf("armor cache %s: %w", n, err),
-			"create it with a keytab login, e.g. sesame kinit -k -c ARMOR_CACHE host/$(hostname -f)"}
+		return nil, &hintedError{fmt.Errorf("armor cache %s: %w", n, err), hint}
 	}
 	return cc, nil
 }
