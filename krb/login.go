@@ -256,7 +256,7 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 					// PKINIT): sending the timestamp again would count as
 					// a failed attempt.
 					return nil, &Error{Kind: ErrWrongPassword, Err: ke,
-						Msg:  fmt.Sprintf("kdc %s did not accept encrypted-timestamp pre-authentication for %s", ke.KDC, client),
+						Msg:  fmt.Sprintf("kdc %s did not accept %s pre-authentication for %s", ke.KDC, map[bool]string{false: "encrypted-timestamp", true: "encrypted-challenge"}[fa != nil], client),
 						hint: "the account may need another login method (OTP, PKINIT) that sesame does not support; use MIT kinit"}
 				}
 				saltInfo = methodData(ke.EData)
