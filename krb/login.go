@@ -58,6 +58,11 @@ type LoginOptions struct {
 	Addresses bool
 	// KDCOffset (KDC clock minus local clock) to start from, when known.
 	KDCOffset time.Duration
+	// Armor, when set, is the cache whose TGT armors the exchange with
+	// FAST (RFC 6113; MIT kinit -T ARMOR_CCACHE). Every request then goes
+	// inside PA-FX-FAST, the password's proof is an encrypted challenge,
+	// and a reply or error without FAST protection is refused.
+	Armor *CCache
 }
 
 // DefaultLoginOptions returns the options krb5.conf asks for: lifetime,
@@ -164,7 +169,16 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 	}
 
 	clock := skewClock{local: c.now, offset: opt.KDCOffset}
+	var armorTkt Credential
+	if opt.Armor != nil {
+		if armorTkt, err = armorTGT(opt.Armor, realm, clock.now()); err != nil {
+			return nil, err
+		}
+	}
 	var (
+		fa        *fastArmor           // this request's armor (with opt.Armor)
+		cookie    types.PADataSequence // PA-FX-COOKIE to return to the KDC
+		paType    int32                // the pre-authentication used
 		key       types.EncryptionKey
 		haveKey   bool
 		preauth   bool // an encrypted timestamp goes with the next request
@@ -178,13 +192,29 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 		if err != nil {
 			return nil, err
 		}
+		if opt.Armor != nil {
+			if fa, err = newFastArmor(armorTkt, clock.now()); err != nil {
+				return nil, &Error{Kind: ErrArmor, Err: err, Msg: "cannot use the armor ticket: " + err.Error(),
+					hint: "recreate the armor cache with a keytab login (kinit -k)"}
+			}
+		}
 		if preauth {
-			pa, err := encTimestamp(key, clock.now())
+			var pa types.PAData
+			if fa != nil {
+				pa, err = fa.encChallenge(key, clock.now())
+			} else {
+				pa, err = encTimestamp(key, clock.now())
+			}
 			if err != nil {
 				return nil, err
 			}
 			req.PAData = append(req.PAData, pa)
-			preauthed = true
+			preauthed, paType = true, pa.PADataType
+		}
+		if fa != nil {
+			if err := fa.wrap(&req, append(append(types.PADataSequence{}, cookie...), req.PAData...)); err != nil {
+				return nil, err
+			}
 		}
 		b, err := req.Marshal()
 		if err != nil {
@@ -192,6 +222,32 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 		}
 		reply, err := c.send(ctx, realm, b)
 		var ke *KDCError
+		if errors.As(err, &ke) && fa != nil {
+			var pas types.PADataSequence
+			if ke, pas, err = fa.unwrapError(ke, req.ReqBody.Nonce); err != nil {
+				return nil, err
+			}
+			err = ke // the error inside FAST is the KDC's answer
+			ke.EData, cookie = nil, nil
+			for _, pa := range pas {
+				if pa.PADataType == patype.PA_FX_COOKIE {
+					cookie = append(cookie, pa)
+				}
+			}
+			if ke.Code == errorcode.KDC_ERR_PREAUTH_REQUIRED && !preauthed {
+				if !hasPAType(pas, patype.PA_ENCRYPTED_CHALLENGE) {
+					return nil, &Error{Kind: ErrWrongPassword, Err: ke,
+						Msg:  fmt.Sprintf("kdc %s offers no password pre-authentication under FAST for %s", ke.KDC, client),
+						hint: "the account may need another login method (OTP, PKINIT) that sesame does not support; use MIT kinit"}
+				}
+				saltInfo, fastAvail = pas, true
+				if key, err = c.clientKey(opt, client, etypes, saltInfo, 0); err != nil {
+					return nil, err
+				}
+				haveKey, preauth = true, true
+				continue
+			}
+		}
 		if errors.As(err, &ke) {
 			switch ke.Code {
 			case errorcode.KDC_ERR_PREAUTH_REQUIRED:
@@ -200,7 +256,7 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 					// PKINIT): sending the timestamp again would count as
 					// a failed attempt.
 					return nil, &Error{Kind: ErrWrongPassword, Err: ke,
-						Msg:  fmt.Sprintf("kdc %s did not accept encrypted-timestamp pre-authentication for %s", ke.KDC, client),
+						Msg:  fmt.Sprintf("kdc %s did not accept %s pre-authentication for %s", ke.KDC, map[bool]string{false: "encrypted-timestamp", true: "encrypted-challenge"}[fa != nil], client),
 						hint: "the account may need another login method (OTP, PKINIT) that sesame does not support; use MIT kinit"}
 				}
 				saltInfo = methodData(ke.EData)
@@ -228,6 +284,21 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 		if err != nil {
 			return nil, err
 		}
+		var strengthen *types.EncryptionKey
+		if fa != nil {
+			resp, err := fa.reply(rep, der, req.ReqBody.Nonce)
+			if err != nil {
+				return nil, err
+			}
+			// The authenticated padata and client name replace the
+			// outer ones (RFC 6113 5.4.3).
+			rep.PAData = resp.PAData
+			rep.CRealm, rep.CName = resp.Finished.CRealm, resp.Finished.CName
+			if len(resp.StrengthenKey.KeyValue) > 0 {
+				strengthen = &resp.StrengthenKey
+			}
+			fastAvail = true
+		}
 		// The reply may be encrypted in another enctype than the one the
 		// pre-authentication used, or arrive without pre-authentication.
 		if !haveKey || key.KeyType != rep.EncPart.EType {
@@ -238,7 +309,12 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 				return nil, err
 			}
 		}
-		part, err := decryptRepPart(rep.EncPart, key, keyusage.AS_REP_ENCPART)
+		var part messages.EncKDCRepPart
+		if fa != nil {
+			part, err = fa.decryptReply(rep, key, strengthen, preauthed)
+		} else {
+			part, err = decryptRepPart(rep.EncPart, key, keyusage.AS_REP_ENCPART)
+		}
 		if err != nil {
 			if opt.Keytab != nil {
 				return nil, &Error{Kind: ErrKeytab, Err: err, Msg: fmt.Sprintf("the keytab key for %s does not match the kdc's", client),
@@ -269,7 +345,7 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 			DefaultPrincipal: cred.Client,
 			Credentials:      []Credential{cred},
 		}
-		addLoginConfig(cc, cred.Server, preauthed, fastAvail)
+		addLoginConfig(cc, cred.Server, paType, fastAvail)
 		return cc, nil
 	}
 }
@@ -315,13 +391,18 @@ func (c *Client) asReq(realm string, cname, sname types.PrincipalName, etypes []
 
 // encTimestamp is PA-ENC-TIMESTAMP (RFC 4120 5.2.7.2) for the given time.
 func encTimestamp(key types.EncryptionKey, now time.Time) (types.PAData, error) {
+	return encTimestampUsage(key, now, keyusage.AS_REQ_PA_ENC_TIMESTAMP)
+}
+
+// encTimestampUsage encrypts PA-ENC-TS-ENC with key under usage.
+func encTimestampUsage(key types.EncryptionKey, now time.Time, usage uint32) (types.PAData, error) {
 	now = now.UTC()
 	ts := types.PAEncTSEnc{PATimestamp: now.Truncate(time.Second), PAUSec: now.Nanosecond() / 1000}
 	b, err := asn1.Marshal(ts)
 	if err != nil {
 		return types.PAData{}, fmt.Errorf("encode pa-enc-timestamp: %w", err)
 	}
-	ed, err := crypto.GetEncryptedData(b, key, keyusage.AS_REQ_PA_ENC_TIMESTAMP, 0)
+	ed, err := crypto.GetEncryptedData(b, key, usage, 0)
 	if err != nil {
 		return types.PAData{}, fmt.Errorf("encrypt pa-enc-timestamp: %w", err)
 	}
@@ -526,10 +607,10 @@ func hasPAType(pas types.PADataSequence, t int32) bool {
 
 // addLoginConfig records, before the ticket, the cache config entries
 // MIT's kinit writes for the server of an initial ticket: pa_type (2, the
-// encrypted timestamp, when that was used) and fast_avail (the KDC offered
-// FAST). MIT's kinit reads fast_avail to decide whether to use FAST on
+// encrypted timestamp, or 138, the encrypted challenge under FAST, when
+// one was used) and fast_avail (the KDC offered FAST). MIT's kinit reads fast_avail to decide whether to use FAST on
 // the next login, so a cache written by sesame behaves like one of its own.
-func addLoginConfig(cc *CCache, server Principal, encTimestamp, fast bool) {
+func addLoginConfig(cc *CCache, server Principal, paType int32, fast bool) {
 	var entries []Credential
 	add := func(key, value string) {
 		entries = append(entries, Credential{
@@ -541,8 +622,8 @@ func addLoginConfig(cc *CCache, server Principal, encTimestamp, fast bool) {
 	if fast {
 		add("fast_avail", "yes")
 	}
-	if encTimestamp {
-		add("pa_type", fmt.Sprint(patype.PA_ENC_TIMESTAMP))
+	if paType != 0 {
+		add("pa_type", fmt.Sprint(paType))
 	}
 	cc.Credentials = append(entries, cc.Credentials...)
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -89,7 +90,7 @@ is never retried, so account lockout policies see a single failure.`,
 	f.BoolVarP(&p.addresses, "addresses", "a", false, "put this host's addresses into the ticket")
 	f.BoolVarP(&p.noAddresses, "no-addresses", "A", false, "request an address-less ticket (the default)")
 	f.BoolVarP(&p.verbose, "verbose", "V", false, "say which cache and principal are used, and when the login succeeded")
-	f.StringVarP(&p.armor, "armor", "T", "", "FAST armor cache (not supported: sesame refuses rather than log in without FAST)")
+	f.StringVarP(&p.armor, "armor", "T", "", "armor the login with FAST (RFC 6113) using the TGT in this cache (e.g. one from a host keytab)")
 	f.BoolVar(&p.remember, "remember", false, "store the password in the keychain so that 'sesame renew' and the agent can get a new ticket when this one can no longer be renewed")
 	rootCmd.AddCommand(cmd)
 }
@@ -106,10 +107,13 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 	if p.addresses && p.noAddresses {
 		return newUsageError(subcommand("kinit"), "-a and -A contradict each other")
 	}
-	if p.armor != "" {
-		// Logging in without the armor the user asked for would send the
-		// password's proof unprotected where the site expects FAST.
-		return &hintedError{errors.New("-T (FAST armor) is not supported"), "use MIT kinit -T for FAST-armored (e.g. FreeIPA two-factor) logins"}
+	if p.armor != "" && p.renew {
+		return errors.New("-T armors a login and -R renews the ticket in the cache: use one of them")
+	}
+	if p.armor != "" && p.remember {
+		// The agent and sesame renew would later log in with the stored
+		// password but without the armor, where the site expects FAST.
+		return errors.New("--remember cannot go with -T: later logins with the stored password would not be armored")
 	}
 	if p.service != "" && p.renew {
 		return errors.New("-S and -R contradict each other: -R renews the ticket-granting ticket")
@@ -154,6 +158,12 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 	opt, cl, err := loginOptions(cfg, name, p)
 	if err != nil {
 		return err
+	}
+	if p.armor != "" {
+		// Read before any password prompt: a missing armor fails at once.
+		if opt.Armor, err = readArmor(p.armor); err != nil {
+			return err
+		}
 	}
 	if p.useKeytab {
 		opt.Keytab, err = loadKeytab(cfg, p.keytabName, p.clientKeytab)
@@ -529,4 +539,30 @@ func readNoEcho(tty *os.File, prompt string) ([]byte, error) {
 		return nil, errors.New("empty password")
 	}
 	return pw, nil
+}
+
+// readArmor reads the FAST armor cache named by -T (FILE: or DIR::
+// names, as for -c).
+func readArmor(flag string) (*krb.CCache, error) {
+	hint := "create it with a keytab login, e.g. sesame kinit -k -c ARMOR_CACHE host/$(hostname -f)"
+	// Resolving a DIR: name creates the directory and its primary file
+	// when missing, as for -c; reading an armor cache must create nothing.
+	if typ, res, ok := strings.Cut(flag, ":"); ok && strings.EqualFold(typ, "DIR") {
+		must := filepath.Join(res, "primary")
+		if rest, member := strings.CutPrefix(res, ":"); member {
+			must = filepath.Dir(rest)
+		}
+		if _, err := os.Stat(must); err != nil {
+			return nil, &hintedError{fmt.Errorf("armor cache %s: %s does not exist", flag, must), hint}
+		}
+	}
+	n, err := krb.ParseCacheName(flag, "-T")
+	if err != nil {
+		return nil, err
+	}
+	cc, err := krb.ReadCCache(n.Path())
+	if err != nil {
+		return nil, &hintedError{fmt.Errorf("armor cache %s: %w", n, err), hint}
+	}
+	return cc, nil
 }
