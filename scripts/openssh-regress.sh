@@ -14,8 +14,9 @@
 #
 # The tests run as an unprivileged user: as root, agent-getpeereid and
 # agent-ptrace would skip. Run as root (CI, a fresh machine), the script
-# creates the system user sesame-regress with passwordless sudo (the two
-# tests use sudo to act as another user and as root) and runs everything as
+# creates the system user sesame-regress with passwordless sudo for the
+# length of the run (the two tests use sudo to act as another user and as
+# root; the rule is removed when the script ends) and runs everything as
 # that user; run as another user it uses that user, and SUDO=sudo when
 # `sudo -n` works without a password.
 #
@@ -80,9 +81,16 @@ if [ "$(id -u)" -eq 0 ]; then
     usermod -p '*' "$regress_user"
   fi
   command -v sudo >/dev/null || { echo "openssh-regress: sudo is missing (scripts/install-deps.sh installs it)" >&2; exit 2; }
+  # The sudo rule lives only as long as this run: a standing NOPASSWD
+  # account would outlast the tests on the machine of whoever ran them.
   sudoers=/etc/sudoers.d/$regress_user
-  if [ ! -f "$sudoers" ]; then
-    (umask 0337; echo "$regress_user ALL=(ALL) NOPASSWD: ALL" > "$sudoers.tmp") && mv "$sudoers.tmp" "$sudoers"
+  sudo_rule="$regress_user ALL=(ALL) NOPASSWD: ALL"
+  drop_sudoers=""
+  if [ ! -e "$sudoers" ]; then
+    (umask 0337; echo "$sudo_rule" > "$sudoers.tmp") && mv "$sudoers.tmp" "$sudoers"
+    drop_sudoers=yes
+  elif [ "$(cat "$sudoers" 2>/dev/null)" = "$sudo_rule" ]; then
+    drop_sudoers=yes # left by an earlier run of this script
   fi
   args=()
   [ "$baseline" = 1 ] && args+=(--baseline)
@@ -94,7 +102,7 @@ if [ "$(id -u)" -eq 0 ]; then
   # The user needs to read the script, the binary and a given source tree:
   # copy them to a directory it can read rather than opening up ours.
   stage=$(mktemp -d /tmp/sesame-regress-stage.XXXXXX)
-  trap 'rm -rf "$stage"' EXIT
+  trap 'rm -rf "$stage"; [ -z "$drop_sudoers" ] || rm -f "$sudoers"' EXIT
   chmod 0755 "$stage"
   cp "$0" "$stage/openssh-regress.sh"
   if [ "$baseline" = 0 ] && [ "$print_sk" = 0 ]; then
