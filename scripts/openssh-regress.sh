@@ -340,7 +340,8 @@ for t in "${tests[@]}"; do
   # ssh-agent as with sesame: stop the background agents of this test's
   # SESAME_HOME by the pids they recorded.
   for pf in "$home"/run/*.pid; do
-    [ -f "$pf" ] && kill "$(cat "$pf")" 2>/dev/null || true
+    # An agent stopping on its own removes its file meanwhile.
+    pid=$(cat "$pf" 2>/dev/null) && [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
   done
   set -e
   secs=$(( $(date +%s) - start ))
