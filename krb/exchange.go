@@ -372,7 +372,7 @@ func parseKDCRep(b []byte, appTag int) (rawKDCRep, messages.Ticket, []byte, erro
 // decryptRepPart decrypts and decodes the enc-part of a KDC-REP.
 func decryptRepPart(ed types.EncryptedData, key types.EncryptionKey, usage uint32) (messages.EncKDCRepPart, error) {
 	var part messages.EncKDCRepPart
-	b, err := crypto.DecryptEncPart(ed, key, usage)
+	b, err := decryptEncPart(ed, key, usage)
 	if err != nil {
 		return part, err
 	}

@@ -294,7 +294,7 @@ func (fa *fastArmor) unwrap(pas types.PADataSequence, nonce int) (resp krbFastRe
 		if err != nil {
 			return resp, true, err
 		}
-		plain, err := crypto.DecryptEncPart(rep.EncFastRep, fa.key, keyUsageFastRep)
+		plain, err := decryptEncPart(rep.EncFastRep, fa.key, keyUsageFastRep)
 		if err != nil {
 			return resp, true, fmt.Errorf("decrypt krb-fast-response: %w", err)
 		}
@@ -360,7 +360,7 @@ func (fa *fastArmor) checkKDCChallenge(pas types.PADataSequence, client types.En
 			if err != nil {
 				return err
 			}
-			if _, err := crypto.DecryptEncPart(ed, kk, keyUsageEncChallengeKDC); err == nil {
+			if _, err := decryptEncPart(ed, kk, keyUsageEncChallengeKDC); err == nil {
 				return nil
 			}
 		}
