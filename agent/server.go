@@ -148,10 +148,15 @@ type Server struct {
 	// Locker's when it has one, so that lock guesses and key store
 	// guesses are counted and slowed together.
 	guard *lock.Guard
-	// loadMu serialises loading stored keys; pending records that they
-	// could not be loaded for want of a passphrase.
-	loadMu  sync.Mutex
-	pending bool
+	// loadMu serialises loading stored keys (held across the store's
+	// I/O and key derivation). pendMu guards pending, which records that
+	// they could not be loaded for want of a passphrase (or failed at
+	// start, pendingWhy saying why): Status and Pending take only pendMu,
+	// so that a slow or stuck store never holds up other clients.
+	loadMu     sync.Mutex
+	pendMu     sync.Mutex
+	pending    bool
+	pendingWhy string
 
 	trim memTrimmer
 
@@ -338,8 +343,20 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer s.backend.stop()
 
 	if !s.opts.Locker.Locked() {
-		if err := s.loadKeys(nil); err != nil {
-			s.log.Warn("loading stored keys", "err", err)
+		// Clients wait in the listen backlog until the stored keys are
+		// in, so that the first one sees them; a stop signal meanwhile
+		// still ends the agent, however long the store takes.
+		loaded := make(chan struct{})
+		go func() {
+			defer close(loaded)
+			if err := s.loadKeys(nil); err != nil {
+				s.log.Warn("loading stored keys", "err", err)
+			}
+		}()
+		select {
+		case <-loaded:
+		case <-ctx.Done():
+			return nil
 		}
 	}
 	for {
@@ -771,9 +788,22 @@ func (s *Server) loadPending(passphrase []byte) error {
 // Pending reports whether stored keys wait for a passphrase (given by
 // unlock) because the agent could not read the store without one.
 func (s *Server) Pending() bool {
-	s.loadMu.Lock()
-	defer s.loadMu.Unlock()
-	return s.pending
+	p, _ := s.pendingState()
+	return p
+}
+
+// pendingState is Pending and, when the stored keys failed to load at
+// start, why.
+func (s *Server) pendingState() (bool, string) {
+	s.pendMu.Lock()
+	defer s.pendMu.Unlock()
+	return s.pending, s.pendingWhy
+}
+
+func (s *Server) setPending(p bool, why string) {
+	s.pendMu.Lock()
+	s.pending, s.pendingWhy = p, why
+	s.pendMu.Unlock()
 }
 
 // Locked reports whether the agent is locked.
@@ -818,16 +848,23 @@ func (s *Server) loadKeys(passphrase []byte) error {
 	lock.Do(func() { keys, err = s.opts.KeyLoader(passphrase) })
 	if err != nil {
 		if errors.Is(err, ErrNeedPassphrase) && passphrase == nil {
-			s.pending = true
+			s.setPending(true, "")
 			s.log.Debug("stored keys wait for a passphrase (sesame unlock)")
 			return nil
 		}
 		if len(keys) == 0 {
+			if passphrase == nil {
+				// Failed at start (a wrong passphrase file, a vault
+				// that could not be read): the keys stay loadable by
+				// `sesame unlock` once the cause is mended, and
+				// status says why they are missing.
+				s.setPending(true, oneLine(err))
+			}
 			return err
 		}
 	}
 	errs := []error{err}
-	s.pending = false
+	s.setPending(false, "")
 	lock.Do(func() {
 		for _, k := range keys {
 			if pub, err := addedPublicKey(k); err == nil && s.keys.has(pub.Marshal()) {

@@ -3,6 +3,7 @@ package agent
 import (
 	"encoding/json"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -37,6 +38,10 @@ type Status struct {
 	// StoredKeysPending: the key store needs a passphrase the agent was
 	// not given; an unlock with it loads the stored keys.
 	StoredKeysPending bool `json:"stored_keys_pending"`
+	// StoredKeysError says why the stored keys failed to load when the
+	// agent started (a wrong passphrase file, an unreadable vault);
+	// empty when they merely wait for a passphrase.
+	StoredKeysError string `json:"stored_keys_error,omitempty"`
 	// LockAfter is the idle period that locks (zero: never).
 	LockAfter Duration `json:"lock_after"`
 	// KerberosOnLock is what a lock does to the ticket cache.
@@ -81,7 +86,8 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // Status reports the agent's lock state and keys.
 func (s *Server) Status() Status {
-	st := Status{Locked: s.opts.Locker.Locked(), StoredKeysPending: s.Pending(),
+	pending, why := s.pendingState()
+	st := Status{Locked: s.opts.Locker.Locked(), StoredKeysPending: pending, StoredKeysError: why,
 		PID: os.Getpid(), Settings: s.opts.Settings}
 	if s.sealer != nil {
 		ls := s.sealer.l.Status()
@@ -124,3 +130,6 @@ func (s *Server) statusReply() ([]byte, error) {
 	}
 	return append([]byte{replySuccess}, b...), nil
 }
+
+// oneLine is err's message on one line, for status output.
+func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }

@@ -2,10 +2,13 @@
 
 package keychain
 
-import "os"
+import (
+	"os"
+	"time"
+)
 
 // Without flock the vault is not protected against concurrent writers;
 // sesame targets Unix, this only keeps the package building elsewhere.
-func flock(*os.File, bool) error { return nil }
-
 func funlock(*os.File) {}
+
+func flockWait(*os.File, bool, time.Duration) error { return nil }

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"syscall"
+	"time"
 
 	"filippo.io/age"
 
@@ -32,8 +34,9 @@ const DefaultWorkFactor = 18
 
 // maxWorkFactor bounds the cost a vault file may demand when it is opened
 // (age's default would accept 2^22, i.e. 4 GiB and many seconds): a planted
-// or damaged header must not be able to exhaust the machine.
-const maxWorkFactor = 20
+// or damaged header must not be able to exhaust the machine. (A variable
+// only so that the fuzz test can lower it.)
+var maxWorkFactor = 20
 
 // vault is the file backend: every entry in one age file encrypted to an
 // scrypt recipient. Each change is a read-modify-write of the whole file
@@ -70,6 +73,9 @@ func (v *vault) Get(name string) ([]byte, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	var out []byte
+	if err := v.askBeforeLock(false); err != nil {
+		return nil, err
+	}
 	err := v.withLock(false, func() error {
 		m, _, err := v.loadLocked()
 		if err != nil {
@@ -89,6 +95,9 @@ func (v *vault) List() ([]string, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	var names []string
+	if err := v.askBeforeLock(false); err != nil {
+		return nil, err
+	}
 	err := v.withLock(false, func() error {
 		m, _, err := v.loadLocked()
 		if err != nil {
@@ -112,6 +121,9 @@ func (v *vault) Set(name string, secret []byte) error {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if err := v.askBeforeLock(true); err != nil {
+		return err
+	}
 	return v.withLock(true, func() error {
 		m, exists, err := v.loadLocked()
 		if err != nil {
@@ -126,6 +138,9 @@ func (v *vault) Set(name string, secret []byte) error {
 func (v *vault) Remove(name string) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if err := v.askBeforeLock(false); err != nil {
+		return err
+	}
 	return v.withLock(true, func() error {
 		m, exists, err := v.loadLocked()
 		if err != nil {
@@ -161,7 +176,9 @@ func (v *vault) dropCacheLocked() {
 
 // withLock runs fn holding the lock file: shared for reads, exclusive for
 // read-modify-write, so that concurrent writers (two `sesame add`, the
-// agent and a command) never lose each other's entries.
+// agent and a command) never lose each other's entries. The lock is held
+// only for file access and the key derivation, never across a prompt
+// (askBeforeLock), and waiting for it is bounded.
 func (v *vault) withLock(exclusive bool, fn func() error) error {
 	dir := filepath.Dir(v.path)
 	if !exclusive {
@@ -173,29 +190,100 @@ func (v *vault) withLock(exclusive bool, fn func() error) error {
 	if err := paths.EnsureDir(dir); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(v.path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := openVaultLock(v.path+".lock", exclusive)
 	if err != nil {
-		return fmt.Errorf("lock vault: %w", err)
+		return err
+	}
+	if f == nil {
+		// A read-only file system: nobody can write the vault, so a
+		// reader needs no lock.
+		return fn()
 	}
 	defer f.Close()
-	if err := flock(f, exclusive); err != nil {
+	if err := flockWait(f, exclusive, vaultLockWait); err != nil {
 		return fmt.Errorf("lock vault %s: %w", v.path, err)
 	}
 	defer funlock(f)
+	// Temporary vaults of a writer killed before its rename hold every
+	// key: zero and remove those old enough to be nobody's work.
+	if target, err := vaultTarget(v.path); err == nil {
+		atomicfile.RemoveStaleTemps(target)
+	}
 	return fn()
+}
+
+// vaultLockWait bounds the wait for another sesame's vault lock. A holder
+// only reads, derives a key and writes (seconds), so a longer wait means a
+// stuck process, which the error names.
+const vaultLockWait = 2 * time.Minute
+
+// openVaultLock opens (creating it when allowed) the lock file, without
+// following a link or blocking on a FIFO. On a read-only file system a
+// reader gets nil and no error.
+func openVaultLock(path string, exclusive bool) (*os.File, error) {
+	const flags = syscall.O_NOFOLLOW | syscall.O_NONBLOCK | syscall.O_CLOEXEC
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|flags, 0o600)
+	if err != nil && !exclusive && (errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EACCES)) {
+		// flock works on a descriptor opened for reading, too.
+		f, err = os.OpenFile(path, os.O_RDONLY|flags, 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+	}
+	if err != nil {
+		if errors.Is(err, syscall.EROFS) {
+			return nil, withHint(fmt.Errorf("vault %s cannot be changed: the file system is read-only", filepath.Dir(path)),
+				"listing still works; change the vault where its file system is writable")
+		}
+		return nil, fmt.Errorf("lock vault: %w", err)
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("lock vault: %w", err)
+		}
+		return nil, notRegularError(path, fi.Mode())
+	}
+	return f, nil
+}
+
+// askBeforeLock obtains the passphrase, when a prompt may be needed, before
+// the vault's lock is taken, so that a user slow to answer never holds up
+// other sesame processes (the agent among them).
+// A write to a missing vault asks for the new vault's passphrase (twice);
+// a read or remove of a missing vault asks nothing.
+func (v *vault) askBeforeLock(writing bool) error {
+	if v.passphrase != nil || v.pass == nil {
+		return nil
+	}
+	target, err := vaultTarget(v.path)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Lstat(target); errors.Is(err, fs.ErrNotExist) {
+		if !writing {
+			return nil
+		}
+		return v.askLocked(true)
+	}
+	return v.askLocked(false)
 }
 
 // loadLocked reads and decrypts the vault. A missing file is an empty
 // vault. The decrypted entries are kept and reused while the file's bytes
 // are unchanged, so that a write costs one scrypt derivation, not two.
 func (v *vault) loadLocked() (entries map[string][]byte, exists bool, err error) {
-	data, err := os.ReadFile(v.path)
-	if errors.Is(err, fs.ErrNotExist) {
+	target, err := vaultTarget(v.path)
+	if err != nil {
+		return nil, true, err
+	}
+	data, exists, err := readVaultFile(target)
+	if err != nil {
+		return nil, exists, err
+	}
+	if !exists {
 		v.dropCacheLocked()
 		return map[string][]byte{}, false, nil
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("read vault: %w", err)
 	}
 	sum := sha256.Sum256(data)
 	if v.cache != nil && sum == v.cacheSum {
@@ -210,11 +298,18 @@ func (v *vault) loadLocked() (entries map[string][]byte, exists bool, err error)
 		// Forget it so that the next operation asks again.
 		wipe(v.passphrase)
 		v.passphrase = nil
+		if known, ok := v.knownSums(); ok && !known[sum] {
+			// Not the file sesame last wrote or opened here: the
+			// passphrase cannot be blamed with any confidence.
+			return nil, true, withHint(fmt.Errorf("%s: %w (the passphrase does not open it, and it is not the vault sesame last wrote or opened here: damaged, or replaced by a vault with another passphrase)", v.path, ErrCorruptVault),
+				"sesame will not write to it; restore it from a backup, or open it with the passphrase of the machine it came from")
+		}
 	}
 	if err != nil {
 		return nil, true, err
 	}
 	v.cache, v.cacheSum = m, sum
+	v.recordSums(sum)
 	return m, true, nil
 }
 
@@ -255,11 +350,20 @@ func (v *vault) storeLockedRaw(plain []byte) error {
 	if err := w.Close(); err != nil {
 		return fmt.Errorf("encrypt vault: %w", err)
 	}
-	if err := atomicfile.Write(v.path, buf.Bytes(), 0o600); err != nil {
+	target, err := vaultTarget(v.path)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	// Both the old and the new file count as sesame's while the rename
+	// may or may not have happened.
+	v.recordSums(v.cacheSum, sum)
+	if err := atomicfile.Write(target, buf.Bytes(), 0o600); err != nil {
 		return err
 	}
 	v.dropCacheLocked()
-	v.cacheSum = sha256.Sum256(buf.Bytes())
+	v.cacheSum = sum
+	v.recordSums(sum)
 	return nil
 }
 

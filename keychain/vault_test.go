@@ -112,7 +112,7 @@ func TestVaultFileModesAndNoTempFiles(t *testing.T) {
 			t.Errorf("%s has mode %v", e.Name(), info.Mode().Perm())
 		}
 	}
-	if strings.Join(got, ",") != VaultFileName+","+VaultFileName+".lock" {
+	if strings.Join(got, ",") != VaultFileName+","+VaultFileName+".lock,"+VaultFileName+".sums" {
 		t.Fatalf("files in state dir: %q (temporary files left behind?)", got)
 	}
 	data, _ := os.ReadFile(vaultFile(dir))

@@ -259,40 +259,23 @@ func writeInPlace(f *os.File, data []byte) error {
 	return nil
 }
 
-// staleTempAge is how old a temporary file of ours must be before a write
-// removes it: younger ones may belong to a writer still at work.
-const staleTempAge = 30 * time.Second
-
 // removeStaleTemps zeroes and removes the temporary files a killed sesame
 // left next to the cache at path (.NAME.tmp-*, and .primary.tmp-* of a DIR
 // collection): they hold full credentials. Only regular files owned by us
-// are touched, and with all false only those older than staleTempAge.
+// are touched, and with all false only those older than
+// atomicfile.StaleAge.
 func removeStaleTemps(path string, all bool) {
 	dir, base := filepath.Split(path)
-	ents, err := os.ReadDir(filepath.Clean(dir))
-	if err != nil {
-		return
+	minAge := atomicfile.StaleAge
+	if all {
+		minAge = 0
 	}
-	for _, e := range ents {
-		n := e.Name()
-		ours := strings.HasPrefix(n, "."+base+".tmp-") || strings.HasPrefix(n, "."+ccPrimaryFile+".tmp-") ||
+	atomicfile.RemoveStale(dir, func(n string) bool {
+		return strings.HasPrefix(n, atomicfile.TempPrefix(base)) || strings.HasPrefix(n, atomicfile.TempPrefix(ccPrimaryFile)) ||
 			// Destroying a DIR collection's cache also clears the
 			// leftovers of its other caches.
 			all && strings.HasPrefix(base, ccSubsidiaryPrefix) && strings.HasPrefix(n, "."+ccSubsidiaryPrefix) && strings.Contains(n, ".tmp-")
-		if !ours {
-			continue
-		}
-		p := filepath.Join(dir, n)
-		fi, err := os.Lstat(p)
-		if err != nil || !fi.Mode().IsRegular() || (!all && time.Since(fi.ModTime()) < staleTempAge) {
-			continue
-		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Getuid() {
-			continue
-		}
-		atomicfile.Zero(p)
-		os.Remove(p)
-	}
+	}, minAge)
 }
 
 // ccDestroyLockWait bounds how long destroying a cache waits for a writer

@@ -145,6 +145,12 @@ func lockOrUnlock(cmd *cobra.Command, ag xagent.ExtendedAgent, pf passphraseFlag
 		return nil
 	}
 	if err := ag.Unlock(pass); err != nil {
+		if !agentRefused(err) {
+			// The connection broke: the agent went away (or was
+			// restarted) while checking; the passphrase was not judged.
+			return &hintedError{fmt.Errorf("the agent went away during the unlock (%v); nothing was unlocked or loaded", err),
+				"start the agent again (sesame agent) and run the command once more"}
+		}
 		if sesameAgent && !st.Locked {
 			return &hintedError{errors.New("wrong passphrase: the stored keys were not loaded"),
 				"give the vault passphrase"}
@@ -276,7 +282,10 @@ func printStatus(w io.Writer, st agent.Status, now time.Time) {
 	if st.Backend != "" {
 		fmt.Fprintf(w, "backend:          %s\n", st.Backend)
 	}
-	if st.StoredKeysPending {
+	switch {
+	case st.StoredKeysPending && st.StoredKeysError != "":
+		fmt.Fprintf(w, "stored keys:      not loaded at start: %s; mend that, then run `sesame unlock` with the vault passphrase\n", st.StoredKeysError)
+	case st.StoredKeysPending:
 		fmt.Fprintf(w, "stored keys:      not loaded: the vault needs its passphrase; run `sesame unlock`\n")
 	}
 }
@@ -296,4 +305,11 @@ func keyKinds(kinds map[string]string) string {
 		return ""
 	}
 	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+// agentRefused tells the agent's failure reply to a request apart from a
+// broken connection: x/crypto's client reports the reply as "agent:
+// failure" and the rest as I/O errors.
+func agentRefused(err error) bool {
+	return err != nil && err.Error() == "agent: failure"
 }

@@ -32,7 +32,7 @@ func WriteUnsynced(path string, data []byte, perm os.FileMode) error {
 
 func write(path string, data []byte, perm os.FileMode, durable bool) error {
 	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	tmp, err := os.CreateTemp(dir, TempPrefix(path)+"*")
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 			return &fileerr.Error{Path: path, Msg: "cannot be written: directory " + dir + " does not exist", Err: err}
