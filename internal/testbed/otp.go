@@ -47,16 +47,20 @@ type OTPRealm struct {
 	Armor string
 }
 
+// OTPAccount is another token-only account for NewOTPRealm, e.g. one
+// named after the sshd test user.
+type OTPAccount struct{ Name, Token string }
+
 // NewOTPRealm starts FreeRADIUS and an MIT KDC with the otp plugin
-// pointing at it, and creates the accounts above. opt tunes the KDC
-// (ExtraKDCConf is taken).
-func NewOTPRealm(t T, opt KDCOptions) *OTPRealm {
+// pointing at it, and creates the accounts above and extra. opt tunes
+// the KDC (ExtraKDCConf is taken).
+func NewOTPRealm(t T, opt KDCOptions, extra ...OTPAccount) *OTPRealm {
 	t.Helper()
 	Need(t, "kinit", "oathtool")
 	if _, err := os.Stat(otpPlugin()); err != nil {
 		Missing(t, "the MIT KDC's otp plugin is not installed (package krb5-otp)")
 	}
-	rad := NewRadius(t)
+	rad := NewRadius(t, extra...)
 	opt.ExtraKDCConf = fmt.Sprintf(`
 [otp]
 	DEFAULT = {
@@ -74,7 +78,11 @@ func NewOTPRealm(t T, opt KDCOptions) *OTPRealm {
 		// double quotes, and the KDC could not decode it.
 		run(t, k.Env(), "", k.kadmin, "-r", k.Realm, "set_string", name, "otp", `[{"indicators": ["otp"]}]`)
 	}
-	for _, u := range []string{OTPUser, OTPSilentUser, TOTPUser} {
+	users := []string{OTPUser, OTPSilentUser, TOTPUser}
+	for _, a := range extra {
+		users = append(users, a.Name)
+	}
+	for _, u := range users {
 		k.Kadmin("addprinc -nokey +requires_preauth " + u)
 		otp(u)
 	}
@@ -117,7 +125,7 @@ type Radius struct {
 // stops it when the test ends. The configuration is written from
 // scratch (the stock one enables eap, which needs certificates Debian
 // does not make).
-func NewRadius(t T) *Radius {
+func NewRadius(t T, extra ...OTPAccount) *Radius {
 	t.Helper()
 	bin := Path(t, "freeradius")
 	if _, err := os.Stat("/usr/share/freeradius/dictionary"); err != nil {
@@ -129,11 +137,15 @@ func NewRadius(t T) *Radius {
 		os.Mkdir(filepath.Join(dir, d), 0o700)
 	}
 	secret := "radius-secret-for-tests"
+	users := fmt.Sprintf("%s\tCleartext-Password := %q\n%s\tCleartext-Password := %q\n%s\tTOTP-Secret := %q\n",
+		OTPUser, OTPToken, OTPPasswordUser, OTPPasswordUserToken, TOTPUser, TOTPSecret)
+	for _, a := range extra {
+		users += fmt.Sprintf("%s\tCleartext-Password := %q\n", a.Name, a.Token)
+	}
 	files := map[string]string{
-		"kdc-secret": secret + "\n",
-		"dictionary": "$INCLUDE /usr/share/freeradius/dictionary\n",
-		"users": fmt.Sprintf("%s\tCleartext-Password := %q\n%s\tCleartext-Password := %q\n%s\tTOTP-Secret := %q\n",
-			OTPUser, OTPToken, OTPPasswordUser, OTPPasswordUserToken, TOTPUser, TOTPSecret),
+		"kdc-secret":   secret + "\n",
+		"dictionary":   "$INCLUDE /usr/share/freeradius/dictionary\n",
+		"users":        users,
 		"radiusd.conf": fmt.Sprintf(radiusConf, dir, r.Port, secret, OTPSilentUser),
 	}
 	for name, body := range files {
