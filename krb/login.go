@@ -208,7 +208,7 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 		preauthed bool // one has been sent: the password's single attempt
 		skewed    bool // the one retry after KRB_AP_ERR_SKEW is used up
 		saltInfo  types.PADataSequence
-		fastAvail bool // the KDC offered FAST (PA-FX-FAST)
+		fastAvail bool       // the KDC offered FAST (PA-FX-FAST)
 		otp       *otpAnswer // an OTP to send with the next request
 		otpSent   bool       // it has been sent: the token's single use
 		otpKDC    string     // the KDC that sent the OTP challenge
