@@ -86,3 +86,17 @@ func (a *secretAsker) prompt(sp krb.SecretPrompt) ([]byte, error) {
 	}
 	return v, nil
 }
+
+// twoFactorStatus is the note about the default cache's ticket when it
+// is a two-factor one (sesame status), or "".
+func twoFactorStatus() string {
+	cfg, name, err := loadCache("")
+	if err != nil || cfg == nil {
+		return ""
+	}
+	cc, err := name.Read()
+	if err != nil {
+		return ""
+	}
+	return krb.TwoFactorNote(cc)
+}
