@@ -92,3 +92,38 @@ func TestOTPTicketRenewal(t *testing.T) {
 		t.Errorf("klist --json: %v\n%s", err, ks)
 	}
 }
+
+// A ticket from an armored (OTP) login is renewed inside FAST, by sesame
+// kinit -R; MIT's kvno uses the renewed ticket, and MIT's kinit -R (the
+// control) renews it again.
+func TestOTPRenewInsideFAST(t *testing.T) {
+	realm, r := otpRow(t)
+	ses := r.kinit(t, false, "", testbed.OTPToken, "-T", realm.Armor, testbed.OTPUser)
+	if !ses.ok {
+		t.Fatalf("kinit -T: %s", ses.out)
+	}
+	before := realm.LogCount("TGS_REQ")
+	cmd := exec.Command(sesameBin(t), "kinit", "-R")
+	cmd.Env = append(ses.env, "SESAME_DEBUG=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("sesame kinit -R: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "renewal inside FAST") {
+		t.Errorf("the renewal was not armored:\n%s", out)
+	}
+	if realm.LogCount("TGS_REQ") == before {
+		t.Errorf("no renewal reached the KDC")
+	}
+	runOut(t, ses.env, testbed.Path(t, "kvno"), testbed.OTPHost)
+	// The control: MIT's kinit -R renews the ticket sesame renewed.
+	runOut(t, ses.env, testbed.Path(t, "kinit"), "-R")
+	runOut(t, ses.env, testbed.Path(t, "kvno"), testbed.OTPHost)
+	// A password login outside FAST is renewed as before.
+	plain := r.kinit(t, false, "", testbed.OTPPassword, testbed.PasswordOnlyUser)
+	cmd = exec.Command(sesameBin(t), "kinit", "-R")
+	cmd.Env = append(plain.env, "SESAME_DEBUG=1")
+	if out, err := cmd.CombinedOutput(); err != nil || strings.Contains(string(out), "renewal inside FAST") {
+		t.Errorf("plain renewal: %v\n%s", err, out)
+	}
+}
