@@ -108,7 +108,16 @@ func (c *Client) renewReqFAST(realm string, old Credential, tkt messages.Ticket,
 // tgsReply opens an armored TGS-REP: its FAST response (nonce, ticket
 // checksum), and the enc-part under the subkey strengthened with the
 // KDC's strengthen key.
+//
+// A KDC that does not do FAST for TGS requests (Heimdal 7) ignores the
+// armor and answers as to a plain request, under the subkey: that reply
+// is as authenticated as any renewal's (only the KDC knows the session
+// key that protects the subkey), so it is taken.
 func (fa *fastArmor) tgsReply(rep rawKDCRep, ticketDER []byte, nonce int, subkey types.EncryptionKey) (messages.EncKDCRepPart, error) {
+	if !hasPAType(rep.PAData, patype.PA_FX_FAST) {
+		slog.Debug("the kdc answered the armored renewal without FAST")
+		return decryptRepPart(rep.EncPart, subkey, keyUsageTGSRepSubkey)
+	}
 	resp, err := fa.reply(rep, ticketDER, nonce)
 	if err != nil {
 		return messages.EncKDCRepPart{}, err
