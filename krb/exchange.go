@@ -45,6 +45,9 @@ type Client struct {
 	// Clock is the local clock. Tests set it to simulate a client whose
 	// clock is off; the KDC offset learned from a skew error corrects it.
 	Clock func() time.Time
+	// fullUDPWait lets a UDP exchange wait the whole Timeout (a request
+	// that must not be resent over TCP).
+	fullUDPWait bool
 }
 
 // NewClient returns a Client for cfg.
@@ -131,6 +134,8 @@ var (
 	ErrKeytab           = errors.New("no usable key in keytab")
 	ErrPasswordExpired  = errors.New("password expired")
 	ErrAccountLocked    = errors.New("account locked or disabled")
+	ErrOTP              = errors.New("one-time password not accepted")
+	ErrNeedsArmor       = errors.New("the kdc requires fast armor")
 )
 
 // Error is a failure with a kind (one of the Err* sentinels), a message and
@@ -270,7 +275,7 @@ func (c *Client) exchangeOne(ctx context.Context, proto, addr string, msg []byte
 		slog.Debug("kdc exchange", "kdc", addr, "proto", proto, "sent", len(msg), "received", len(reply), "took", time.Since(start), "err", err)
 	}()
 	wait := c.timeout()
-	if proto == "udp" && wait > udpWait {
+	if proto == "udp" && wait > udpWait && !c.fullUDPWait {
 		wait = udpWait
 	}
 	ctx, cancel := context.WithTimeout(ctx, wait)

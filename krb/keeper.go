@@ -193,6 +193,11 @@ type KeeperState struct {
 	Stopped   time.Time `json:"stopped,omitempty"`
 	Reason    string    `json:"reason,omitempty"`
 	Failures  int       `json:"failures,omitempty"`
+	// TwoFactor: the ticket came from a one-time password; Ends is when
+	// it ends for good, and Warning what the user was told ahead of it.
+	TwoFactor bool      `json:"two_factor,omitempty"`
+	Ends      time.Time `json:"ends,omitempty"`
+	Warning   string    `json:"warning,omitempty"`
 }
 
 // Keeper keeps the TGT of one cache alive. Load, Store and Renew are
@@ -226,6 +231,9 @@ type Keeper struct {
 	SecretScope string
 	// Report is called whenever the state changes (persist it, notify).
 	Report func(KeeperState)
+	// Warn, when set, tells the user once that a two-factor ticket will
+	// end soon and needs them (a desktop notification).
+	Warn func(msg string)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Log receives debug logs; nil means slog.Default().
@@ -356,16 +364,30 @@ func (k *Keeper) Run(ctx context.Context) error {
 		var got *CCache
 		var fresh *Credential
 		act := ActRenew
+		// A two-factor ticket is never re-acquired with a stored secret.
+		twoFactor := TwoFactor(cc)
+		canAcquire := k.Acquire != nil && !twoFactor
+		k.state.TwoFactor = twoFactor
+		k.state.Ends = time.Time{}
+		if twoFactor {
+			k.state.Ends = FinalEnd(tgt)
+		}
 		if pending != nil {
 			got, fresh = pending.got, pending.fresh
 		} else {
 			var at time.Time
-			act, at = Plan(now, tgt, k.Acquire != nil)
+			act, at = Plan(now, tgt, canAcquire)
+			if twoFactor && act == ActWait {
+				at = k.twoFactorWarning(now, at, tgt)
+			}
 			log.Debug("keeper plan", "cache", k.Cache, "action", act, "at", at, "end", tgt.EndTime, "renew_till", tgt.RenewTill)
 			switch act {
 			case ActExpired:
 				if writeErr != nil {
 					return k.stopErr(fmt.Sprintf("the ticket expired: the renewed ticket could not be written to the cache (%s)", describeWriteError(writeErr)), writeErr)
+				}
+				if twoFactor {
+					return k.stop(fmt.Sprintf("the two-factor ticket of %s has ended; only you can get a new one: run sesame kinit with a new code", cc.DefaultPrincipal))
 				}
 				return k.stop("the ticket expired and there is no keytab or stored password to get a new one")
 			case ActWait:
@@ -383,7 +405,7 @@ func (k *Keeper) Run(ctx context.Context) error {
 				// TGT in its last two minutes; a KDC policy may end
 				// renewal early) is not the end while a keytab or a
 				// stored password can get a fresh ticket.
-				if err != nil && Rejected(err) && k.Acquire != nil && ctx.Err() == nil {
+				if err != nil && Rejected(err) && canAcquire && ctx.Err() == nil {
 					log.Debug("keeper: renewal refused, getting a fresh ticket", "cache", k.Cache, "err", err)
 					act = ActAcquire
 					var stop error
@@ -626,4 +648,28 @@ func StoppedNote(cache string) string {
 		return ""
 	}
 	return fmt.Sprintf("Renewal stopped %s: %s", s.Stopped.Local().Format("01/02/06 15:04:05"), s.Reason)
+}
+
+// twoFactorWarning tells the user, once, that a two-factor ticket ends
+// soon (TwoFactorNotice before its final end), and returns when the
+// keeper should next wake: at the notice time when that comes before at.
+func (k *Keeper) twoFactorWarning(now, at time.Time, tgt *Credential) time.Time {
+	end := FinalEnd(tgt)
+	warnAt := end.Add(-TwoFactorNotice(tgt))
+	if now.Before(warnAt) {
+		k.state.Warning = ""
+		if warnAt.Before(at) {
+			return warnAt
+		}
+		return at
+	}
+	if k.state.Warning == "" {
+		k.state.Warning = fmt.Sprintf("the two-factor ticket of %s ends at %s and cannot be renewed further; run sesame kinit with a new code before then",
+			tgt.Client, end.Local().Format(time.DateTime))
+		if k.Warn != nil {
+			k.Warn(k.state.Warning)
+		}
+		k.report()
+	}
+	return at
 }

@@ -63,6 +63,29 @@ type LoginOptions struct {
 	// inside PA-FX-FAST, the password's proof is an encrypted challenge,
 	// and a reply or error without FAST protection is refused.
 	Armor *CCache
+	// Prompt asks the user for a secret once the KDC has said which one
+	// it needs: a password, or a one-time password (OTP, RFC 6560, under
+	// FAST), as MIT kinit prompts only after the KDC's first answer. It
+	// is used when neither Password nor Keytab is set; what it returns
+	// belongs to the caller (to store or clear).
+	Prompt func(SecretPrompt) ([]byte, error)
+}
+
+// SecretKind is what a SecretPrompt asks for.
+type SecretKind int
+
+const (
+	SecretPassword SecretKind = iota // the principal's password
+	SecretOTP                        // a one-time password (token value)
+	SecretOTPPIN                     // the PIN of an OTP token
+)
+
+// SecretPrompt is one question to the user: Banner (may be empty) goes
+// on a line of its own before Text, the prompt itself.
+type SecretPrompt struct {
+	Kind   SecretKind
+	Banner string
+	Text   string
 }
 
 // DefaultLoginOptions returns the options krb5.conf asks for: lifetime,
@@ -133,7 +156,7 @@ func nonce() (int, error) {
 // again, because lockout policies count every rejected attempt. The only
 // repeated request is the one after KRB_AP_ERR_SKEW (see skew.go).
 func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
-	if (opt.Password == nil) == (opt.Keytab == nil) {
+	if (opt.Password != nil && opt.Keytab != nil) || (opt.Password == nil && opt.Keytab == nil && opt.Prompt == nil) {
 		return nil, errors.New("login needs either a password or a keytab")
 	}
 	client, err := ParseLoginPrincipal(opt.Principal, c.Config.LibDefaults.DefaultRealm, opt.Enterprise)
@@ -185,7 +208,10 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 		preauthed bool // one has been sent: the password's single attempt
 		skewed    bool // the one retry after KRB_AP_ERR_SKEW is used up
 		saltInfo  types.PADataSequence
-		fastAvail bool // the KDC offered FAST (PA-FX-FAST)
+		fastAvail bool       // the KDC offered FAST (PA-FX-FAST)
+		otp       *otpAnswer // an OTP to send with the next request
+		otpSent   bool       // it has been sent: the token's single use
+		otpKDC    string     // the KDC that sent the OTP challenge
 	)
 	for {
 		req, err := c.asReq(realm, cname, sname, etypes, opt, clock.now())
@@ -211,6 +237,18 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 			req.PAData = append(req.PAData, pa)
 			preauthed, paType = true, pa.PADataType
 		}
+		once := false
+		if otp != nil && fa != nil {
+			pa, err := fa.otpRequest(otp.challenge, otp.value, otp.pin)
+			otp.clear()
+			otp = nil
+			if err != nil {
+				return nil, err
+			}
+			req.PAData = append(req.PAData, pa)
+			// MIT records the challenge's type as the cache's pa_type.
+			preauthed, otpSent, once, paType = true, true, true, PAOTPChallenge
+		}
 		if fa != nil {
 			if err := fa.wrap(&req, append(append(types.PADataSequence{}, cookie...), req.PAData...)); err != nil {
 				return nil, err
@@ -220,7 +258,14 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 		if err != nil {
 			return nil, fmt.Errorf("encode as-req: %w", err)
 		}
-		reply, err := c.send(ctx, realm, b)
+		var reply []byte
+		if once {
+			// The token goes out exactly once: no UDP-then-TCP, no
+			// second KDC, no resend when the answer is slow.
+			reply, err = c.sendOnce(ctx, realm, otpKDC, b)
+		} else {
+			reply, err = c.send(ctx, realm, b)
+		}
 		var ke *KDCError
 		if errors.As(err, &ke) && fa != nil {
 			var pas types.PADataSequence
@@ -234,6 +279,23 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 					cookie = append(cookie, pa)
 				}
 			}
+			if ke.Code == errorcode.KDC_ERR_PREAUTH_REQUIRED && !preauthed && opt.Keytab == nil {
+				// OTP when the KDC offers it under armor, also to an
+				// account that has a password, as MIT does.
+				// Without a way to ask (a renewer with a stored
+				// password) the password goes, where the KDC takes one.
+				ch, ok, err := otpChallengeIn(pas)
+				if ok && (opt.Prompt != nil || !hasPAType(pas, patype.PA_ENCRYPTED_CHALLENGE)) {
+					if err != nil {
+						return nil, &Error{Kind: ErrOTP, Err: err, Msg: fmt.Sprintf("kdc %s sent an otp challenge for %s that sesame cannot read: %v", ke.KDC, client, err)}
+					}
+					if otp, err = askOTP(opt, ch, client); err != nil {
+						return nil, err
+					}
+					otpKDC, fastAvail = ke.KDC, true
+					continue
+				}
+			}
 			if ke.Code == errorcode.KDC_ERR_PREAUTH_REQUIRED && !preauthed {
 				if !hasPAType(pas, patype.PA_ENCRYPTED_CHALLENGE) {
 					return nil, &Error{Kind: ErrWrongPassword, Err: ke,
@@ -241,6 +303,9 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 						hint: "the account may need another login method (OTP, PKINIT) that sesame does not support; use MIT kinit"}
 				}
 				saltInfo, fastAvail = pas, true
+				if err := askPassword(&opt, client); err != nil {
+					return nil, err
+				}
 				if key, err = c.clientKey(opt, client, etypes, saltInfo, 0); err != nil {
 					return nil, err
 				}
@@ -248,9 +313,17 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 				continue
 			}
 		}
+		if otpSent && err != nil {
+			return nil, c.otpError(err, client)
+		}
 		if errors.As(err, &ke) {
 			switch ke.Code {
 			case errorcode.KDC_ERR_PREAUTH_REQUIRED:
+				if fa == nil && opt.Password == nil && opt.Keytab == nil {
+					if err := needsArmor(ke, client); err != nil {
+						return nil, err
+					}
+				}
 				if preauthed {
 					// The KDC wants a mechanism we do not speak (OTP,
 					// PKINIT): sending the timestamp again would count as
@@ -261,6 +334,9 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 				}
 				saltInfo = methodData(ke.EData)
 				fastAvail = hasPAType(saltInfo, patype.PA_FX_FAST)
+				if err := askPassword(&opt, client); err != nil {
+					return nil, err
+				}
 				key, err = c.clientKey(opt, client, etypes, saltInfo, 0)
 				if err != nil {
 					return nil, err
@@ -299,9 +375,20 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 			}
 			fastAvail = true
 		}
+		if otpSent {
+			// RFC 6560 4.3: the reply key of an OTP login is the armor
+			// key, strengthened below as in any FAST reply.
+			if fa.key.KeyType != rep.EncPart.EType {
+				return nil, &Error{Kind: ErrArmor, Msg: fmt.Sprintf("kdc reply after the one-time password is encrypted with type %d, not the armor key's %d", rep.EncPart.EType, fa.key.KeyType)}
+			}
+			key, haveKey = fa.key, true
+		}
 		// The reply may be encrypted in another enctype than the one the
 		// pre-authentication used, or arrive without pre-authentication.
 		if !haveKey || key.KeyType != rep.EncPart.EType {
+			if err := askPassword(&opt, client); err != nil {
+				return nil, err
+			}
 			info := append(types.PADataSequence{}, rep.PAData...)
 			info = append(info, saltInfo...)
 			key, err = c.clientKey(opt, client, []int32{rep.EncPart.EType}, info, rep.EncPart.KVNO)
@@ -319,6 +406,9 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 			if opt.Keytab != nil {
 				return nil, &Error{Kind: ErrKeytab, Err: err, Msg: fmt.Sprintf("the keytab key for %s does not match the kdc's", client),
 					hint: "the keytab is stale (key version changed); extract a new one"}
+			}
+			if otpSent {
+				return nil, &Error{Kind: ErrArmor, Err: err, Msg: "kdc reply after the one-time password does not decrypt with the armor key: " + err.Error()}
 			}
 			return nil, wrongPassword(client, err)
 		}

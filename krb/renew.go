@@ -71,8 +71,11 @@ func (c *Client) Renew(ctx context.Context, cc *CCache) (*CCache, error) {
 		clock.offset = cc.KDCOffset
 	}
 	skewed := false
+	// A ticket from an armored login is renewed inside FAST too (the
+	// TGT itself is the armor, RFC 6113 5.4.1.1).
+	armored := armoredLogin(cc)
 	for {
-		req, err := c.renewReq(realm, old, tkt, session, clock.now())
+		req, fa, subkey, err := c.renewReqFAST(realm, old, tkt, session, clock.now(), armored)
 		if err != nil {
 			return nil, err
 		}
@@ -82,6 +85,13 @@ func (c *Client) Renew(ctx context.Context, cc *CCache) (*CCache, error) {
 		}
 		reply, err := c.send(ctx, realm, b)
 		var ke *KDCError
+		if errors.As(err, &ke) && fa != nil {
+			inner, _, uerr := fa.unwrapError(ke, req.ReqBody.Nonce)
+			if uerr != nil {
+				return nil, uerr
+			}
+			err, ke = inner, inner
+		}
 		if errors.As(err, &ke) {
 			switch ke.Code {
 			case errorcode.KRB_AP_ERR_SKEW:
@@ -115,7 +125,15 @@ func (c *Client) Renew(ctx context.Context, cc *CCache) (*CCache, error) {
 		if err != nil {
 			return nil, err
 		}
-		part, err := decryptRepPart(rep.EncPart, session, keyusage.TGS_REP_ENCPART_SESSION_KEY)
+		var part messages.EncKDCRepPart
+		if fa != nil {
+			part, err = fa.tgsReply(rep, der, req.ReqBody.Nonce, subkey)
+			if err == nil && rep.CName.NameString == nil {
+				err = errors.New("kdc reply under FAST names no client")
+			}
+		} else {
+			part, err = decryptRepPart(rep.EncPart, session, keyusage.TGS_REP_ENCPART_SESSION_KEY)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("cannot decrypt the kdc's renewal reply: %w", err)
 		}
@@ -147,7 +165,7 @@ func (c *Client) Renew(ctx context.Context, cc *CCache) (*CCache, error) {
 // messages.NewTGSReq, which takes till/rtime and options from krb5.conf
 // and the authenticator's time from the local clock. rtime is the old
 // renew_till, since a smaller rtime would shorten it.
-func (c *Client) renewReq(realm string, old Credential, tkt messages.Ticket, session types.EncryptionKey, now time.Time) (messages.TGSReq, error) {
+func (c *Client) renewReq(realm string, old Credential, tkt messages.Ticket, session types.EncryptionKey, now time.Time, withAuth func(*types.Authenticator) error) (messages.TGSReq, error) {
 	n, err := nonce()
 	if err != nil {
 		return messages.TGSReq{}, err
@@ -193,6 +211,11 @@ func (c *Client) renewReq(realm string, old Credential, tkt messages.Ticket, ses
 		CTime:     now.Truncate(time.Second),
 		Cusec:     now.Nanosecond() / 1000,
 		SeqNumber: int64(seq) & math.MaxInt32,
+	}
+	if withAuth != nil {
+		if err := withAuth(&auth); err != nil {
+			return req, err
+		}
 	}
 	ap, err := messages.NewAPReq(tkt, session, auth)
 	if err != nil {

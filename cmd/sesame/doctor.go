@@ -126,6 +126,14 @@ func printDoctor(w io.Writer, r *doctor.Report) {
 		if !k.RenewUntil.IsZero() {
 			line("renewable until %s", doctorTime(k.RenewUntil))
 		}
+		if k.Preauth != nil {
+			line("the KDC asks %s for %s", k.Principal, k.Preauth)
+		} else if k.PreauthError != "" {
+			line("cannot tell what the KDC asks of %s: %s", k.Principal, k.PreauthError)
+		}
+		if k.TwoFactorNote != "" {
+			line("%s", k.TwoFactorNote)
+		}
 		if rn := k.Renewal; rn != nil {
 			switch {
 			case rn.Running && rn.PID > 0 && syscall.Kill(rn.PID, 0) == nil && !rn.NextCheck.IsZero():

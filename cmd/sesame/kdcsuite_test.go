@@ -277,6 +277,16 @@ func runSuite(t *testing.T, r *kdcRow) {
 		} else if a, b := configLines(t, mit), configLines(t, ses); paType.ReplaceAllString(a, "${1}138") != b || !strings.Contains(b, "= 138") {
 			t.Errorf("-T config entries: MIT\n%s\nsesame\n%s", a, b)
 		}
+		// The armored login's ticket is renewed inside FAST, and MIT's
+		// kvno takes the renewed ticket.
+		if ses.ok {
+			cmd := exec.Command(sesameBin(t), "kinit", "-R")
+			cmd.Env = append(ses.env, "SESAME_DEBUG=1")
+			if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "renewal inside FAST") {
+				t.Errorf("-T then kinit -R: %v\n%s", err, out)
+			}
+			runOut(t, ses.env, testbed.Path(t, "kvno"), "krbtgt/"+r.realm)
+		}
 	})
 	t.Run("wrong password counted once", func(t *testing.T) {
 		before := r.failures()

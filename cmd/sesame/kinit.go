@@ -159,6 +159,7 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 	if err != nil {
 		return err
 	}
+	var asker *secretAsker
 	if p.armor != "" {
 		// Read before any password prompt: a missing armor fails at once.
 		if opt.Armor, err = readArmor(p.armor); err != nil {
@@ -171,15 +172,18 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 			return err
 		}
 	} else {
-		princ, err := krb.ParseLoginPrincipal(opt.Principal, cfg.DefaultRealm, opt.Enterprise)
+		if _, err := krb.ParseLoginPrincipal(opt.Principal, cfg.DefaultRealm, opt.Enterprise); err != nil {
+			return err
+		}
+		// Asked when the KDC says what it needs (a password, or a
+		// one-time password under FAST), as MIT kinit asks.
+		ask, err := newSecretAsker(p.passwordStdin, stdin)
 		if err != nil {
 			return err
 		}
-		opt.Password, err = readPassword(fmt.Sprintf("Password for %s: ", princ), p.passwordStdin, stdin)
-		if err != nil {
-			return err
-		}
-		defer clear(opt.Password)
+		defer ask.close()
+		opt.Prompt = ask.prompt
+		asker = ask
 	}
 	if p.verbose {
 		if princ, err := krb.ParseLoginPrincipal(opt.Principal, cfg.DefaultRealm, opt.Enterprise); err == nil {
@@ -193,6 +197,9 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 	cc, err := cl.Login(ctx, opt)
 	if err != nil {
 		return err
+	}
+	if asker != nil {
+		opt.Password = asker.password
 	}
 	if fresh {
 		if target, err = name.NewSubsidiary(); err != nil {
@@ -222,6 +229,9 @@ func runKinit(ctx context.Context, p kinitParams, stdin io.Reader) error {
 	if p.verbose {
 		fmt.Fprintln(os.Stdout, "Authenticated to Kerberos v5")
 	}
+	if p.remember && opt.Password == nil {
+		return errors.New("ticket obtained, but nothing was stored: --remember stores a password, and this login used none")
+	}
 	if p.remember {
 		// Only a password the KDC has just accepted is stored.
 		if err := rememberPassword(cc.DefaultPrincipal.String(), opt.Password); err != nil {
@@ -241,6 +251,8 @@ func forgetRejection(princ krb.Principal, opt krb.LoginOptions) {
 	var err error
 	if opt.Keytab != nil {
 		fp, _, err = krb.KeytabFingerprint(opt.Keytab, princ)
+	} else if opt.Password == nil {
+		return
 	} else {
 		fp, err = krb.PasswordFingerprint(princ.String(), opt.Password)
 	}

@@ -371,6 +371,9 @@ func klistText(w io.Writer, name krb.CacheName, cc *krb.CCache, p klistParams) e
 	if note := krb.StoppedNote(name.String()); note != "" {
 		fmt.Fprintf(&b, "\n%s\n", note)
 	}
+	if note := krb.TwoFactorNote(cc); note != "" {
+		fmt.Fprintf(&b, "\n%s\n", note)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

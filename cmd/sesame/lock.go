@@ -69,6 +69,9 @@ passphrase, unlock loads the stored keys even though it is not locked.`,
 				return enc.Encode(st)
 			}
 			printStatus(cmd.OutOrStdout(), st, time.Now())
+			if note := twoFactorStatus(); note != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "kerberos:         %s\n", note)
+			}
 			return nil
 		},
 	}

@@ -198,6 +198,10 @@ func newKeeper(cfg *krb.Config, name krb.CacheName, kt *keytab.Keytab) *krb.Keep
 			return client(cc.DefaultPrincipal.Realm).Renew(ctx, cc)
 		},
 		Report: func(s krb.KeeperState) { saveKeeperState(s) },
+		Warn: func(msg string) {
+			fmt.Fprintf(os.Stderr, "sesame: %s\n", msg)
+			notifyDesktop("Kerberos ticket ends soon", msg)
+		},
 	}
 	acquire := func(ctx context.Context, princ krb.Principal, set func(*krb.LoginOptions) (func(), error)) (*krb.CCache, error) {
 		cl := client(princ.Realm)

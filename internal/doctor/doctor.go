@@ -109,6 +109,14 @@ type Kerberos struct {
 	// Renewal is what the last sesame renew or agent keeper of this
 	// cache recorded, if any.
 	Renewal *krb.KeeperState `json:"renewal,omitempty"`
+	// TwoFactor: the ticket came from a one-time password, and
+	// TwoFactorNote says until when it lasts.
+	TwoFactor     bool   `json:"two_factor,omitempty"`
+	TwoFactorNote string `json:"two_factor_note,omitempty"`
+	// Preauth is what the KDC asks of the principal (probed without
+	// any secret), or PreauthError why that could not be learned.
+	Preauth      *krb.Preauth `json:"preauth,omitempty"`
+	PreauthError string       `json:"preauth_error,omitempty"`
 }
 
 // Agent is what answers at SSH_AUTH_SOCK.
@@ -228,7 +236,7 @@ func Check(ctx context.Context, opt Options) (*Report, error) {
 		}
 	}
 
-	checkKerberos(r, opt, dest)
+	checkKerberos(ctx, r, opt, dest)
 	ids := checkAgent(ctx, r, opt)
 	policy := checkPins(r, opt)
 	if policy != nil && opt.Host != "" {
@@ -354,7 +362,7 @@ func firstLine(s string) string {
 	return line
 }
 
-func checkKerberos(r *Report, opt Options, dest pin.Name) {
+func checkKerberos(ctx context.Context, r *Report, opt Options, dest pin.Name) {
 	k := &r.Kerberos
 	cfg, err := krb.LoadConfig()
 	if err != nil {
@@ -404,6 +412,9 @@ func checkKerberos(r *Report, opt Options, dest pin.Name) {
 			k.TGTExpires = t.EndTime
 			k.RenewUntil = t.RenewTill
 		}
+	}
+	if cc != nil && cfg != nil && len(cc.DefaultPrincipal.Components) > 0 {
+		checkPreauth(ctx, k, cfg, cc)
 	}
 	if s, ok := krb.LoadKeeperState(name.String()); ok {
 		k.Renewal = &s
@@ -805,4 +816,29 @@ func GSSAPICovers() func(patterns []string) bool {
 		}
 		return n > 0
 	}
+}
+
+// checkPreauth asks the KDC what it wants of the cache's principal (no
+// secret is sent: the requests carry no pre-authentication) and notes a
+// two-factor ticket. The cache's own TGT, when valid, is the armor for
+// the look inside FAST.
+func checkPreauth(ctx context.Context, k *Kerberos, cfg *krb.Config, cc *krb.CCache) {
+	if k.TwoFactor = krb.TwoFactor(cc); k.TwoFactor {
+		k.TwoFactorNote = krb.TwoFactorNote(cc)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	princ := cc.DefaultPrincipal
+	cl := krb.NewClient(cfg.Gokrb5(princ.Realm))
+	cl.Timeout = 3 * time.Second
+	var armor *krb.CCache
+	if k.TGTValid {
+		armor = cc
+	}
+	p, err := cl.ProbePreauth(ctx, princ, armor)
+	if err != nil {
+		k.PreauthError = err.Error()
+		return
+	}
+	k.Preauth = &p
 }

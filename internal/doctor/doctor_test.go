@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -55,7 +56,7 @@ func TestKerberosKCMUnavailable(t *testing.T) {
 	t.Setenv("KRB5_CONFIG", conf)
 	t.Setenv("KRB5CCNAME", "")
 	r := &Report{Suggestions: []string{}}
-	checkKerberos(r, Options{Now: time.Now}, pin.Name{})
+	checkKerberos(context.Background(), r, Options{Now: time.Now}, pin.Name{})
 	if !strings.Contains(r.Kerberos.CacheError, "sssd-kcm") {
 		t.Errorf("cache error %q", r.Kerberos.CacheError)
 	}

@@ -34,6 +34,7 @@ type KDCOptions struct {
 	MaxRenewable    string // realm max_renewable_life, e.g. "7d"
 	ClockSkew       string // realm clockskew in seconds, e.g. "300"
 	ExtraKrb5Client string // appended to [libdefaults] of the client krb5.conf
+	ExtraKDCConf    string // appended to kdc.conf (whole sections, e.g. [otp])
 }
 
 // NewKDC creates a realm, starts krb5kdc on a free port, and stops it when
@@ -93,7 +94,7 @@ func NewKDC(t T, opt KDCOptions) *KDC {
 
 [logging]
 	kdc = FILE:%[7]s
-`, k.Realm, k.Port, dir, opt.MaxLife, opt.MaxRenewable, opt.ClockSkew, k.Log)
+`, k.Realm, k.Port, dir, opt.MaxLife, opt.MaxRenewable, opt.ClockSkew, k.Log) + opt.ExtraKDCConf
 	if err := os.WriteFile(k.Conf, []byte(krb5conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
