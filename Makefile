@@ -1,7 +1,9 @@
 # sesame — build, test, fuzz and benchmark.
 GO        ?= go
 PREFIX    ?= /usr/local
-VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# From git tags (scripts/version.sh): 1.2.3, 1.2.3+4.gabc1234 after a tag,
+# 0.0.0+gitabc1234 without one; dpkg and rpm accept and order them all.
+VERSION   ?= $(shell sh scripts/version.sh)
 # A count, not a duration: with a duration, Go 1.26's fuzz coordinator can
 # report "context deadline exceeded" at the boundary although nothing failed
 # (go.dev/issue/75804, fixed in Go 1.27). 200000 runs take 5-45 s a target.
@@ -23,7 +25,7 @@ ifeq ($(shell uname -s),Linux)
 export CGO_ENABLED = 0
 endif
 
-.PHONY: all build install deps test unit race openssh-regress fuzz bench demo vet no-binaries clean
+.PHONY: all build install deps test unit race openssh-regress fuzz bench demo vet no-binaries clean man dist install-test
 
 all: build
 
@@ -49,6 +51,7 @@ no-binaries:
 vet: no-binaries
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags mangen ./cmd/sesame
 
 # The whole suite: static checks, every test (real KDC, sshd, ssh, ssh-add),
 # OpenSSH's own agent regression tests against sesame agent, then each fuzz
@@ -89,5 +92,15 @@ bench: build
 demo: build
 	$(GO) run ./internal/demo
 
+# Manual pages from the command tree (cobra's generator, cmd/sesame/man.go)
+# into dist/man; `man -l dist/man/sesame-kinit.1` reads one.
+man:
+	VERSION=$(VERSION) bash scripts/dist.sh man
+
+# Static binaries for linux and darwin (amd64, arm64) as tarballs, and a
+# .deb and an .rpm per Linux architecture (nfpm), under dist/.
+dist:
+	VERSION=$(VERSION) bash scripts/dist.sh
+
 clean:
-	rm -rf bin
+	rm -rf bin dist
