@@ -54,9 +54,9 @@ vet: no-binaries
 	$(GO) vet -tags mangen ./cmd/sesame
 
 # The whole suite: static checks, every test (real KDC, sshd, ssh, ssh-add),
-# OpenSSH's own agent regression tests against sesame agent, then each fuzz
-# target for FUZZTIME.
-test: vet unit race openssh-regress fuzz
+# OpenSSH's own agent regression tests against sesame agent, each fuzz
+# target for FUZZTIME, then the .deb installed, used and removed.
+test: vet unit race openssh-regress fuzz install-test
 
 # Under CI the security-key tests must not skip: build OpenSSH's sk-dummy
 # provider first (scripts/openssh-regress.sh caches it) and point them at it.
@@ -101,6 +101,13 @@ man:
 # .deb and an .rpm per Linux architecture (nfpm), under dist/.
 dist:
 	VERSION=$(VERSION) bash scripts/dist.sh
+
+# The .deb for this machine built, linted, installed with apt-get, its
+# /usr/bin/sesame run against the test bed (MIT KDC, ssh-add), its page and
+# completion found, and removed again with dpkg -r; the .rpm's file list
+# checked. Needs root or sudo; about half a minute.
+install-test:
+	bash scripts/install-test.sh
 
 clean:
 	rm -rf bin dist

@@ -8,7 +8,8 @@
 #                        the launchd plist (macOS), README and copyright
 #   dist/sesame_V_ARCH.deb, dist/sesame-V-1.ARCH.rpm   Linux packages, made
 #                        by nfpm from packaging/nfpm.yaml
-# Usage: scripts/dist.sh [man]. GO, VERSION, DIST and MAINTAINER may be set.
+# Usage: scripts/dist.sh [man]. GO, VERSION, DIST and MAINTAINER may be set;
+# TARGETS (default: all four) narrows the builds, e.g. TARGETS=linux/amd64.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
@@ -56,7 +57,8 @@ printf 'sesame (%s-1) unstable; urgency=medium\n\n  * Built from commit %s.\n\n 
 # cgo, and there is no macOS toolchain here: the darwin binaries are built
 # without cgo, so they offer the vault and pass backends but not the
 # Keychain (README, "Install"). A build on a Mac (make build) has it.
-for target in linux/amd64 linux/arm64 darwin/amd64 darwin/arm64; do
+TARGETS=${TARGETS:-linux/amd64 linux/arm64 darwin/amd64 darwin/arm64}
+for target in $TARGETS; do
   os=${target%/*} arch=${target#*/}
   mkdir -p "$stage/$os-$arch"
   CGO_ENABLED=0 GOOS=$os GOARCH=$arch "$GO" build -trimpath -ldflags "$ldflags" -o "$stage/$os-$arch/sesame" ./cmd/sesame
@@ -80,7 +82,9 @@ done
 # The packages. nfpm expands variables in its metadata fields but not in
 # the paths of contents, so the paths are filled in here; the files' times
 # come from SOURCE_DATE_EPOCH.
-for arch in amd64 arm64; do
+for target in $TARGETS; do
+  [ "${target%/*}" = linux ] || continue
+  arch=${target#*/}
   sed -e "s|\${STAGE}|$stage|g" -e "s|\${ARCH}|$arch|g" packaging/nfpm.yaml >"$stage/nfpm-$arch.yaml"
   for packager in deb rpm; do
     ARCH=$arch VERSION=$VERSION MAINTAINER=$MAINTAINER \

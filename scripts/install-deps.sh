@@ -16,7 +16,8 @@
 # credentials caches; the two-factor realm (the KDC's otp and pkinit plugins,
 # FreeRADIUS as its RADIUS server, oathtool for TOTP codes); python3-paramiko
 # as an SSH client without session-bind; lintian and rpm to check the
-# packages `make dist` builds.
+# packages `make dist` builds, man-db and bash-completion to read the
+# installed package's page and find its completion (make install-test).
 # Debian/Ubuntu. Runs as root or as a user who may sudo: it asks for sudo
 # only when something is missing and it is not root. When another apt or
 # dpkg is running (an unattended upgrade on a fresh machine), it waits for it
@@ -24,7 +25,8 @@
 set -euo pipefail
 pkgs=(krb5-kdc krb5-admin-server krb5-user openssh-server openssh-client kstart sssd-kcm keyutils samba-ad-dc samba-ad-provision dbus-daemon gnome-keyring procps make git gcc libc6-dev ca-certificates
   dpkg-dev autoconf automake zlib1g-dev libssl-dev gdb sudo softhsm2 openssl
-  krb5-otp krb5-pkinit freeradius oathtool python3-paramiko lintian rpm)
+  krb5-otp krb5-pkinit freeradius oathtool python3-paramiko lintian rpm
+  man-db bash-completion)
 
 # The Go toolchain: go.mod names the release it wants, and any go from 1.21
 # on fetches it through the module proxy. Install Debian's when it is new
