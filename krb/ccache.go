@@ -607,7 +607,7 @@ func (cc *CCache) ConfigValue(key string) ([]byte, bool) {
 func (cc *CCache) SetConfigValue(key string, value []byte) {
 	cc.Upsert(Credential{
 		Client: cc.DefaultPrincipal,
-		Server: Principal{NameType: ccNameTypeUnknown, Realm: CacheConfigRealm, Components: []string{CacheConfigPrefix, key}},
+		Server: Principal{NameType: ccNameTypePrincipal, Realm: CacheConfigRealm, Components: []string{CacheConfigPrefix, key}},
 		Ticket: append([]byte(nil), value...),
 	})
 }

@@ -249,6 +249,8 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 			// MIT records the challenge's type as the cache's pa_type.
 			preauthed, otpSent, once, paType = true, true, true, PAOTPChallenge
 		}
+		// RFC 6806 FAST negotiation, as MIT asks for it (fastnego.go).
+		req.PAData = append(req.PAData, encPARepRequest())
 		if fa != nil {
 			if err := fa.wrap(&req, append(append(types.PADataSequence{}, cookie...), req.PAData...)); err != nil {
 				return nil, err
@@ -333,7 +335,6 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 						hint: "the account may need another login method (OTP, PKINIT) that sesame does not support; use MIT kinit"}
 				}
 				saltInfo = methodData(ke.EData)
-				fastAvail = hasPAType(saltInfo, patype.PA_FX_FAST)
 				if err := askPassword(&opt, client); err != nil {
 					return nil, err
 				}
@@ -414,6 +415,13 @@ func (c *Client) Login(ctx context.Context, opt LoginOptions) (*CCache, error) {
 		}
 		if err := checkASRep(rep, part, req, client, server, opt.Canonicalize); err != nil {
 			return nil, err
+		}
+		if fa == nil {
+			// Under FAST the KDC plainly supports it; without, the
+			// reply says so (fastnego.go).
+			if fastAvail, err = fastNegotiated(part, key, b); err != nil {
+				return nil, err
+			}
 		}
 		if c.Config.LibDefaults.KDCTimeSync != 0 {
 			// Like MIT with kdc_timesync: the KDC's authtime is the
@@ -705,7 +713,7 @@ func addLoginConfig(cc *CCache, server Principal, paType int32, fast bool) {
 	add := func(key, value string) {
 		entries = append(entries, Credential{
 			Client: cc.DefaultPrincipal,
-			Server: Principal{NameType: ccNameTypeUnknown, Realm: CacheConfigRealm, Components: []string{CacheConfigPrefix, key, server.String()}},
+			Server: Principal{NameType: ccNameTypePrincipal, Realm: CacheConfigRealm, Components: []string{CacheConfigPrefix, key, server.String()}},
 			Ticket: []byte(value),
 		})
 	}

@@ -16,7 +16,9 @@
 # credentials caches; the two-factor realm (the KDC's otp and pkinit plugins,
 # FreeRADIUS as its RADIUS server, oathtool for TOTP codes); python3-paramiko
 # as an SSH client without session-bind; lintian and rpm to check the
-# packages `make dist` builds; strace to kill a vault writer at its rename.
+# packages `make dist` builds, man-db and bash-completion to read the
+# installed package's page and find its completion (make install-test);
+# strace to kill a vault writer at its rename.
 # Debian/Ubuntu. Runs as root or as a user who may sudo: it asks for sudo
 # only when something is missing and it is not root. When another apt or
 # dpkg is running (an unattended upgrade on a fresh machine), it waits for it
@@ -24,7 +26,8 @@
 set -euo pipefail
 pkgs=(krb5-kdc krb5-admin-server krb5-user openssh-server openssh-client kstart sssd-kcm keyutils samba-ad-dc samba-ad-provision dbus-daemon gnome-keyring procps make git gcc libc6-dev ca-certificates
   dpkg-dev autoconf automake zlib1g-dev libssl-dev gdb sudo softhsm2 openssl
-  krb5-otp krb5-pkinit freeradius oathtool python3-paramiko lintian rpm strace)
+  krb5-otp krb5-pkinit freeradius oathtool python3-paramiko lintian rpm strace
+  man-db bash-completion)
 
 # The Go toolchain: go.mod names the release it wants, and any go from 1.21
 # on fetches it through the module proxy. Install Debian's when it is new

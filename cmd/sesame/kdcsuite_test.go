@@ -38,6 +38,8 @@ type kdcRow struct {
 	rc4Only string
 	// expired has an expired password; locked may get no tickets.
 	expired, locked string
+	// noPreauth needs no pre-authentication (password user's), or empty.
+	noPreauth string
 	// keytab returns a principal and a keytab holding its keys.
 	keytab func() (string, string)
 	// failures is the KDC's own count of failed logins of user.
@@ -54,7 +56,8 @@ type kdcRow struct {
 func mitRow(t *testing.T) *kdcRow {
 	kdc := testbed.NewKDC(t, testbed.KDCOptions{})
 	r := &kdcRow{name: "mit", realm: kdc.Realm, conf: kdc.Conf, dir: kdc.Dir, user: "alice", password: krbTestPassword,
-		expired: "expired", locked: "locked"}
+		expired: "expired", locked: "locked", noPreauth: "carol"}
+	kdc.AddPrincipal("carol", krbTestPassword)
 	for _, p := range []string{"alice", "expired", "locked"} {
 		kdc.AddPrincipal(p, krbTestPassword)
 		kdc.Kadmin("modprinc +requires_preauth " + p)
@@ -241,6 +244,26 @@ func runSuite(t *testing.T, r *kdcRow) {
 		same(t, "password", mit, ses, false)
 		// The config entries MIT writes (fast_avail, pa_type) are there too.
 		if a, b := configLines(t, mit), configLines(t, ses); a != b {
+			t.Errorf("config entries: MIT\n%s\nsesame\n%s", a, b)
+		}
+	})
+	t.Run("no pre-authentication", func(t *testing.T) {
+		if r.noPreauth == "" {
+			t.Skip("no such account in this realm")
+		}
+		mit := r.kinit(t, true, "", r.password, r.noPreauth)
+		ses := r.kinit(t, false, "", r.password, r.noPreauth)
+		if !mit.ok {
+			t.Fatalf("control failed: %s", mit.out)
+		}
+		same(t, "no pre-authentication", mit, ses, false)
+		// MIT learns from the reply that the KDC supports FAST
+		// (RFC 6806 negotiation) and says so in fast_avail.
+		a, b := configLines(t, mit), configLines(t, ses)
+		if !strings.Contains(a, "fast_avail") {
+			t.Errorf("MIT kinit (the control) wrote no fast_avail:\n%s", a)
+		}
+		if a != b {
 			t.Errorf("config entries: MIT\n%s\nsesame\n%s", a, b)
 		}
 	})

@@ -56,7 +56,9 @@ func init() {
 				return err
 			}
 			if p.version {
-				fmt.Fprintln(cmd.OutOrStdout(), "sesame", version)
+				// MIT's line, which scripts grep for; the version is
+				// sesame's.
+				fmt.Fprintf(cmd.OutOrStdout(), "Kerberos 5 version %s (sesame)\n", version)
 				return nil
 			}
 			return runKlist(cmd.OutOrStdout(), p, time.Now())
