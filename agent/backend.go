@@ -651,6 +651,15 @@ func (c *conn) serveRoutable(fc *frameConn) error {
 	if len(msg) == 0 {
 		return fc.writeMessage([]byte{msgFailure})
 	}
+	if c.tainted {
+		c.log.Debug("request refused", "type", msg[0], "err", errTainted)
+		return fc.writeMessage([]byte{msgFailure})
+	}
+	if namesProvider(msg) && !c.mayAddProvider() {
+		// ssh-agent: "remote addition of providers is disabled".
+		c.log.Info("refused loading a provider for a client that is not local (see -O allow-remote-pkcs11)", "type", msg[0])
+		return fc.writeMessage([]byte{msgFailure})
+	}
 	toBackend := true
 	if msg[0] == msgAddIdentity || msg[0] == msgAddIDConstrained {
 		r := sshwire.Reader{B: msg[1:]}
@@ -678,6 +687,42 @@ func (c *conn) serveRoutable(fc *frameConn) error {
 	}
 	c.log.Debug("request served by the backend", "type", msg[0], "reply", reply[0])
 	return fc.writeMessage(reply)
+}
+
+// ExtSKProvider is the key constraint naming the FIDO middleware library
+// the agent should load for a security key (ssh-add -S).
+const ExtSKProvider = "sk-provider@openssh.com"
+
+// skProviderName is the constraint's name as it appears on the wire.
+var skProviderName = appendString(nil, []byte(ExtSKProvider))
+
+// namesProvider reports whether a request would have the agent load a
+// library: a PKCS#11 provider (ADD_SMARTCARD_KEY, with or without
+// constraints), or a key added with the sk-provider constraint. The
+// constraint is looked for as its length-prefixed name anywhere in the
+// request: where the constraints start depends on the key type, and a
+// request that merely carries those bytes elsewhere (in a comment) is
+// refused too, which errs on the safe side.
+func namesProvider(msg []byte) bool {
+	switch msg[0] {
+	case msgAddSmartcardKey, msgAddSmartcardKeyConstrained:
+		return true
+	case msgAddIDConstrained:
+		return bytes.Contains(msg[1:], skProviderName)
+	}
+	return false
+}
+
+// allowRemoteProviders reports whether the agent runs with -O
+// allow-remote-pkcs11 (ssh-agent(1)): providers may then be loaded for
+// forwarded clients too.
+func (s *Server) allowRemoteProviders() bool {
+	for _, o := range s.opts.BackendOptions {
+		if o == "allow-remote-pkcs11" {
+			return true
+		}
+	}
+	return false
 }
 
 // replayConn hands ServeAgent one request held in memory.
