@@ -54,9 +54,9 @@ type conn struct {
 	// of it, and the next hop would pass for the first), so nothing is
 	// listed, signed, bound or passed on afterwards (see refuseTainted).
 	tainted bool
-	log           *slog.Logger
-	slot          *slot // nil for ServeConn
-	be            backendConn
+	log     *slog.Logger
+	slot    *slot // nil for ServeConn
+	be      backendConn
 }
 
 var _ xagent.ExtendedAgent = (*conn)(nil)
