@@ -52,7 +52,7 @@ type conn struct {
 	// while locked. The chain of binds it holds is then not the chain the
 	// client went through (a hop the agent could not read would drop out
 	// of it, and the next hop would pass for the first), so nothing is
-	// listed, signed, bound or passed on afterwards (see refuseTainted).
+	// listed, signed, bound or passed on afterwards (see errTainted).
 	tainted bool
 	log     *slog.Logger
 	slot    *slot // nil for ServeConn
