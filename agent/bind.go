@@ -41,7 +41,7 @@ func parseSessionBind(contents []byte) (Bind, error) {
 	if len(m.SessionID) == 0 || len(m.SessionID) > MaxSessionIDLen {
 		return Bind{}, fmt.Errorf("%w: session id of %d bytes", ErrBind, len(m.SessionID))
 	}
-	key, err := parseHostKey(m.HostKey)
+	key, err := ParseHostKey(m.HostKey)
 	if err != nil {
 		return Bind{}, fmt.Errorf("%w: %w", ErrBind, err)
 	}

@@ -39,11 +39,11 @@ const (
 // errHostKey is wrapped by every host key refused.
 var errHostKey = errors.New("host key")
 
-// parseHostKey reads a public key blob as OpenSSH accepts it for a host:
+// ParseHostKey reads a public key blob as OpenSSH accepts it for a host:
 // every plain key type and certificate x/crypto knows, RSA with any odd
 // public exponent of at least 3, and only RSA moduli of 1024 to 16384
 // bits; a certificate's CA signature must verify.
-func parseHostKey(blob []byte) (ssh.PublicKey, error) {
+func ParseHostKey(blob []byte) (ssh.PublicKey, error) {
 	return parseHostKeyDepth(blob, true)
 }
 

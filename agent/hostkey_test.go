@@ -128,11 +128,11 @@ func TestBindBigExponentRSA(t *testing.T) {
 // a canonical encoding (sesame compares host keys by their blobs).
 func TestHostKeyRSALimits(t *testing.T) {
 	small := newBigRSA(t, 768)
-	if _, err := parseHostKey(small.pub.Marshal()); err == nil {
+	if _, err := ParseHostKey(small.pub.Marshal()); err == nil {
 		t.Error("a 768-bit RSA host key was accepted")
 	}
 	k := newBigRSA(t, 1024)
-	if _, err := parseHostKey(k.pub.Marshal()); err != nil {
+	if _, err := ParseHostKey(k.pub.Marshal()); err != nil {
 		t.Errorf("1024-bit key: %v", err)
 	}
 	// e with a leading zero byte it does not need.
@@ -141,11 +141,11 @@ func TestHostKeyRSALimits(t *testing.T) {
 		E    []byte
 		N    *big.Int
 	}{ssh.KeyAlgoRSA, append([]byte{0}, k.pub.e.Bytes()...), k.pub.n})
-	if _, err := parseHostKey(blob); err == nil {
+	if _, err := ParseHostKey(blob); err == nil {
 		t.Error("a non-canonical exponent was accepted")
 	}
 	even := &bigRSAKey{e: new(big.Int).Add(k.pub.e, big.NewInt(1)), n: k.pub.n}
-	if _, err := parseHostKey(even.Marshal()); err == nil {
+	if _, err := ParseHostKey(even.Marshal()); err == nil {
 		t.Error("an even exponent was accepted")
 	}
 }
@@ -184,7 +184,7 @@ func TestHostCertificates(t *testing.T) {
 	for _, tc := range cases {
 		cert := signCert(t, tc.key.PublicKey(), tc.ca, "v.example")
 		blob := cert.Marshal()
-		k, err := parseHostKey(blob)
+		k, err := ParseHostKey(blob)
 		if err != nil {
 			t.Errorf("%s: %v", tc.name, err)
 			continue
@@ -207,7 +207,7 @@ func TestHostCertificates(t *testing.T) {
 		// A certificate whose CA signature does not verify is refused.
 		bad := bytes.Clone(blob)
 		bad[len(bad)-10] ^= 1
-		if _, err := parseHostKey(bad); err == nil {
+		if _, err := ParseHostKey(bad); err == nil {
 			t.Errorf("%s: a certificate with a bad signature was accepted", tc.name)
 		}
 	}
