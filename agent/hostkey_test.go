@@ -10,6 +10,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -373,5 +374,67 @@ func TestPrivateExtensionsLocalOnly(t *testing.T) {
 	}
 	if bytes.Contains(res, []byte("@sesame")) {
 		t.Errorf("query on a bound connection lists sesame's extensions: %q", res)
+	}
+}
+
+// The same forwarding bind sent 100,000 times on one connection (what a
+// remote host can do) leaves the agent's heap as it was after the first
+// few: a repeated bind is neither stored nor queued for the backend again.
+// ssh-agent stays flat the same way.
+func TestRepeatedBindsHeapFlat(t *testing.T) {
+	if testing.Short() {
+		t.Skip("100,000 binds")
+	}
+	srv := quietServer(Options{})
+	host := newHostKey(t)
+	sid := randBytes(32)
+	bind := appendString([]byte{msgExtension}, []byte(ExtSessionBind))
+	bind = append(bind, bindMsg(t, host.PublicKey(), host, sid, sid, true)...)
+	frame := binary.BigEndian.AppendUint32(nil, uint32(len(bind)))
+	frame = append(frame, bind...)
+
+	a, b := net.Pipe()
+	done := make(chan struct{})
+	go func() {
+		srv.ServeConn(newFrameConn(a, 0), ConnInfo{UID: 0, PID: 1})
+		a.Close()
+		close(done)
+	}()
+	defer func() { b.Close(); <-done }()
+	send := func(n int) {
+		errc := make(chan error, 1)
+		go func() {
+			var err error
+			for range n {
+				if _, err = b.Write(frame); err != nil {
+					break
+				}
+			}
+			errc <- err
+		}()
+		var reply [5]byte
+		for i := range n {
+			if _, err := io.ReadFull(b, reply[:]); err != nil || reply[4] != replySuccess {
+				t.Fatalf("bind %d: reply %v, %v", i, reply, err)
+			}
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	heap := func() uint64 {
+		var m runtime.MemStats
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	send(100)
+	before := heap()
+	send(100_000)
+	after := heap()
+	t.Logf("heap %d before, %d after 100,000 repeated binds", before, after)
+	if after > before+1<<20 {
+		t.Errorf("heap grew by %d bytes over 100,000 repeated binds", after-before)
 	}
 }
