@@ -329,3 +329,27 @@ func fingerprintLine(t *testing.T, line string) string {
 	}
 	return strings.Fields(string(o))[1]
 }
+
+// With -O allow-remote-pkcs11 (ssh-agent(1)), the far side may load a
+// PKCS#11 provider, from sesame as from ssh-agent.
+func TestE2EForwardedProvidersAllowRemote(t *testing.T) {
+	w := newBigHostWorld(t)
+	provider, conf, tokenPub := testbed.SoftHSM(t)
+	tokenFP := fingerprintLine(t, tokenPub)
+	askpass := filepath.Join(w.home, "pin-askpass")
+	os.WriteFile(askpass, []byte("#!/bin/sh\necho 1234\n"), 0o755)
+	pinEnv := []string{"env", "SSH_ASKPASS=" + askpass, "SSH_ASKPASS_REQUIRE=force", "DISPLAY=:0", "SOFTHSM2_CONF=" + conf}
+	for _, which := range agentsUnderTest {
+		t.Run(which, func(t *testing.T) {
+			a := w.agentWith(which, []string{"SOFTHSM2_CONF=" + conf}, "-O", "allow-remote-pkcs11")
+			out, err := w.farSide(a.sock, append(pinEnv, testbed.Path(t, "ssh-add"), "-s", provider)...)
+			if err != nil {
+				t.Errorf("ssh-add -s from the far side with -O allow-remote-pkcs11: %v\n%s\nagent:\n%s", err, out, a.stderr)
+			}
+			if list, _ := w.run(a.env, "ssh-add", "-l"); !strings.Contains(list, tokenFP) {
+				t.Errorf("the token's key is not listed:\n%s", list)
+			}
+		})
+	}
+}
+
