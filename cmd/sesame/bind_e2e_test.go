@@ -352,4 +352,3 @@ func TestE2EForwardedProvidersAllowRemote(t *testing.T) {
 		})
 	}
 }
-
