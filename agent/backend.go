@@ -73,15 +73,16 @@ var ErrBackend = errors.New("backend ssh-agent unavailable")
 type backend struct {
 	s *Server
 
-	mu      sync.Mutex
-	dir     string // private directory holding the socket
-	sock    string
-	cmd     *exec.Cmd
-	done    chan struct{}  // closed when the child has exited
-	stdin   io.WriteCloser // the watcher's input: closing it stops the backend
-	stopped bool
-	pass    []byte // the passphrase the backend is locked with
-	locked  bool
+	mu       sync.Mutex
+	dir      string // private directory holding the socket
+	sock     string
+	cmd      *exec.Cmd
+	done     chan struct{}  // closed when the child has exited
+	stdin    io.WriteCloser // the watcher's input: closing it stops the backend
+	stopped  bool
+	pass     []byte // the passphrase the backend is (or may be) locked with
+	locked   bool   // the backend is or may be locked
+	retrying bool   // retryUnlock is running
 }
 
 // running reports whether the backend has been started (and so may hold
@@ -222,7 +223,8 @@ func (b *backend) cleanupLocked() {
 		b.stdin.Close()
 	}
 	b.dir, b.sock, b.cmd, b.done, b.stdin = "", "", nil, nil, nil
-	b.locked = false
+	clear(b.pass)
+	b.pass, b.locked = nil, false
 }
 
 // stop kills the backend and removes its directory.
@@ -305,38 +307,100 @@ func (b *backend) kinds() map[string]string {
 
 // lock locks the backend with a random passphrase of its own: sesame's
 // passphrase never leaves sesame.
+//
+// The passphrase is kept from before the request is sent until the
+// backend has been seen to unlock: a lock that times out on a busy
+// backend (one waiting for a touch or a PIN) may still be carried out
+// once the backend gets to it, and a passphrase thrown away then would
+// leave its keys locked until sesame restarts. A backend that may still
+// be locked is locked again with the same passphrase.
 func (b *backend) lock() {
 	if !b.running() {
 		return
 	}
-	// Text without NUL: ssh-agent reads it as a C string and exits on a
-	// malformed one.
-	raw := make([]byte, 32)
-	rand.Read(raw)
-	pass := []byte(hex.EncodeToString(raw))
-	clear(raw)
+	b.mu.Lock()
+	if b.pass == nil {
+		// Text without NUL: ssh-agent reads it as a C string and exits
+		// on a malformed one.
+		raw := make([]byte, 32)
+		rand.Read(raw)
+		b.pass = []byte(hex.EncodeToString(raw))
+		clear(raw)
+	}
+	pass := bytes.Clone(b.pass)
+	b.locked = true // from now on it may be, whatever the answer
+	b.mu.Unlock()
+	defer clear(pass)
 	reply, err := b.oneShot(appendString([]byte{msgLock}, pass))
 	if err != nil || len(reply) != 1 || reply[0] != msgSuccess {
+		// A refusal: already locked by an earlier lock that timed out
+		// (with this passphrase); or not yet done.
 		b.s.log.Warn("locking the backend ssh-agent", "err", err)
-		return
 	}
-	b.mu.Lock()
-	b.pass, b.locked = pass, true
-	b.mu.Unlock()
 }
 
+// unlock unlocks the backend. When the backend does not answer in time
+// the passphrase is kept and the unlock is tried again, in the
+// background, until it answers or sesame locks again.
 func (b *backend) unlock() {
+	if !b.tryUnlock() {
+		go b.retryUnlock()
+	}
+}
+
+// unlockRetry is how often retryUnlock asks a busy backend again.
+var unlockRetry = time.Second
+
+// tryUnlock sends the unlock; true when the backend answered (or there is
+// nothing to unlock). Any answer settles it: success, or a failure,
+// which from ssh-agent with the right passphrase means it was not locked
+// (the lock that timed out never reached it).
+func (b *backend) tryUnlock() bool {
 	b.mu.Lock()
-	pass, locked := b.pass, b.locked
-	b.pass, b.locked = nil, false
+	if !b.locked || b.cmd == nil {
+		b.mu.Unlock()
+		return true
+	}
+	pass := bytes.Clone(b.pass)
 	b.mu.Unlock()
-	if !locked {
+	defer clear(pass)
+	reply, err := b.oneShot(appendString([]byte{msgUnlock}, pass))
+	if err != nil || len(reply) == 0 {
+		b.s.log.Warn("unlocking the backend ssh-agent; trying again", "err", err)
+		return false
+	}
+	b.mu.Lock()
+	if b.locked && bytes.Equal(b.pass, pass) && !b.s.Locked() {
+		clear(b.pass)
+		b.pass, b.locked = nil, false
+	}
+	b.mu.Unlock()
+	return true
+}
+
+func (b *backend) retryUnlock() {
+	b.mu.Lock()
+	if b.retrying {
+		b.mu.Unlock()
 		return
 	}
-	if _, err := b.oneShot(appendString([]byte{msgUnlock}, pass)); err != nil {
-		b.s.log.Warn("unlocking the backend ssh-agent", "err", err)
+	b.retrying = true
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		b.retrying = false
+		b.mu.Unlock()
+	}()
+	for {
+		select {
+		case <-b.s.ctx.Done():
+			return
+		case <-time.After(unlockRetry):
+		}
+		if b.s.Locked() || b.tryUnlock() {
+			return
+		}
 	}
-	clear(pass)
 }
 
 const msgSuccess = 6
@@ -651,6 +715,15 @@ func (c *conn) serveRoutable(fc *frameConn) error {
 	if len(msg) == 0 {
 		return fc.writeMessage([]byte{msgFailure})
 	}
+	if c.tainted {
+		c.log.Debug("request refused", "type", msg[0], "err", errTainted)
+		return fc.writeMessage([]byte{msgFailure})
+	}
+	if namesProvider(msg) && !c.mayAddProvider() {
+		// ssh-agent: "remote addition of providers is disabled".
+		c.log.Info("refused loading a provider for a client that is not local (see -O allow-remote-pkcs11)", "type", msg[0])
+		return fc.writeMessage([]byte{msgFailure})
+	}
 	toBackend := true
 	if msg[0] == msgAddIdentity || msg[0] == msgAddIDConstrained {
 		r := sshwire.Reader{B: msg[1:]}
@@ -678,6 +751,42 @@ func (c *conn) serveRoutable(fc *frameConn) error {
 	}
 	c.log.Debug("request served by the backend", "type", msg[0], "reply", reply[0])
 	return fc.writeMessage(reply)
+}
+
+// ExtSKProvider is the key constraint naming the FIDO middleware library
+// the agent should load for a security key (ssh-add -S).
+const ExtSKProvider = "sk-provider@openssh.com"
+
+// skProviderName is the constraint's name as it appears on the wire.
+var skProviderName = appendString(nil, []byte(ExtSKProvider))
+
+// namesProvider reports whether a request would have the agent load a
+// library: a PKCS#11 provider (ADD_SMARTCARD_KEY, with or without
+// constraints), or a key added with the sk-provider constraint. The
+// constraint is looked for as its length-prefixed name anywhere in the
+// request: where the constraints start depends on the key type, and a
+// request that merely carries those bytes elsewhere (in a comment) is
+// refused too, which errs on the safe side.
+func namesProvider(msg []byte) bool {
+	switch msg[0] {
+	case msgAddSmartcardKey, msgAddSmartcardKeyConstrained:
+		return true
+	case msgAddIDConstrained:
+		return bytes.Contains(msg[1:], skProviderName)
+	}
+	return false
+}
+
+// allowRemoteProviders reports whether the agent runs with -O
+// allow-remote-pkcs11 (ssh-agent(1)): providers may then be loaded for
+// forwarded clients too.
+func (s *Server) allowRemoteProviders() bool {
+	for _, o := range s.opts.BackendOptions {
+		if o == "allow-remote-pkcs11" {
+			return true
+		}
+	}
+	return false
 }
 
 // replayConn hands ServeAgent one request held in memory.

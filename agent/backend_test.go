@@ -216,39 +216,9 @@ func TestBackendBroken(t *testing.T) {
 // PKCS#11 helper inherits it), and returns the provider library and the
 // key's public line as ssh-keygen -D prints it.
 func softHSM(t *testing.T) (provider, pubLine string) {
-	util := testbed.Path(t, "softhsm2-util")
-	for _, p := range []string{"/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-		"/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so"} {
-		if _, err := os.Stat(p); err == nil {
-			provider = p
-			break
-		}
-	}
-	if provider == "" {
-		testbed.Missing(t, "libsofthsm2.so not found (scripts/install-deps.sh installs softhsm2)")
-	}
-	dir := t.TempDir()
-	tokens := filepath.Join(dir, "tokens")
-	os.Mkdir(tokens, 0o700)
-	conf := filepath.Join(dir, "softhsm2.conf")
-	os.WriteFile(conf, []byte("directories.tokendir = "+tokens+"\nobjectstore.backend = file\nlog.level = ERROR\n"), 0o600)
+	provider, conf, pubLine := testbed.SoftHSM(t)
 	t.Setenv("SOFTHSM2_CONF", conf)
-	run := func(name string, args ...string) string {
-		out, err := exec.Command(name, args...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
-	run(util, "--init-token", "--free", "--label", "sesame", "--pin", "1234", "--so-pin", "12345678")
-	key := filepath.Join(dir, "key.pem")
-	run(testbed.Path(t, "openssl"), "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", key)
-	run(util, "--import", key, "--token", "sesame", "--label", "sesame-key", "--id", "01", "--pin", "1234")
-	pub := strings.TrimSpace(run(testbed.Path(t, "ssh-keygen"), "-D", provider))
-	if pub == "" || strings.Count(pub, "\n") != 0 {
-		t.Fatalf("ssh-keygen -D: want one key, got %q", pub)
-	}
-	return provider, pub
+	return provider, pubLine
 }
 
 // A PKCS#11 key from a SoftHSM2 token: ssh-add -s with the PIN through

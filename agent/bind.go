@@ -41,9 +41,9 @@ func parseSessionBind(contents []byte) (Bind, error) {
 	if len(m.SessionID) == 0 || len(m.SessionID) > MaxSessionIDLen {
 		return Bind{}, fmt.Errorf("%w: session id of %d bytes", ErrBind, len(m.SessionID))
 	}
-	key, err := ssh.ParsePublicKey(m.HostKey)
+	key, err := ParseHostKey(m.HostKey)
 	if err != nil {
-		return Bind{}, fmt.Errorf("%w: host key: %w", ErrBind, err)
+		return Bind{}, fmt.Errorf("%w: %w", ErrBind, err)
 	}
 	sig := new(ssh.Signature)
 	if err := ssh.Unmarshal(m.Signature, sig); err != nil {

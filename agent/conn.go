@@ -22,8 +22,16 @@ import (
 // extension: what `ssh-add -Q` of OpenSSH 10 reads.
 const ExtQuery = "query"
 
-// supportedExtensions answers the query extension.
+// supportedExtensions answers the query extension: the public ones for
+// every client, sesame's own (privateExtensions) for local ones only.
 var supportedExtensions = []string{ExtQuery, ExtSessionBind, ExtStatus, ExtPins}
+
+// privateExtensions are sesame's own extensions. They tell what the agent
+// holds and where (key fingerprints, host names of ssh-add -h keys, the
+// vault path, every learned pin): they answer only a client that is local
+// as far as the agent can tell (conn.local); any other gets the failure
+// ssh-agent gives for an extension it does not know.
+var privateExtensions = map[string]bool{ExtStatus: true, ExtPins: true}
 
 // Reply codes from the agent protocol that extensions answer with directly.
 const (
@@ -40,9 +48,15 @@ type conn struct {
 	s             *Server
 	info          ConnInfo
 	bindAttempted bool
-	log           *slog.Logger
-	slot          *slot // nil for ServeConn
-	be            backendConn
+	// tainted: a session-bind failed on this connection, or was refused
+	// while locked. The chain of binds it holds is then not the chain the
+	// client went through (a hop the agent could not read would drop out
+	// of it, and the next hop would pass for the first), so nothing is
+	// listed, signed, bound or passed on afterwards (see errTainted).
+	tainted bool
+	log     *slog.Logger
+	slot    *slot // nil for ServeConn
+	be      backendConn
 }
 
 var _ xagent.ExtendedAgent = (*conn)(nil)
@@ -56,6 +70,9 @@ func (c *conn) closed() {
 
 // List answers REQUEST_IDENTITIES: every live key, filtered by the policy.
 func (c *conn) List() ([]*xagent.Key, error) {
+	if c.tainted {
+		return nil, nil
+	}
 	ids := c.s.keys.identitiesFor(c.info.Binds)
 	for _, k := range c.backendIdentities() {
 		if pub, err := ssh.ParsePublicKey(k.Blob); err == nil && !c.s.keys.has(k.Blob) {
@@ -76,6 +93,9 @@ func (c *conn) List() ([]*xagent.Key, error) {
 // fastList returns the prepared identities answer when no policy has to
 // filter it, else nil.
 func (c *conn) fastList() []byte {
+	if c.tainted {
+		return nil
+	}
 	if len(c.info.Binds) > 0 && c.s.keys.hasConstrained() || c.s.backend.running() {
 		return nil // destination constraints decide per connection
 	}
@@ -139,7 +159,7 @@ func (c *conn) SignWithFlags(key ssh.PublicKey, data []byte, flags xagent.Signat
 
 // signBlob signs with the key whose public blob is given.
 func (c *conn) signBlob(blob, data []byte, flags xagent.SignatureFlags) (*ssh.Signature, error) {
-	if c.bindAttempted && len(c.info.Binds) == 0 {
+	if c.tainted || c.bindAttempted && len(c.info.Binds) == 0 {
 		return nil, fmt.Errorf("%w: session-bind failed on this connection", ErrRefused)
 	}
 	e, confirm, err := c.s.keys.lookup(blob)
@@ -202,6 +222,9 @@ func (c *conn) signBlob(blob, data []byte, flags xagent.SignatureFlags) (*ssh.Si
 // constraints (ssh-add -h); other constraint extensions are refused (see
 // parseConstraintExtensions).
 func (c *conn) Add(key xagent.AddedKey) error {
+	if c.tainted {
+		return errTainted
+	}
 	if err := c.visibleEntry(key); err != nil {
 		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
@@ -222,6 +245,9 @@ func (c *conn) Add(key xagent.AddedKey) error {
 // Remove answers REMOVE_IDENTITY. A key this connection may not see under
 // its destination constraints cannot be removed through it either.
 func (c *conn) Remove(key ssh.PublicKey) error {
+	if c.tainted {
+		return errTainted
+	}
 	blob := key.Marshal()
 	if e, _, err := c.s.keys.lookup(blob); err == nil && destPermitted(e.dest, c.info.Binds, nil) != nil {
 		return ErrKeyNotFound
@@ -273,7 +299,22 @@ func (c *conn) Lock(passphrase []byte) error { return c.s.lock(passphrase, c.loc
 // that binds its own connections (OpenSSHBinds). Clients that cannot bind
 // cannot be told apart from local ones.
 func (c *conn) local() bool {
-	return !c.bindAttempted && len(c.info.Binds) == 0 && !OpenSSHBinds(c.info.PID)
+	return !c.tainted && !c.bindAttempted && len(c.info.Binds) == 0 && !OpenSSHBinds(c.info.PID)
+}
+
+// errTainted refuses a request on a connection whose session-bind failed.
+var errTainted = fmt.Errorf("%w: session-bind failed on this connection", ErrRefused)
+
+// mayAddProvider is ssh-agent's rule for loading a PKCS#11 provider
+// (SSH_AGENTC_ADD_SMARTCARD_KEY) or naming a FIDO middleware
+// (sk-provider@openssh.com): only for a local client, unless the agent
+// runs with -O allow-remote-pkcs11. "Local" is conn.local, which is
+// stricter than ssh-agent's (no bind attempted): a socket relayed by an
+// ssh that binds its own connections is not local either. The backend
+// ssh-agent applies its own rule on the binds it is given; this one holds
+// whatever it is given.
+func (c *conn) mayAddProvider() bool {
+	return c.local() || c.s.allowRemoteProviders()
 }
 
 // Unlock answers SSH_AGENTC_UNLOCK.
@@ -294,9 +335,12 @@ func (c *conn) Extension(name string, contents []byte) ([]byte, error) {
 	// nothing afterwards; ssh opens a new one for each login). The status
 	// is the exception for local clients only: `sesame status`, lock and
 	// unlock need it when locked; a forwarded peer learns nothing.
+	if privateExtensions[name] && !c.local() {
+		return nil, xagent.ErrExtensionUnsupported
+	}
 	if c.s.Locked() && (name != ExtStatus || !c.local()) {
 		if name == ExtSessionBind {
-			c.bindAttempted = true
+			c.bindAttempted, c.tainted = true, true
 		}
 		return nil, ErrLocked
 	}
@@ -315,22 +359,36 @@ func (c *conn) Extension(name string, contents []byte) ([]byte, error) {
 		return append([]byte{replySuccess}, b...), nil
 	case ExtQuery:
 		reply := append([]byte{replyExtensionResponse}, ssh.Marshal(struct{ S string }{ExtQuery})...)
+		local := c.local()
 		for _, n := range supportedExtensions {
+			if privateExtensions[n] && !local {
+				continue
+			}
 			reply = append(reply, ssh.Marshal(struct{ S string }{n})...)
 		}
 		return reply, nil
 	case ExtSessionBind:
 		c.bindAttempted = true
+		if c.tainted {
+			c.log.Debug("session-bind rejected", "err", errTainted)
+			return []byte{replyFailure}, nil
+		}
 		added := false
 		b, err := parseSessionBind(contents)
 		if err == nil {
 			added, err = addBind(&c.info, b)
 		}
 		if err != nil {
+			c.tainted = true
+			c.be.close()
 			c.log.Debug("session-bind rejected", "err", err)
 			return []byte{replyFailure}, nil
 		}
-		c.be.bind(contents)
+		if added {
+			// A repeated bind is accepted and not stored again, here as
+			// in the backend's replay.
+			c.be.bind(contents)
+		}
 		c.log.Debug("session-bind", "hostkey", ssh.FingerprintSHA256(b.HostKey),
 			"forwarding", b.Forwarding, "binds", len(c.info.Binds))
 		if hook := c.s.opts.OnBind; hook != nil && added {

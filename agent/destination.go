@@ -142,7 +142,7 @@ func parseDestHop(b []byte) (DestHop, error) {
 		if r.Err != nil {
 			break
 		}
-		k, err := ssh.ParsePublicKey(blob)
+		k, err := ParseHostKey(blob)
 		if err != nil {
 			return h, fmt.Errorf("%w: hop key: %w", ErrDestination, err)
 		}

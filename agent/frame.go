@@ -69,6 +69,17 @@ type frameConn struct {
 
 	wbuf []byte
 
+	// wtimeout bounds the time to write one reply (0: no bound): a client
+	// that does not read its replies must not keep its slot (and the
+	// goroutine serving it) for ever. wdl is the write deadline set on c;
+	// it is moved forward only when less than half of wtimeout is left,
+	// so that most replies set no timer. slot, when set, learns when a
+	// write is under way, so that a full agent can close a connection
+	// whose peer has stopped reading (see Server.evictLocked).
+	wtimeout time.Duration
+	wdl      time.Time
+	slot     *slot
+
 	// quick, when set, answers a request that has fully arrived without
 	// ServeAgent, or returns nil to let ServeAgent handle it. It sees no
 	// request that carries a secret, and msg is valid only during the call.
@@ -278,7 +289,7 @@ func (f *frameConn) Write(p []byte) (int, error) {
 	if len(f.wbuf) < want {
 		return len(p), nil
 	}
-	_, err := f.c.Write(f.wbuf)
+	err := f.send(f.wbuf)
 	if cap(f.wbuf) > 64*1024 {
 		f.wbuf = nil
 	} else {
@@ -294,7 +305,24 @@ func (f *frameConn) Write(p []byte) (int, error) {
 func (f *frameConn) writeMessage(body []byte) error {
 	f.wbuf = binary.BigEndian.AppendUint32(f.wbuf[:0], uint32(len(body)))
 	f.wbuf = append(f.wbuf, body...)
-	_, err := f.c.Write(f.wbuf)
+	err := f.send(f.wbuf)
 	f.wbuf = f.wbuf[:0]
+	return err
+}
+
+// send writes one whole reply within the write deadline.
+func (f *frameConn) send(b []byte) error {
+	if f.wtimeout > 0 {
+		now := time.Now()
+		if f.wdl.Sub(now) < f.wtimeout/2 {
+			f.wdl = now.Add(f.wtimeout)
+			f.c.SetWriteDeadline(f.wdl)
+		}
+	}
+	start := f.slot.writing()
+	_, err := f.c.Write(b)
+	if !f.slot.written(start) && err == nil {
+		err = errEvicted
+	}
 	return err
 }

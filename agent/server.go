@@ -40,6 +40,17 @@ const DefaultMaxConns = 256
 // agent is forwarded to is held to this share too.
 const DefaultMaxConnsPerPeer = 64
 
+// DefaultWriteTimeout bounds the time to write one reply: a client that
+// does not read what it asked for loses its connection. ssh-agent, which
+// serves every client from one loop, never blocks on one; sesame serves
+// each in a goroutine that would.
+const DefaultWriteTimeout = 10 * time.Second
+
+// stuckWrite is how long a reply may have been blocked before a full agent
+// may close its connection to make room, as it closes idle ones: a peer
+// that reads takes a reply in microseconds.
+const stuckWrite = 100 * time.Millisecond
+
 // DefaultMessageTimeout is how long a client that began a message has to
 // send the rest of it.
 const DefaultMessageTimeout = 30 * time.Second
@@ -78,6 +89,9 @@ type Options struct {
 	// MessageTimeout bounds the time to send one message once started
 	// (DefaultMessageTimeout if 0, negative: no bound).
 	MessageTimeout time.Duration
+	// WriteTimeout bounds the time to write one reply
+	// (DefaultWriteTimeout if 0, negative: no bound).
+	WriteTimeout time.Duration
 	// Policy filters identities and signatures per connection; nil offers
 	// and signs everything, like ssh-agent.
 	Policy Policy
@@ -173,6 +187,9 @@ func New(opts Options) *Server {
 	}
 	if opts.MessageTimeout == 0 {
 		opts.MessageTimeout = DefaultMessageTimeout
+	}
+	if opts.WriteTimeout == 0 {
+		opts.WriteTimeout = DefaultWriteTimeout
 	}
 	if opts.Locker == nil {
 		opts.Locker = NewPassphraseLocker()
@@ -443,6 +460,7 @@ func (s *Server) serveConn(c net.Conn) {
 	ca.log.Debug("connection")
 	defer ca.closed()
 	fc := newFrameConn(c, s.opts.MessageTimeout)
+	fc.wtimeout, fc.slot = max(0, s.opts.WriteTimeout), sl
 	fc.quick = ca.quickAnswer
 	err = serveFrames(ca, fc)
 	if err != nil && !errors.Is(err, io.EOF) && s.ctx.Err() == nil {
@@ -516,10 +534,14 @@ var errNoRoom = errors.New("too many connections busy")
 // goroutine and admit settle a connection that speaks as it is chosen
 // with a compare-and-swap: either the request is served or the
 // connection is closed, never half of each.
+// A connection busy writing a reply records in writeAt when the write
+// began (0 when none is under way); admit may close one blocked for
+// longer than stuckWrite, marking it evictedMark there.
 type slot struct {
-	c     net.Conn
-	pid   int
-	since atomic.Int64
+	c       net.Conn
+	pid     int
+	since   atomic.Int64
+	writeAt atomic.Int64
 }
 
 const evictedMark = -1
@@ -546,6 +568,22 @@ func (sl *slot) busy() bool {
 			return true
 		}
 	}
+}
+
+// writing records that a reply is being written and returns its start.
+func (sl *slot) writing() int64 {
+	if sl == nil {
+		return 0
+	}
+	now := time.Now().UnixNano()
+	sl.writeAt.Store(now)
+	return now
+}
+
+// written records that the reply begun at start is out; false when admit
+// closed the connection meanwhile.
+func (sl *slot) written(start int64) bool {
+	return sl == nil || sl.writeAt.CompareAndSwap(start, 0)
 }
 
 // admit records a new connection from pid, first making room when the
@@ -579,6 +617,20 @@ func (s *Server) admit(c net.Conn, pid int) (*slot, error) {
 // samePeer, and forgets it at once (its goroutine's release finds it
 // gone). False when none is idle.
 func (s *Server) evictLocked(pid int, samePeer bool) bool {
+	// First a connection whose peer has stopped reading: its reply has
+	// been blocked for a while.
+	stuckBefore := time.Now().Add(-stuckWrite).UnixNano()
+	for _, sl := range s.conns {
+		if samePeer && sl.pid != pid {
+			continue
+		}
+		if w := sl.writeAt.Load(); w > 0 && w < stuckBefore && sl.writeAt.CompareAndSwap(w, evictedMark) {
+			sl.c.Close()
+			s.forgetLocked(sl.c)
+			s.log.Debug("closed a connection that does not read its replies to make room", "pid", sl.pid)
+			return true
+		}
+	}
 	for {
 		var oldest *slot
 		var at int64

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/sesame-ssh/sesame/agent"
 )
 
 // Known_hosts is read by a small parser of our own rather than through
@@ -156,7 +158,7 @@ func parseKnownHostsLine(line string) (khEntry, bool, error) {
 	if err != nil {
 		return e, false, fmt.Errorf("bad base64 key: %w", err)
 	}
-	key, err := ssh.ParsePublicKey(blob)
+	key, err := agent.ParseHostKey(blob)
 	if err != nil {
 		return e, false, fmt.Errorf("bad key: %w", err)
 	}

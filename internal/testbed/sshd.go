@@ -41,6 +41,11 @@ type SSHDOptions struct {
 	// KbdInteractive offers keyboard-interactive, as login nodes asking
 	// for a one-time code do (without PAM it cannot succeed).
 	KbdInteractive bool
+	// RSAHostKeyExponent, when set (decimal), gives the server a 2048-bit
+	// RSA host key with this public exponent instead of an ed25519 one,
+	// made by openssl (OpenSSH takes any exponent; x/crypto refuses those
+	// above 2^24).
+	RSAHostKeyExponent string
 }
 
 // NewSSHD starts sshd and stops it when the test ends.
@@ -62,7 +67,19 @@ func NewSSHD(t T, opt SSHDOptions) *SSHD {
 		HostKey: filepath.Join(dir, "host_ed25519"), AuthorizedKeys: filepath.Join(dir, "authorized_keys"),
 		KnownHosts: filepath.Join(dir, "known_hosts"), User: currentUser(),
 	}
-	run(t, nil, "", paths[1], "-q", "-t", "ed25519", "-N", "", "-f", s.HostKey)
+	if opt.RSAHostKeyExponent == "" {
+		run(t, nil, "", paths[1], "-q", "-t", "ed25519", "-N", "", "-f", s.HostKey)
+	} else {
+		// sshd reads a PEM private key; ssh-keygen -y gives the public half.
+		s.HostKey = filepath.Join(dir, "host_rsa")
+		run(t, nil, "", Path(t, "openssl"), "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+			"-pkeyopt", "rsa_keygen_pubexp:"+opt.RSAHostKeyExponent, "-out", s.HostKey)
+		os.Chmod(s.HostKey, 0o600)
+		pub := run(t, nil, "", paths[1], "-y", "-f", s.HostKey)
+		if err := os.WriteFile(s.HostKey+".pub", []byte(pub), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	os.WriteFile(s.AuthorizedKeys, nil, 0o600)
 	pub, err := os.ReadFile(s.HostKey + ".pub")
 	if err != nil {
