@@ -274,9 +274,7 @@ func TestVaultConcurrentProcesses(t *testing.T) {
 	const procs, each = 4, 3
 	var cmds []*exec.Cmd
 	for p := 0; p < procs; p++ {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestVaultWriterProcess$")
-		cmd.Env = append(os.Environ(), "SESAME_TEST_VAULT_WRITER="+fmt.Sprint(p),
-			"SESAME_TEST_VAULT_DIR="+dir, EnvPassphraseFile+"="+pf, fmt.Sprint("SESAME_TEST_VAULT_EACH=", each))
+		cmd := vaultWriter(dir, pf, p, each)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {
@@ -300,7 +298,18 @@ func TestVaultConcurrentProcesses(t *testing.T) {
 	}
 }
 
-// TestVaultWriterProcess is the child of TestVaultConcurrentProcesses.
+// vaultWriter is a child process (TestVaultWriterProcess) that adds each
+// entries p<id>/0, p<id>/1, … to the vault in dir, with the passphrase in
+// file pf.
+func vaultWriter(dir, pf string, id, each int) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestVaultWriterProcess$")
+	cmd.Env = append(os.Environ(), fmt.Sprint("SESAME_TEST_VAULT_WRITER=", id),
+		"SESAME_TEST_VAULT_DIR="+dir, EnvPassphraseFile+"="+pf, fmt.Sprint("SESAME_TEST_VAULT_EACH=", each))
+	return cmd
+}
+
+// TestVaultWriterProcess is the child of TestVaultConcurrentProcesses and
+// TestVaultRandomKills.
 func TestVaultWriterProcess(t *testing.T) {
 	id := os.Getenv("SESAME_TEST_VAULT_WRITER")
 	if id == "" {

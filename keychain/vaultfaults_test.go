@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -31,9 +30,7 @@ func TestVaultRandomKills(t *testing.T) {
 	const rounds = 30
 	want := map[string]bool{"seed": true}
 	for r := 0; r < rounds; r++ {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestVaultWriterProcess$")
-		cmd.Env = append(os.Environ(), fmt.Sprint("SESAME_TEST_VAULT_WRITER=", r),
-			"SESAME_TEST_VAULT_DIR="+dir, EnvPassphraseFile+"="+pf, "SESAME_TEST_VAULT_EACH=100000")
+		cmd := vaultWriter(dir, pf, r, 100000)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
